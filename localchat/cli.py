@@ -1,0 +1,47 @@
+"""The `localchat` command. Each subcommand lives in localchat/commands and delegates to services."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from localchat import __version__
+from localchat.commands.bench import bench
+from localchat.commands.run import run
+from localchat.errors import LocalchatError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="localchat")
+def cli() -> None:
+    """Chat with language models that run on your own machine."""
+
+
+cli.add_command(run)
+cli.add_command(bench)
+
+
+def fail(message: str, code: int = 2) -> None:
+    click.echo(f"localchat: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every user-facing error is one line on stderr and exit code 2, never a traceback."""
+    try:
+        cli.main(args=argv, prog_name="localchat", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "localchat"
+        fail(f"{exc.format_message()} (see '{command} --help')")
+    except click.Abort:
+        sys.exit(130)
+    except LocalchatError as exc:
+        fail(exc.message, exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): nothing more to say
+        sys.exit(1)

@@ -1,0 +1,1 @@
+"""The `localchat` subcommands: each parses its flags and delegates to a service."""

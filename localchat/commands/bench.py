@@ -1,0 +1,41 @@
+"""`localchat bench MODEL`: load time, TTFT, prompt and decode speed, prefix reuse over 10 turns."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from localchat.bench import run_bench
+from localchat.commands.options import build_load_options, engine_options
+from localchat.config import paths
+
+
+@click.command()
+@click.argument("model")
+@click.option("--repetitions", "-r", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@engine_options
+def bench(model: str, repetitions: int, as_json: bool, **flags: Any) -> None:
+    """Measure MODEL's speed with this build of the engine."""
+    result = run_bench(model, build_load_options(flags), repetitions, paths().ensure().engine_log)
+    if as_json:
+        report = asdict(result)
+        report["cancel_ms"] = None if math.isnan(result.cancel_ms) else result.cancel_ms
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"model        {result.model}")
+    click.echo(f"threads      {result.threads}    context {result.n_ctx}")
+    click.echo(f"load         {result.load_s:.2f} s")
+    click.echo(
+        f"prompt       {result.prompt_tok_s:.1f} tok/s  ({result.prompt_tokens} tokens, TTFT {result.ttft_s:.3f} s)"
+    )
+    click.echo(f"decode       {result.decode_tok_s:.1f} tok/s")
+    click.echo(f"cancel       {result.cancel_ms:.0f} ms from cancel to stop, mid-prompt")
+    click.echo("turn  new  evaluated  ttft")
+    for number, turn in enumerate(result.turns, 1):
+        click.echo(f"{number:>4} {turn.new_tokens:>4} {turn.evaluated_tokens:>10}  {turn.ttft_s:.3f} s")
+    click.echo(f"turn {len(result.turns)} evaluated/new = {result.last_turn_ratio:.2f}")

@@ -1,0 +1,95 @@
+"""Flags shared by commands that load a model (run, bench), turned into validated values."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from localchat.chat.sampling import DEFAULT_PRESET, PRESETS, SamplingParams, preset
+from localchat.config import load_settings
+from localchat.engine.protocol import GpuLayers, LoadOptions
+from localchat.errors import InvalidSetting
+
+
+class GpuLayersType(click.ParamType):
+    name = "auto|all|N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> GpuLayers:
+        return parse_gpu_layers(value, lambda message: self.fail(message, param, ctx))
+
+
+def parse_gpu_layers(value: Any, fail: Callable[[str], Any]) -> GpuLayers:
+    text = str(value).strip().lower()
+    if text in ("auto", "all"):
+        return text  # type: ignore[return-value]
+    if text.isdigit():
+        return int(text)
+    return fail(f"{value!r} is not auto, all or a number of layers (0 = CPU only)")
+
+
+def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    command = click.option("--threads", "-t", type=click.IntRange(1, 1024), help="CPU threads [physical cores]")(
+        command
+    )
+    command = click.option(
+        "--gpu-layers", "--ngl", type=GpuLayersType(), help="layers to offload to the GPU: auto, all or N [auto]"
+    )(command)
+    return click.option(
+        "--ctx", "-c", type=click.IntRange(16, 10_000_000), help="context window in tokens [min(trained, 4096)]"
+    )(command)
+
+
+def sampling_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    flags = [
+        ("--seed", "-s", int, "random seed (same seed + temperature 0 gives the same text)"),
+        ("--max-tokens", "-n", int, "most tokens in the reply"),
+        ("--repeat-penalty", None, float, "penalty for repeating recent tokens (1 = off)"),
+        ("--min-p", None, float, "drop tokens less likely than min_p × the top token"),
+        ("--top-k", None, int, "sample from the k most likely tokens (0 = all)"),
+        ("--top-p", None, float, "sample from the smallest set with this total probability"),
+        ("--temperature", "--temp", float, "randomness; 0 = always the most likely token"),
+    ]
+    for long, short, kind, help_text in flags:
+        names = [long] + ([short] if short else [])
+        command = click.option(*names, type=kind, help=help_text)(command)
+    return click.option("--preset", type=click.Choice(list(PRESETS)), help=f"sampling preset [{DEFAULT_PRESET}]")(
+        command
+    )
+
+
+SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
+
+
+def build_sampling(flags: dict[str, Any]) -> SamplingParams:
+    """Preset, then the settings file, then flags; each later one overrides."""
+    configured = dict(load_settings().get("sampling", {}))
+    base = preset(str(flags.get("preset") or configured.pop("preset", DEFAULT_PRESET)))
+    configured.pop("preset", None)
+    try:
+        return base.with_overrides(**configured).with_overrides(**{k: flags.get(k) for k in SAMPLING_FLAGS})
+    except InvalidSetting as exc:
+        field = exc.message.split(" ", 1)[0]
+        raise InvalidSetting(f"--{field.replace('_', '-')}: {exc.message}") from None
+
+
+def build_load_options(flags: dict[str, Any]) -> LoadOptions:
+    configured = load_settings().get("engine", {})
+
+    def pick(name: str, default: Any = None) -> Any:  # a flag beats the settings file; 0 is a real value
+        return flags[name] if flags.get(name) is not None else configured.get(name, default)
+
+    gpu_layers = parse_gpu_layers(pick("gpu_layers", "auto"), _bad_setting("engine.gpu_layers"))
+    ctx, threads = pick("ctx"), pick("threads")
+    for name, value in (("engine.ctx", ctx), ("engine.threads", threads)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise InvalidSetting(f"settings: {name} must be a positive whole number (got {value!r})")
+    return LoadOptions(n_ctx=ctx, gpu_layers=gpu_layers, threads=threads)
+
+
+def _bad_setting(name: str) -> Callable[[str], Any]:
+    def fail(message: str) -> Any:
+        raise InvalidSetting(f"settings: {name}: {message}")
+
+    return fail

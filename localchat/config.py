@@ -1,0 +1,106 @@
+"""Where localchat keeps its state, and the settings file.
+
+Every state directory comes from platformdirs; `LOCALCHAT_HOME=DIR` puts all of them under DIR (tests and
+portable installs use this).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from localchat.errors import InvalidSetting
+
+APP_NAME = "localchat"
+
+
+@dataclass(frozen=True)
+class Paths:
+    config_dir: Path
+    data_dir: Path
+    cache_dir: Path
+    log_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "localchat.db"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def engine_log(self) -> Path:
+        return self.log_dir / "engine.log"
+
+    def ensure(self) -> Paths:
+        for directory in (self.config_dir, self.data_dir, self.cache_dir, self.log_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def paths() -> Paths:
+    home = os.environ.get("LOCALCHAT_HOME")
+    if home:
+        root = Path(home).expanduser()
+        return Paths(root / "config", root / "data", root / "cache", root / "logs")
+    return Paths(
+        Path(platformdirs.user_config_dir(APP_NAME)),
+        Path(platformdirs.user_data_dir(APP_NAME)),
+        Path(platformdirs.user_cache_dir(APP_NAME)),
+        Path(platformdirs.user_log_dir(APP_NAME)),
+    )
+
+
+# Each section lists the keys it accepts; anything else is a typo we report rather than ignore.
+KNOWN_KEYS: dict[str, set[str]] = {
+    "engine": {"ctx", "gpu_layers", "threads"},
+    "sampling": {
+        "preset",
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "repeat_penalty",
+        "max_tokens",
+        "seed",
+    },
+}
+
+
+def load_settings(path: Path | None = None) -> dict[str, dict[str, object]]:
+    """Read the settings file strictly: unknown sections or keys are an error that names them."""
+    path = path or paths().config_file
+    if not path.exists():
+        return {}
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidSetting(f"cannot read settings file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidSetting(f"settings file {path} is not valid TOML ({exc}): fix or delete it") from None
+    for section, values in raw.items():
+        if section not in KNOWN_KEYS or not isinstance(values, dict):
+            raise InvalidSetting(
+                f"settings file {path}: unknown section [{section}] (known: {', '.join(sorted(KNOWN_KEYS))})"
+            )
+        unknown = set(values) - KNOWN_KEYS[section]
+        if unknown:
+            raise InvalidSetting(
+                f"settings file {path}: unknown key {section}.{sorted(unknown)[0]} "
+                f"(known: {', '.join(sorted(KNOWN_KEYS[section]))})"
+            )
+    return raw

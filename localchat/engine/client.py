@@ -1,0 +1,244 @@
+"""The engine client: what the CLI and the UI use to talk to the engine process.
+
+The engine runs llama.cpp in a child process, so a segfault, abort or out-of-memory kill there never takes the
+caller down: a reply that was streaming ends with a `Done(stop_reason="error")` that keeps the text so far,
+and the next call starts a fresh engine and reloads the model. Cancelling sets a byte in shared memory that
+llama.cpp's abort callback reads between graph nodes, so it also stops a long prompt evaluation.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TypeVar
+
+from localchat.engine import protocol as p
+from localchat.errors import EngineError, LocalchatError
+from localchat.models.gguf import read_gguf
+
+R = TypeVar("R")
+STOP_TIMEOUT_S = 5.0
+
+
+class EngineCrashed(EngineError):
+    pass
+
+
+class EngineClient:
+    def __init__(self, log_path: Path | None = None) -> None:
+        # Two bytes of memory shared with the engine: b"\0\0" = run, b"\1\0" = cancel (runner.abort_callback).
+        self._flag_file = tempfile.TemporaryFile()
+        self._flag_file.write(b"\0\0")
+        self._flag_file.flush()
+        self._abort_flag = mmap.mmap(self._flag_file.fileno(), 2)
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self._lock = threading.RLock()
+        self._model_request: p.LoadModel | None = None
+        self.model: p.ModelInfo | None = None
+
+    # --- process lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self) -> None:
+        with self._lock:
+            if self.alive:
+                return
+            self._discard_process()
+            if self._log_path:
+                self._log_path.parent.mkdir(parents=True, exist_ok=True)
+            # A fresh interpreter (not multiprocessing's spawn, which re-imports the caller's __main__).
+            ours, theirs = socket.socketpair()
+            command = [sys.executable, "-m", "localchat.engine.worker", str(theirs.fileno())]
+            command += [str(self._flag_file.fileno()), str(self._log_path or "")]
+            self._process = subprocess.Popen(
+                command,
+                pass_fds=(theirs.fileno(), self._flag_file.fileno()),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                env={**os.environ, "GGML_NO_BACKTRACE": "1"},  # ggml would run gdb on an abort: slow, noisy
+                start_new_session=True,  # Ctrl-C in the terminal goes to us; we decide to cancel
+            )
+            theirs.close()  # so that the engine's death reads as EOF here
+            self._conn = Connection(ours.detach())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None and self.alive:
+                try:
+                    self._conn.send(p.Shutdown())
+                except OSError:
+                    pass
+                try:
+                    self._process.wait(STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
+                    pass
+            self._discard_process()
+            self.model = None
+            self._model_request = None
+
+    def _discard_process(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(STOP_TIMEOUT_S)
+        if self._conn is not None:
+            self._conn.close()
+        self._process = self._conn = None
+
+    def __enter__(self) -> EngineClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def _crash_message(self) -> str:
+        code = None
+        if self._process is not None:
+            try:
+                code = self._process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                code = self._process.wait()
+        if code is not None and code < 0:
+            try:
+                how = f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        else:
+            how = f"exited (code {code})"
+        where = f"; details in {self._log_path}" if self._log_path else ""
+        return f"the engine process {how}{where}"
+
+    # --- requests ---------------------------------------------------------------------------------------
+
+    def _ensure_engine(self) -> None:
+        """Start an engine if there is none (first use, or after a crash) and reload the last model."""
+        if self.alive:
+            return
+        self.start()
+        if self._model_request is not None:
+            self._expect(self._model_request, p.Loaded)
+
+    def _receive(self) -> p.Reply:
+        try:
+            return self._conn.recv()
+        except (EOFError, OSError, ConnectionError):
+            message = self._crash_message()
+            self._discard_process()
+            raise EngineCrashed(message) from None
+
+    def _expect(self, request: p.Request, kind: type[R]) -> R:
+        with self._lock:
+            self._conn.send(request)
+            reply = self._receive()
+        if isinstance(reply, p.Failure):
+            raise LocalchatError(reply.message)
+        if not isinstance(reply, kind):
+            raise EngineError(f"engine answered {type(reply).__name__} to {type(request).__name__}")
+        return reply
+
+    def load(self, path: str | Path, options: p.LoadOptions | None = None) -> p.ModelInfo:
+        """Load a model (validated here first, so llama.cpp never sees a broken file); replaces any other."""
+        path = Path(path).expanduser().resolve()
+        read_gguf(path)
+        request = p.LoadModel(str(path), options or p.LoadOptions())
+        with self._lock:
+            self._model_request = None  # a failed load must not be retried by crash recovery
+            self.model = None
+            self._ensure_engine()
+            self.model = self._expect(request, p.Loaded).info
+            self._model_request = request
+        return self.model
+
+    def unload(self) -> None:
+        with self._lock:
+            self._model_request = None
+            self.model = None
+            if self.alive:
+                self._expect(p.Unload(), p.Unloaded)
+
+    def _call(self, request: p.Request, kind: type[R]) -> R:
+        with self._lock:
+            self._ensure_engine()
+            return self._expect(request, kind)
+
+    def count_tokens(self, text: str) -> int:
+        return self._call(p.CountTokens(text=text), p.TokenCount).tokens
+
+    def count_chat_tokens(self, messages: Sequence[p.ChatMessage]) -> int:
+        """Tokens of the whole prompt `generate` would evaluate for these messages."""
+        return self._call(p.CountTokens(messages=tuple(messages)), p.TokenCount).tokens
+
+    def measure(self, messages: Sequence[p.ChatMessage]) -> p.ConversationTokens:
+        return self._call(p.MeasureConversation(tuple(messages)), p.ConversationTokens)
+
+    def stats(self) -> p.Stats:
+        return self._call(p.GetStats(), p.Stats)
+
+    def cancel(self) -> None:
+        """Stop the generation in progress (safe from any thread); a no-op when nothing runs."""
+        self._abort_flag[0] = 1
+
+    def generate(self, request: p.Generate) -> Iterator[p.Delta | p.Done]:
+        """Stream `Delta`s, then one `Done`. A crash ends the stream with Done(stop_reason="error")."""
+        with self._lock:
+            self._ensure_engine()
+            if self._model_request is None:
+                raise LocalchatError("no model is loaded: load one first")
+            self._abort_flag[0] = 0
+            self._conn.send(request)
+            parts: list[str] = []
+            finished = False
+            try:
+                while True:
+                    try:
+                        reply = self._receive()
+                    except EngineCrashed as exc:
+                        finished = True
+                        yield _crashed(exc.message, "".join(parts))
+                        return
+                    if isinstance(reply, p.Delta):
+                        parts.append(reply.text)
+                        yield reply
+                    elif isinstance(reply, p.Done):
+                        finished = True
+                        yield reply
+                        return
+                    elif isinstance(reply, p.Failure):
+                        finished = True
+                        raise LocalchatError(reply.message)
+            finally:
+                if not finished and self.alive:  # the caller stopped reading: stop the engine, drain to Done
+                    self.cancel()
+                    try:
+                        while not isinstance(self._receive(), (p.Done, p.Failure)):
+                            pass
+                    except EngineCrashed:
+                        pass
+
+
+def _crashed(message: str, partial: str) -> p.Done:
+    return p.Done(
+        stop_reason="error",
+        text=partial,
+        usage=p.Usage(0, 0, 0),
+        timings=p.Timings(0.0, 0.0, 0.0, 0.0, 0.0),
+        error=message,
+    )

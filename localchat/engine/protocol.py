@@ -1,0 +1,178 @@
+"""The typed messages between the engine client and the engine process.
+
+Requests go to the worker; each is answered by one reply, except `Generate`, which is answered by a stream of
+`Delta` events closed by one `Done`. Any request may instead be answered by `Failure`. Cancelling does not go
+through this pipe (the worker is busy inside llama.cpp): it is a shared flag, see client.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from localchat.chat.sampling import SamplingParams
+
+Role = Literal["system", "user", "assistant"]
+StopReason = Literal["eos", "length", "cancelled", "error"]
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: Role
+    content: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+# GPU offload: "auto" (all layers when the build can offload, else none), "all", or a layer count.
+GpuLayers = int | Literal["auto", "all"]
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    n_ctx: int | None = None  # None: a default bounded by the model's trained length and memory
+    gpu_layers: GpuLayers = "auto"
+    threads: int | None = None  # None: physical cores
+
+
+# --- requests ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadModel:
+    path: str
+    options: LoadOptions = field(default_factory=LoadOptions)
+
+
+@dataclass(frozen=True)
+class Unload:
+    pass
+
+
+@dataclass(frozen=True)
+class CountTokens:
+    """Tokens of `text` as plain text, or of `messages` rendered with the chat template (as `Generate` would)."""
+
+    text: str | None = None
+    messages: tuple[ChatMessage, ...] | None = None
+
+
+@dataclass(frozen=True)
+class MeasureConversation:
+    """Each message's exact share of the rendered prompt, for context budgeting."""
+
+    messages: tuple[ChatMessage, ...]
+
+
+@dataclass(frozen=True)
+class Generate:
+    messages: tuple[ChatMessage, ...] = ()
+    prompt: str | None = None  # raw text completion instead of a chat (bench uses it)
+    sampling: SamplingParams = field(default_factory=SamplingParams)
+    ignore_eos: bool = False  # keep going past end-of-generation tokens (fixed-length benchmarks)
+
+
+@dataclass(frozen=True)
+class GetStats:
+    pass
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    pass
+
+
+Request = LoadModel | Unload | CountTokens | MeasureConversation | Generate | GetStats | Shutdown
+
+# --- replies ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    name: str
+    architecture: str
+    quantization: str
+    parameters: int
+    layers: int
+    gpu_layers: int  # layers actually offloaded
+    n_ctx: int
+    n_ctx_train: int
+    threads: int
+    chat_template: str  # "model" (from the GGUF) or "chatml (fallback)"
+    load_s: float
+
+
+@dataclass(frozen=True)
+class Loaded:
+    info: ModelInfo
+
+
+@dataclass(frozen=True)
+class Unloaded:
+    pass
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    tokens: int
+
+
+@dataclass(frozen=True)
+class ConversationTokens:
+    per_message: tuple[int, ...]  # each message's tokens as rendered, template framing included
+    generation_prompt: int  # the assistant header added after the last message (and anything else fixed)
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_message) + self.generation_prompt
+
+
+@dataclass(frozen=True)
+class Delta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    evaluated_prompt_tokens: int  # prompt tokens actually computed; the rest came from the KV cache
+    completion_tokens: int
+
+
+@dataclass(frozen=True)
+class Timings:
+    ttft_s: float
+    prompt_s: float
+    decode_s: float
+    prompt_tok_s: float
+    decode_tok_s: float
+
+
+@dataclass(frozen=True)
+class Done:
+    stop_reason: StopReason
+    text: str
+    usage: Usage
+    timings: Timings
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Stats:
+    pid: int
+    rss_bytes: int
+    model: ModelInfo | None
+    cached_tokens: int
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The request failed in a way the user can act on (bad model file, prompt too long...)."""
+
+    message: str
+    kind: str = "error"  # "context" for ContextOverflow, "model" for a model that would not load
+
+
+Reply = Loaded | Unloaded | TokenCount | ConversationTokens | Delta | Done | Stats | Failure

@@ -1,0 +1,335 @@
+"""llama.cpp through llama-cpp-python's low-level API: load, tokenize, render, and a lean decode loop.
+
+The high-level `Llama.generate` spends Python time per token (numpy logits copies, stopping criteria) and
+reaches ~0.88 of native decode speed; this loop does one sample, one detokenize and one decode per token,
+all in C. Runs only inside the engine process.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import llama_cpp as ll
+from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatter
+
+from localchat import hardware
+from localchat.chat.sampling import SamplingParams
+from localchat.engine.protocol import (
+    ChatMessage,
+    ConversationTokens,
+    LoadOptions,
+    ModelInfo,
+    StopReason,
+    Timings,
+    Usage,
+)
+from localchat.errors import ContextOverflow, EngineError
+from localchat.models.gguf import GgufInfo
+from localchat.models.memory import KV_BYTES_PER_ELEMENT, default_context
+
+N_BATCH = 512
+PENALTY_LAST_N = 64
+RANDOM_SEED = 0xFFFFFFFF
+
+_libc = ctypes.CDLL(None)
+
+
+def abort_callback() -> ll.ggml_abort_callback:
+    """llama.cpp polls its abort callback before every graph node. A Python callback there costs a GIL round
+    trip per node (hundreds per token); C's strlen on our flag bytes answers the same question in C: the flag
+    buffer is b"\\0\\0" normally (length 0 → false) and b"\\1\\0" once cancelled (length 1 → true)."""
+    return ll.ggml_abort_callback(ctypes.cast(_libc.strlen, ctypes.c_void_p).value)
+
+
+@dataclass
+class GenerationResult:
+    stop_reason: StopReason
+    text: str
+    usage: Usage
+    timings: Timings
+
+
+class LlamaRunner:
+    """One loaded model and its context; remembers which tokens sit in the KV cache to reuse prefixes."""
+
+    def __init__(self, gguf: GgufInfo, options: LoadOptions, abort_flag: ctypes.Array) -> None:
+        started = time.perf_counter()
+        self.gguf = gguf
+        self._abort_flag = abort_flag
+        self._abort_callback = abort_callback()  # keep a reference: llama.cpp holds the pointer
+        ll.llama_backend_init()
+        model_params = ll.llama_model_default_params()
+        model_params.n_gpu_layers = _gpu_layers(options.gpu_layers, gguf.layer_count or 0)
+        if hardware.has_amx() and b"AMX_INT8 = 1" in ll.llama_print_system_info():
+            # This build's AMX matmul segfaults on the first decode on AMX CPUs (README, "CPU builds").
+            # Without extra buffer types it runs (no weight repacking, so slower); reinstall to get both.
+            model_params.use_extra_bufts = False
+        self.model = ll.llama_model_load_from_file(str(gguf.path).encode(), model_params)
+        if not self.model:
+            raise EngineError(f"llama.cpp could not load {gguf.path}: see the engine log for why")
+        self.vocab = ll.llama_model_get_vocab(self.model)
+        n_ctx_train = ll.llama_model_n_ctx_train(self.model)
+        threads = options.threads or hardware.physical_cores()
+        n_ctx = options.n_ctx or default_context(
+            n_ctx_train, self._kv_bytes_per_token(), hardware.available_memory_bytes()
+        )
+        context_params = ll.llama_context_default_params()
+        context_params.n_ctx = n_ctx
+        context_params.n_batch = N_BATCH
+        context_params.n_ubatch = N_BATCH
+        context_params.n_threads = threads
+        context_params.n_threads_batch = threads
+        self.ctx = ll.llama_init_from_model(self.model, context_params)
+        if not self.ctx:
+            ll.llama_model_free(self.model)
+            raise EngineError(
+                f"llama.cpp could not create a {n_ctx}-token context for {gguf.path}: try a smaller --ctx"
+            )
+        ll.llama_set_abort_callback(self.ctx, self._abort_callback, ctypes.addressof(abort_flag))
+        self.n_ctx = ll.llama_n_ctx(self.ctx)
+        self.n_batch = ll.llama_n_batch(self.ctx)  # llama.cpp lowers it for small contexts
+        self.batch = ll.llama_batch_init(self.n_batch, 0, 1)
+        self.cached: list[int] = []  # tokens whose KV entries are in the cache, positions 0..len-1
+        template = gguf.chat_template
+        self.bos = self._special_piece(ll.llama_vocab_bos(self.vocab))
+        eos = self._special_piece(ll.llama_vocab_eos(self.vocab))
+        self.formatter = Jinja2ChatFormatter(template or CHATML_CHAT_TEMPLATE, eos_token=eos, bos_token=self.bos)
+        self.header_formatter = Jinja2ChatFormatter(
+            template or CHATML_CHAT_TEMPLATE, eos_token=eos, bos_token=self.bos, add_generation_prompt=False
+        )
+        self.info = ModelInfo(
+            path=str(gguf.path),
+            name=gguf.name,
+            architecture=gguf.architecture,
+            quantization=gguf.quantization,
+            parameters=ll.llama_model_n_params(self.model),
+            layers=ll.llama_model_n_layer(self.model),
+            gpu_layers=min(model_params.n_gpu_layers, ll.llama_model_n_layer(self.model))
+            if ll.llama_supports_gpu_offload()
+            else 0,
+            n_ctx=self.n_ctx,
+            n_ctx_train=n_ctx_train,
+            threads=threads,
+            chat_template="model" if template else "chatml (fallback)",
+            load_s=time.perf_counter() - started,
+        )
+
+    def close(self) -> None:
+        ll.llama_batch_free(self.batch)
+        ll.llama_free(self.ctx)
+        ll.llama_model_free(self.model)
+
+    # --- tokens -------------------------------------------------------------------------------------------
+
+    def _kv_bytes_per_token(self) -> int:
+        gguf = self.gguf
+        heads = gguf.arch_get("attention.head_count") or 0
+        kv_heads = gguf.arch_get("attention.head_count_kv", heads) or 0
+        kv_heads = sum(kv_heads) if isinstance(kv_heads, list) else kv_heads * (gguf.layer_count or 0)
+        embedding = gguf.arch_get("embedding_length") or 0
+        head_k = gguf.arch_get("attention.key_length") or (embedding // heads if heads else 0)
+        head_v = gguf.arch_get("attention.value_length") or head_k
+        return kv_heads * (head_k + head_v) * KV_BYTES_PER_ELEMENT
+
+    def _special_piece(self, token: int) -> str:
+        return self.piece(token, special=True).decode("utf-8", errors="replace") if token >= 0 else ""
+
+    def piece(self, token: int, special: bool = False, buffer: ctypes.Array | None = None) -> bytes:
+        buffer = buffer or ctypes.create_string_buffer(64)
+        n = ll.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, special)
+        if n < 0:
+            buffer = ctypes.create_string_buffer(-n)
+            n = ll.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, special)
+        return buffer.raw[:n]
+
+    def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = False) -> list[int]:
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        tokens = (ll.llama_token * capacity)()
+        n = ll.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
+        if n < 0:
+            capacity = -n
+            tokens = (ll.llama_token * capacity)()
+            n = ll.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
+        return tokens[:n]
+
+    def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
+        formatter = self.formatter if add_generation_prompt else self.header_formatter
+        try:
+            return formatter(messages=[m.as_dict() for m in messages]).prompt
+        except Exception as exc:  # the template is the model's code: any error is the model's, say so
+            raise EngineError(f"the model's chat template failed on this conversation: {exc}") from None
+
+    def prompt_tokens(self, text: str) -> list[int]:
+        """Tokens of a rendered prompt; BOS added only when the template did not write it already."""
+        templated_bos = bool(self.bos) and text.startswith(self.bos)
+        return self.tokenize(text, add_special=not templated_bos, parse_special=True)
+
+    def chat_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
+        return self.prompt_tokens(self.render(messages))
+
+    def measure(self, messages: Sequence[ChatMessage]) -> ConversationTokens:
+        """Each message's share of the rendered prompt: differences between renders of growing prefixes."""
+        shares = []
+        previous = 0
+        for end in range(1, len(messages) + 1):
+            count = len(self.prompt_tokens(self.render(messages[:end], add_generation_prompt=False)))
+            shares.append(count - previous)
+            previous = count
+        total = len(self.chat_tokens(messages))
+        return ConversationTokens(tuple(shares), total - previous)
+
+    # --- decoding -----------------------------------------------------------------------------------------
+
+    def _aborted(self) -> bool:
+        return self._abort_flag[0] != b"\0"
+
+    def _decode(self, tokens: Sequence[int], start: int, want_logits: bool) -> bool:
+        """Evaluate `tokens` at positions start.. in batches; False if cancelled. Keeps `self.cached` exact."""
+        batch = self.batch
+        for offset in range(0, len(tokens), self.n_batch):
+            chunk = tokens[offset : offset + self.n_batch]
+            for i, token in enumerate(chunk):
+                batch.token[i] = token
+                batch.pos[i] = start + offset + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = False
+            batch.logits[len(chunk) - 1] = want_logits and offset + len(chunk) == len(tokens)
+            batch.n_tokens = len(chunk)
+            status = ll.llama_decode(self.ctx, batch)
+            if status != 0:
+                self._forget_from(len(self.cached))
+                if status == 2 or self._aborted():
+                    return False
+                raise EngineError(f"llama.cpp failed to evaluate the prompt (status {status})")
+            self.cached.extend(chunk)
+        return True
+
+    def _forget_from(self, position: int) -> None:
+        del self.cached[position:]
+        ll.llama_memory_seq_rm(ll.llama_get_memory(self.ctx), 0, position, -1)
+
+    def _sampler(self, sampling: SamplingParams, history: Sequence[int]) -> ll.llama_sampler_p:
+        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        add = ll.llama_sampler_chain_add
+        if sampling.repeat_penalty != 1.0:
+            add(chain, ll.llama_sampler_init_penalties(PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0))
+        if sampling.temperature <= 0:
+            add(chain, ll.llama_sampler_init_greedy())
+        else:
+            if sampling.top_k > 0:
+                add(chain, ll.llama_sampler_init_top_k(sampling.top_k))
+            add(chain, ll.llama_sampler_init_top_p(sampling.top_p, 1))
+            add(chain, ll.llama_sampler_init_min_p(sampling.min_p, 1))
+            add(chain, ll.llama_sampler_init_temp(sampling.temperature))
+            add(chain, ll.llama_sampler_init_dist(RANDOM_SEED if sampling.seed is None else sampling.seed))
+        if sampling.repeat_penalty != 1.0:
+            for token in history[-PENALTY_LAST_N:]:
+                ll.llama_sampler_accept(chain, token)
+        return chain
+
+    def generate(
+        self,
+        prompt: list[int],
+        sampling: SamplingParams,
+        emit: Callable[[str], None],
+        ignore_eos: bool = False,
+    ) -> GenerationResult:
+        """Evaluate what of `prompt` is not cached, then sample until EOS, max_tokens, a full context or cancel."""
+        started = time.perf_counter()
+        if len(prompt) >= self.n_ctx:
+            raise ContextOverflow(len(prompt) + 1, self.n_ctx)
+        # Reuse the cached prefix; re-evaluate at least the last prompt token to get fresh logits.
+        reused = 0
+        limit = min(len(self.cached), len(prompt) - 1)
+        while reused < limit and self.cached[reused] == prompt[reused]:
+            reused += 1
+        self._forget_from(reused)
+        evaluated = len(prompt) - reused
+        text_parts: list[str] = []
+        completion = 0
+        decodes = 0
+        first_token_at: float | None = None  # when the first token was sampled: prompt evaluation ends there
+        last_step_at = started  # end of the last sample or decode
+
+        def finish(reason: StopReason) -> GenerationResult:
+            prompt_s = (first_token_at or time.perf_counter()) - started
+            decode_s = last_step_at - first_token_at if first_token_at else 0.0
+            text_parts.append(decoder.decode(b"", final=True))
+            return GenerationResult(
+                stop_reason=reason,
+                text="".join(text_parts),
+                usage=Usage(len(prompt), evaluated, completion),
+                timings=Timings(
+                    ttft_s=prompt_s if first_token_at else 0.0,
+                    prompt_s=prompt_s,
+                    decode_s=decode_s,
+                    prompt_tok_s=evaluated / prompt_s if first_token_at and prompt_s > 0 else 0.0,
+                    decode_tok_s=decodes / decode_s if decodes and decode_s > 0 else 0.0,
+                ),
+            )
+
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        if not self._decode(prompt[reused:], reused, want_logits=True):
+            return finish("cancelled")
+        sampler = self._sampler(sampling, prompt)
+        piece_buffer = ctypes.create_string_buffer(64)
+        batch = self.batch
+        ctx, vocab = self.ctx, self.vocab
+        sample, decode, is_eog = ll.llama_sampler_sample, ll.llama_decode, ll.llama_vocab_is_eog
+        reason: StopReason = "length"
+        try:
+            while True:
+                token = sample(sampler, ctx, -1)
+                last_step_at = time.perf_counter()
+                if first_token_at is None:
+                    first_token_at = last_step_at
+                if is_eog(vocab, token) and not ignore_eos:
+                    reason = "eos"
+                    break
+                completion += 1
+                text = decoder.decode(self.piece(token, buffer=piece_buffer))
+                if text:
+                    text_parts.append(text)
+                    emit(text)
+                if self._aborted():
+                    reason = "cancelled"
+                    break
+                position = len(self.cached)
+                if position >= self.n_ctx:
+                    break  # the context is full: no room to keep this token
+                # Decode even the last token of a reply cut at max_tokens: the next turn then reuses all of it.
+                batch.token[0] = token
+                batch.pos[0] = position
+                batch.n_seq_id[0] = 1
+                batch.seq_id[0][0] = 0
+                batch.logits[0] = True
+                batch.n_tokens = 1
+                status = decode(ctx, batch)
+                if status != 0:
+                    self._forget_from(position)
+                    if status == 2 or self._aborted():
+                        reason = "cancelled"
+                        break
+                    raise EngineError(f"llama.cpp failed while generating (status {status})")
+                self.cached.append(token)
+                decodes += 1
+                last_step_at = time.perf_counter()
+                if completion >= sampling.max_tokens or position + 1 >= self.n_ctx:
+                    break
+        finally:
+            ll.llama_sampler_free(sampler)
+        return finish(reason)
+
+
+def _gpu_layers(setting: int | str, layers: int) -> int:
+    if setting == "auto":
+        return layers + 1 if ll.llama_supports_gpu_offload() else 0  # +1: the output layer
+    if setting == "all":
+        return layers + 1
+    return int(setting)

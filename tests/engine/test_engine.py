@@ -1,0 +1,148 @@
+"""The engine on the real SmolLM2 model: streaming, determinism, exact counts, cancel, prefix reuse."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from localchat.chat.sampling import SamplingParams
+from localchat.engine.client import EngineClient
+from localchat.engine.protocol import ChatMessage, Delta, Generate, LoadOptions
+from localchat.errors import LocalchatError
+from tests.conftest import collect
+
+GREEDY = SamplingParams(temperature=0.0, max_tokens=40, seed=7)
+QUESTION = (ChatMessage("user", "Name three colours of the rainbow."),)
+
+
+def test_loads_with_model_metadata(engine: EngineClient, model_path: Path) -> None:
+    info = engine.model
+    assert info.path == str(model_path.resolve())
+    assert info.architecture == "llama" and info.quantization == "Q4_1"
+    assert info.layers == 30 and info.n_ctx_train == 8192
+    assert info.n_ctx == 4096  # default: min(trained, 4096) when memory allows
+    assert info.chat_template == "model"
+    assert info.gpu_layers == 0  # CPU build
+
+
+def test_a_real_reply_streams(engine: EngineClient) -> None:
+    deltas, done = collect(engine, Generate(QUESTION, sampling=GREEDY))
+    assert len(deltas) > 3  # many events, not one blob
+    assert done.text == "".join(deltas) and done.text.strip()
+    assert done.stop_reason in ("eos", "length")
+    assert done.usage.completion_tokens <= 40
+    assert done.timings.ttft_s > 0 and done.timings.decode_tok_s > 0 and done.timings.prompt_tok_s > 0
+
+
+def test_same_seed_and_temperature_zero_give_the_same_text(engine: EngineClient) -> None:
+    first = collect(engine, Generate(QUESTION, sampling=GREEDY))[1]
+    second = collect(engine, Generate(QUESTION, sampling=GREEDY))[1]
+    assert first.text == second.text
+    sampled = SamplingParams(temperature=0.9, seed=1234, max_tokens=30)
+    a = collect(engine, Generate(QUESTION, sampling=sampled))[1]
+    b = collect(engine, Generate(QUESTION, sampling=sampled))[1]
+    assert a.text == b.text
+
+
+def test_max_tokens_stops_with_length(engine: EngineClient) -> None:
+    done = collect(engine, Generate(prompt="Once upon a time", sampling=SamplingParams(max_tokens=5), ignore_eos=True))[
+        1
+    ]
+    assert done.stop_reason == "length" and done.usage.completion_tokens == 5
+
+
+def test_counts_equal_the_models_tokenizer(engine: EngineClient, model_path: Path) -> None:
+    from llama_cpp import Llama  # the test process may use llama_cpp as an independent reference
+
+    reference = Llama(str(model_path), vocab_only=True, verbose=False)
+    for text in ["Hello, world!", "naïve café — 東京 🚀", "   spaces\n\ttabs", "<|im_start|> is plain text here", ""]:
+        expected = len(reference.tokenize(text.encode(), add_bos=False, special=False))
+        assert engine.count_tokens(text) == expected
+    conversation = (ChatMessage("system", "Be brief."), *QUESTION)
+    counted = engine.count_chat_tokens(conversation)
+    done = collect(engine, Generate(conversation, sampling=GREEDY))[1]
+    assert counted == done.usage.prompt_tokens
+    # The same count from llama-cpp-python's own chat path: its Jinja formatter and tokenizer.
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    formatter = Jinja2ChatFormatter(reference.metadata["tokenizer.chat_template"], "<|im_end|>", "<|im_start|>")
+    prompt = formatter(messages=[m.as_dict() for m in conversation]).prompt
+    assert counted == len(reference.tokenize(prompt.encode(), add_bos=False, special=True))
+
+
+def test_measure_splits_the_prompt_exactly(engine: EngineClient) -> None:
+    conversation = (ChatMessage("system", "Be brief."), ChatMessage("user", "Hi"), ChatMessage("assistant", "Hello!"))
+    conversation += (ChatMessage("user", "How are you?"),)
+    measured = engine.measure(conversation)
+    assert len(measured.per_message) == 4 and all(n > 0 for n in measured.per_message)
+    assert measured.total == engine.count_chat_tokens(conversation)
+
+
+def test_turn_two_reuses_the_prefix(engine: EngineClient) -> None:
+    first = collect(engine, Generate(QUESTION, sampling=GREEDY))[1]
+    follow_up = (*QUESTION, ChatMessage("assistant", first.text), ChatMessage("user", "And two more?"))
+    second = collect(engine, Generate(follow_up, sampling=GREEDY))[1]
+    new_tokens = second.usage.prompt_tokens - first.usage.prompt_tokens - first.usage.completion_tokens
+    assert second.usage.evaluated_prompt_tokens <= new_tokens + 1
+    assert second.usage.evaluated_prompt_tokens < second.usage.prompt_tokens // 2
+
+
+def long_prompt(engine: EngineClient, tokens: int) -> str:
+    text = "The river runs past old stone bridges and quiet towns. " * (tokens // 10)
+    assert engine.count_tokens(text) < engine.model.n_ctx - 16
+    return text
+
+
+def test_cancel_during_prompt_evaluation(engine: EngineClient) -> None:
+    prompt = long_prompt(engine, 3500)  # ~10 s to evaluate on 2 cores
+    timer = threading.Timer(0.5, engine.cancel)
+    started = time.perf_counter()
+    timer.start()
+    deltas, done = collect(engine, Generate(prompt=prompt, sampling=GREEDY))
+    elapsed = time.perf_counter() - started
+    assert done.stop_reason == "cancelled" and deltas == []
+    assert done.usage.completion_tokens == 0
+    # Stopped inside llama_decode, long before the prompt could finish (latency itself: `localchat bench`).
+    assert elapsed < 5
+    # The engine is still good and its cache stays consistent.
+    assert collect(engine, Generate(QUESTION, sampling=GREEDY))[1].stop_reason in ("eos", "length")
+
+
+def test_cancel_during_the_reply_keeps_what_streamed(engine: EngineClient) -> None:
+    stream = engine.generate(
+        Generate(prompt="Count: 1, 2, 3,", sampling=SamplingParams(max_tokens=2000), ignore_eos=True)
+    )
+    received = []
+    for event in stream:
+        if isinstance(event, Delta):
+            received.append(event.text)
+            if len(received) == 10:
+                engine.cancel()
+        else:
+            done = event
+    assert done.stop_reason == "cancelled"
+    assert done.text.startswith("".join(received[:10]))
+    assert 10 <= done.usage.completion_tokens < 30
+
+
+def test_prompt_longer_than_the_context_is_refused(engine: EngineClient) -> None:
+    with pytest.raises(LocalchatError, match="context window is 4096"):
+        collect(engine, Generate(prompt="hello " * 5000, sampling=GREEDY))
+
+
+def test_abandoned_stream_leaves_the_engine_usable(engine: EngineClient) -> None:
+    stream = engine.generate(Generate(prompt="Tell me a story.", sampling=SamplingParams(max_tokens=500)))
+    next(stream)
+    stream.close()  # the caller stopped reading
+    assert collect(engine, Generate(QUESTION, sampling=GREEDY))[1].text
+
+
+def test_small_context_and_threads_options(model_path: Path, tmp_path: Path) -> None:
+    with EngineClient(tmp_path / "log") as client:
+        info = client.load(model_path, LoadOptions(n_ctx=300, threads=1, gpu_layers=0))
+        assert 300 <= info.n_ctx < 1024 and info.threads == 1
+        done = collect(client, Generate(prompt="word " * 250, sampling=SamplingParams(max_tokens=4)))[1]
+        assert done.usage.evaluated_prompt_tokens > 250  # evaluated in batches smaller than the default 512
