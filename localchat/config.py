@@ -18,7 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-from localchat.errors import InvalidSetting
+from localchat.errors import InvalidSetting, LocalchatError
 
 APP_NAME = "localchat"
 
@@ -48,7 +48,12 @@ class Paths:
 
     def ensure(self) -> Paths:
         for directory in (self.config_dir, self.data_dir, self.cache_dir, self.log_dir):
-            directory.mkdir(parents=True, exist_ok=True)
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise LocalchatError(
+                    f"cannot create {directory}: {exc.strerror} — set LOCALCHAT_HOME to a writable directory"
+                ) from None
         return self
 
 
@@ -84,12 +89,14 @@ KNOWN_KEYS: dict[str, set[str]] = {
 def load_settings(path: Path | None = None) -> dict[str, dict[str, object]]:
     """Read the settings file strictly: unknown sections or keys are an error that names them."""
     path = path or paths().config_file
-    if not path.exists():
-        return {}
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidSetting(f"cannot read settings file {path}: {exc}") from None
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as exc:
+        raise InvalidSetting(f"cannot read settings file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise InvalidSetting(f"settings file {path} is not UTF-8 text: fix or delete it") from None
     except tomllib.TOMLDecodeError as exc:
         raise InvalidSetting(f"settings file {path} is not valid TOML ({exc}): fix or delete it") from None
     for section, values in raw.items():

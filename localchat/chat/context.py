@@ -30,7 +30,7 @@ def plan_prompt(
         n_ctx=n_ctx,
         reply_budget=reply_budget,
         system=system,
-        history=[Turn(m.role, n) for m, n in zip(history, tokens.per_message[start:-1])],
+        history=[Turn(m.role, n) for m, n in zip(history, tokens.per_message[start:-1], strict=False)],
         newest=tokens.per_message[-1],
         overhead=tokens.generation_prompt,
     )

@@ -8,6 +8,7 @@ llama.cpp's abort callback reads between graph nodes, so it also stops a long pr
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import signal
@@ -82,14 +83,10 @@ class EngineClient:
     def close(self) -> None:
         with self._lock:
             if self._conn is not None and self.alive:
-                try:
+                with contextlib.suppress(OSError):
                     self._conn.send(p.Shutdown())
-                except OSError:
-                    pass
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     self._process.wait(STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    pass
             self._discard_process()
             self.model = None
             self._model_request = None

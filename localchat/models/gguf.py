@@ -172,6 +172,14 @@ def _type_name(value_type: int) -> str:
 
 def _check_path(path: Path) -> int:
     """The file's size, or a ModelFileError that names the problem and the fix."""
+    try:
+        path.stat()
+    except PermissionError:
+        raise ModelFileError(f"cannot read {path}: permission denied — check the file's permissions") from None
+    except OSError:
+        raise ModelFileError(
+            f"model file not found: {path} — check the path (localchat run takes a .gguf file)"
+        ) from None
     if not path.exists():
         raise ModelFileError(f"model file not found: {path} — check the path (localchat run takes a .gguf file)")
     if path.is_dir():

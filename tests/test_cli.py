@@ -1,0 +1,179 @@
+"""Every `localchat` command as a real process: output, exit codes, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CliResult, assert_one_line_error, run_cli
+from tests.models.test_gguf import bad_files
+
+FAST = ("-n", "12", "--temp", "0")
+
+
+def test_version_and_help() -> None:
+    assert run_cli("--version").stdout.startswith("localchat, version")
+    result = run_cli("run", "--help")
+    assert result.code == 0 and "--temperature" in result.stdout and "--gpu-layers" in result.stdout
+
+
+def test_run_streams_a_reply(model_path: Path) -> None:
+    result = run_cli("run", str(model_path), "Say hello.", *FAST)
+    assert result.code == 0, result.stderr
+    assert result.stdout.strip() and result.stderr == ""
+
+
+def test_run_json_for_scripts(model_path: Path) -> None:
+    result = run_cli("run", str(model_path), "Say hello.", *FAST, "--json", "--system", "Be brief.")
+    report = json.loads(result.stdout)
+    assert set(report) == {"text", "model", "stop_reason", "usage", "timings"}
+    assert report["model"] == str(model_path)
+    assert report["stop_reason"] in ("eos", "length")
+    assert set(report["usage"]) == {"prompt_tokens", "evaluated_prompt_tokens", "completion_tokens"}
+    assert set(report["timings"]) == {"load_s", "ttft_s", "prompt_tok_s", "decode_tok_s"}
+    assert report["usage"]["completion_tokens"] <= 12
+
+
+def test_piped_stdin_is_the_prompt_or_appended_to_it(model_path: Path) -> None:
+    alone = json.loads(run_cli("run", str(model_path), *FAST, "--json", input="What is 2+2?").stdout)
+    both = json.loads(run_cli("run", str(model_path), "Summarise:", *FAST, "--json", input="What is 2+2?").stdout)
+    assert both["usage"]["prompt_tokens"] > alone["usage"]["prompt_tokens"] > 0
+
+
+def test_same_seed_same_text_across_processes(model_path: Path) -> None:
+    args = ("run", str(model_path), "Write a short poem.", "-n", "20", "--temp", "0.8", "--seed", "42", "--json")
+    assert json.loads(run_cli(*args).stdout)["text"] == json.loads(run_cli(*args).stdout)["text"]
+
+
+def test_line_chat_in_a_terminal(model_path: Path) -> None:
+    """No PROMPT and a terminal on stdin: the plain multi-turn chat."""
+    leader, follower = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localchat", "run", str(model_path), *FAST],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(follower)
+    try:
+        time.sleep(0.5)
+        os.write(leader, b"Hello there\n")
+        os.write(leader, b"What did I just say?\n")
+        os.write(leader, b"/bye\n")
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        os.close(leader)
+    assert process.returncode == 0, stderr
+    assert "Chatting with" in stderr
+    assert len([line for line in stdout.splitlines() if line.strip()]) >= 2  # two replies
+
+
+def test_bench_json(model_path: Path) -> None:
+    result = run_cli("bench", str(model_path), "--json", "-r", "1")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {"load_s", "ttft_s", "prompt_tok_s", "decode_tok_s", "threads", "turns"} <= set(report)
+    assert len(report["turns"]) == 10
+    assert set(report["turns"][0]) == {"new_tokens", "evaluated_tokens", "ttft_s"}
+    assert all(t["evaluated_tokens"] <= t["new_tokens"] * 1.2 + 1 for t in report["turns"][1:])
+
+
+# --- bad input: one line on stderr, exit code 2, no traceback, nothing left behind ---------------------------
+
+
+@pytest.mark.parametrize("case", ["random", "html", "empty", "header-cut", "data-cut", "missing", "directory"])
+def test_bad_model_files(case: str, tmp_path: Path, model_path: Path) -> None:
+    path, message = bad_files(tmp_path, model_path)[case]
+    result = run_cli("run", str(path), "hi", cwd=tmp_path)
+    assert_one_line_error(result, message)
+    assert not list(tmp_path.glob("core*"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0 and shutil.which("setpriv") is None, reason="needs setpriv to drop root")
+def test_unreadable_model_file(model_path: Path) -> None:
+    tmp_path = Path(tempfile.mkdtemp(prefix="localchat-perm-"))  # pytest's own tmp tree is closed to others
+    tmp_path.chmod(0o777)
+    locked = tmp_path / "locked.gguf"
+    shutil.copy(model_path, locked)
+    locked.chmod(0)
+    command_prefix: list[str] = []
+    if os.geteuid() == 0:  # root reads anything: run the command as nobody
+        command_prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    home = tmp_path / "home"
+    home.mkdir()
+    home.chmod(0o777)
+    completed = subprocess.run(
+        [*command_prefix, sys.executable, "-m", "localchat", "run", str(locked), "hi"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LOCALCHAT_HOME": str(home)},
+        cwd=tmp_path,
+        timeout=60,
+    )
+    shutil.rmtree(tmp_path)
+    assert_one_line_error(CliResult(completed.returncode, completed.stdout, completed.stderr), "permission denied")
+
+
+def test_prompt_longer_than_the_context(model_path: Path) -> None:
+    result = run_cli("run", str(model_path), "word " * 600, "--ctx", "256")
+    assert_one_line_error(result, "context window is 256", "tokens too many")
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (("--temperature", "9"), "--temperature"),
+        (("--top-p", "1.5"), "--top-p"),
+        (("--top-k", "-1"), "--top-k"),
+        (("--min-p", "2"), "--min-p"),
+        (("--repeat-penalty", "0"), "--repeat-penalty"),
+        (("--max-tokens", "0"), "--max-tokens"),
+        (("--seed", "-5"), "--seed"),
+        (("--temperature", "warm"), "--temperature"),
+        (("--gpu-layers", "lots"), "--gpu-layers"),
+        (("--ctx", "0"), "--ctx"),
+        (("--threads", "0"), "--threads"),
+        (("--preset", "wild"), "--preset"),
+        (("--no-such-flag",), "--no-such-flag"),
+    ],
+)
+def test_invalid_flag_values(flags: tuple[str, ...], message: str, model_path: Path) -> None:
+    assert_one_line_error(run_cli("run", str(model_path), "hi", *flags), message)
+
+
+def test_empty_prompt_and_empty_stdin(model_path: Path) -> None:
+    assert_one_line_error(run_cli("run", str(model_path), "   "), "prompt is empty")
+    assert_one_line_error(run_cli("run", str(model_path), input=""), "stdin was empty")
+
+
+def test_bad_settings_file(model_path: Path, home: Path) -> None:
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "config.toml").write_text("[sampling]\ntemprature = 0.5\n")
+    assert_one_line_error(run_cli("run", str(model_path), "hi"), "unknown key sampling.temprature")
+    (home / "config" / "config.toml").write_text("[sampling\n")
+    assert_one_line_error(run_cli("run", str(model_path), "hi"), "not valid TOML")
+    (home / "config" / "config.toml").write_text("[sampling]\ntemperature = 7\n")
+    assert_one_line_error(run_cli("run", str(model_path), "hi"), "temperature must be between 0 and 5")
+
+
+def test_settings_file_defaults_apply(model_path: Path, home: Path) -> None:
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "config.toml").write_text("[sampling]\nmax_tokens = 3\n[engine]\nctx = 512\n")
+    report = json.loads(run_cli("run", str(model_path), "Tell me a long story.", "--json").stdout)
+    assert report["usage"]["completion_tokens"] <= 3
+
+
+def test_unwritable_state_directory(model_path: Path, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = run_cli("run", str(model_path), "hi", env={"LOCALCHAT_HOME": str(blocker / "home")})
+    assert_one_line_error(result, "cannot create", "LOCALCHAT_HOME")
