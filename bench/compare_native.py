@@ -56,9 +56,12 @@ def main() -> int:
     from localchat.hardware import physical_cores
 
     threads = args.threads or physical_cores()
-    llama_bench = args.llama_bench or subprocess.run(
-        [str(ROOT / "bench" / "build_llama_bench.sh")], capture_output=True, text=True, check=True, cwd=ROOT
-    ).stdout.strip()
+    llama_bench = (
+        args.llama_bench
+        or subprocess.run(
+            [str(ROOT / "bench" / "build_llama_bench.sh")], capture_output=True, text=True, check=True, cwd=ROOT
+        ).stdout.strip()
+    )
     native_extra = ["-ngl", args.gpu_layers] if args.gpu_layers else []
     our_extra = ["--gpu-layers", args.gpu_layers] if args.gpu_layers else []
     rounds = []
