@@ -12,10 +12,13 @@ from localchat.commands.run import run
 from localchat.errors import LocalchatError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, prog_name="localchat")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Chat with language models that run on your own machine."""
+    if ctx.invoked_subcommand is None:  # the TUI will open here; until then, say what there is
+        click.echo(ctx.get_help())
 
 
 cli.add_command(run)

@@ -146,3 +146,18 @@ def test_small_context_and_threads_options(model_path: Path, tmp_path: Path) -> 
         assert 300 <= info.n_ctx < 1024 and info.threads == 1
         done = collect(client, Generate(prompt="word " * 250, sampling=SamplingParams(max_tokens=4)))[1]
         assert done.usage.evaluated_prompt_tokens > 250  # evaluated in batches smaller than the default 512
+
+
+def test_model_without_chat_template_falls_back_to_chatml(model_path: Path, tmp_path: Path) -> None:
+    data = model_path.read_bytes()
+    key = b"tokenizer.chat_template"
+    assert data.count(key) == 1
+    plain = tmp_path / "no-template.gguf"
+    plain.write_bytes(data.replace(key, b"tokenizer.chat_templatX"))  # same length: the file stays valid
+    with EngineClient(tmp_path / "log") as client:
+        info = client.load(plain)
+        assert info.chat_template == "chatml (fallback)"
+        conversation = (ChatMessage("user", "Hi"),)
+        # ChatML without SmolLM2's default system prompt: fewer tokens than with the model's own template.
+        assert client.count_chat_tokens(conversation) < 20
+        assert collect(client, Generate(conversation, sampling=GREEDY))[1].stop_reason in ("eos", "length")
