@@ -42,6 +42,11 @@ def ours(model: str, threads: int, extra: list[str]) -> dict:
     return json.loads(subprocess.run(command + extra, capture_output=True, text=True, check=True).stdout)
 
 
+def high_level(model: str, threads: int) -> dict[str, float]:
+    command = [sys.executable, str(ROOT / "bench" / "highlevel.py"), model, str(threads)]
+    return json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None)
@@ -68,10 +73,12 @@ def main() -> int:
     for number in range(args.rounds):
         n = native(llama_bench, model, threads, native_extra)
         o = ours(model, threads, our_extra)
-        rounds.append({"native": n, "localchat": o})
+        h = {} if args.gpu_layers else high_level(model, threads)
+        rounds.append({"native": n, "localchat": o, "llama_cpp_python_high_level": h})
         print(
             f"round {number + 1}: prompt {o['prompt_tok_s']:.1f} vs {n['prompt_tok_s']:.1f} tok/s, "
-            f"decode {o['decode_tok_s']:.1f} vs {n['decode_tok_s']:.1f} tok/s",
+            f"decode {o['decode_tok_s']:.1f} vs {n['decode_tok_s']:.1f} tok/s (localchat vs native); "
+            f"high-level llama-cpp-python {h.get('prompt_tok_s', 0):.1f} / {h.get('decode_tok_s', 0):.1f}",
             file=sys.stderr,
         )
 
@@ -101,6 +108,16 @@ def main() -> int:
         "prompt": summary["localchat"]["prompt_tok_s"] / summary["native"]["prompt_tok_s"],
         "decode": summary["localchat"]["decode_tok_s"] / summary["native"]["decode_tok_s"],
     }
+    if not args.gpu_layers:
+        summary["llama_cpp_python_high_level"] = {
+            key: median("llama_cpp_python_high_level", key) for key in ("prompt_tok_s", "decode_tok_s")
+        }
+        summary["ratio"]["high_level_prompt"] = (
+            summary["llama_cpp_python_high_level"]["prompt_tok_s"] / summary["native"]["prompt_tok_s"]
+        )
+        summary["ratio"]["high_level_decode"] = (
+            summary["llama_cpp_python_high_level"]["decode_tok_s"] / summary["native"]["decode_tok_s"]
+        )
     text = json.dumps(summary, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
