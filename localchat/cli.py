@@ -8,6 +8,7 @@ import click
 
 from localchat import __version__
 from localchat.commands.bench import bench
+from localchat.commands.models import import_model, list_models, pull, rm, search, show
 from localchat.commands.run import run
 from localchat.errors import LocalchatError
 
@@ -21,8 +22,8 @@ def cli(ctx: click.Context) -> None:
         click.echo(ctx.get_help())
 
 
-cli.add_command(run)
-cli.add_command(bench)
+for command in (run, pull, list_models, show, rm, import_model, search, bench):
+    cli.add_command(command)
 
 
 def fail(message: str, code: int = 2) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -64,3 +67,32 @@ def process_rss_bytes(pid: int | None = None) -> int:
     except (OSError, ValueError, IndexError):
         pass
     return 0
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    total_bytes: int
+    free_bytes: int
+
+
+def parse_nvidia_smi(text: str) -> list[Gpu]:
+    """Rows of `nvidia-smi --query-gpu=name,memory.total,memory.free --format=csv,noheader,nounits` (MiB)."""
+    gpus = []
+    for line in text.strip().splitlines():
+        parts = [p.strip() for p in line.rsplit(",", 2)]
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
+            gpus.append(Gpu(parts[0], int(parts[1]) << 20, int(parts[2]) << 20))
+    return gpus
+
+
+def gpus() -> list[Gpu]:
+    """NVIDIA GPUs and their free memory (empty when there is no nvidia-smi or no GPU)."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    query = ["nvidia-smi", "--query-gpu=name,memory.total,memory.free", "--format=csv,noheader,nounits"]
+    try:
+        result = subprocess.run(query, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return parse_nvidia_smi(result.stdout) if result.returncode == 0 else []

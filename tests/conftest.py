@@ -83,9 +83,11 @@ def run_cli(*args: str, input: str | None = None, env: dict[str, str] | None = N
 
 
 def assert_one_line_error(result: CliResult, *fragments: str) -> None:
+    """Exit code 2 and the error as one line, the last on stderr (progress lines may come before it)."""
     assert result.code == 2, result
-    assert result.stderr.startswith("localchat: error: "), result.stderr
-    assert result.stderr.count("\n") == 1, f"not one line: {result.stderr!r}"
+    lines = result.stderr.splitlines()
+    assert lines and lines[-1].startswith("localchat: error: "), result.stderr
+    assert sum(line.startswith("localchat: error: ") for line in lines) == 1
     assert "Traceback" not in result.stderr
     for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
+        assert fragment in lines[-1], result.stderr

@@ -14,6 +14,7 @@ import click
 
 from localchat.chat.context import plan_prompt
 from localchat.chat.sampling import SamplingParams
+from localchat.commands.models import resolve_model
 from localchat.commands.options import build_load_options, build_sampling, engine_options, sampling_options
 from localchat.config import paths
 from localchat.engine.client import EngineClient
@@ -32,16 +33,18 @@ EXIT_INTERRUPTED = 130
 @engine_options
 @sampling_options
 def run(model: str, prompt: str | None, system: str | None, as_json: bool, **flags: Any) -> None:
-    """Chat with MODEL (a .gguf file). With PROMPT or piped stdin, print one reply and exit."""
+    """Chat with MODEL (a name, user/repo[:QUANT] or .gguf path; pulled if missing). With PROMPT or piped
+    stdin, print one reply and exit."""
     sampling = build_sampling(flags)
     options = build_load_options(flags)
+    path = resolve_model(model)
     piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     if piped is not None and piped.strip():
         prompt = f"{prompt}\n\n{piped}" if prompt else piped
     elif prompt is not None and not prompt.strip():
         raise LocalchatError("the prompt is empty: give some text, or leave PROMPT out to chat")
     with EngineClient(paths().ensure().engine_log) as engine:
-        info = engine.load(model, options)
+        info = engine.load(path, options)
         if prompt is None:
             if piped is not None:
                 raise LocalchatError("stdin was empty: pipe in a prompt, or give PROMPT")

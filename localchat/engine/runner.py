@@ -29,7 +29,7 @@ from localchat.engine.protocol import (
 )
 from localchat.errors import ContextOverflow, EngineError
 from localchat.models.gguf import GgufInfo
-from localchat.models.memory import KV_BYTES_PER_ELEMENT, default_context
+from localchat.models.memory import default_context, shape_of
 
 N_BATCH = 512
 PENALTY_LAST_N = 64
@@ -75,7 +75,7 @@ class LlamaRunner:
         n_ctx_train = ll.llama_model_n_ctx_train(self.model)
         threads = options.threads or hardware.physical_cores()
         n_ctx = options.n_ctx or default_context(
-            n_ctx_train, self._kv_bytes_per_token(), hardware.available_memory_bytes()
+            n_ctx_train, shape_of(gguf).kv_bytes_per_token, hardware.available_memory_bytes()
         )
         context_params = ll.llama_context_default_params()
         context_params.n_ctx = n_ctx
@@ -124,16 +124,6 @@ class LlamaRunner:
         ll.llama_model_free(self.model)
 
     # --- tokens -------------------------------------------------------------------------------------------
-
-    def _kv_bytes_per_token(self) -> int:
-        gguf = self.gguf
-        heads = gguf.arch_get("attention.head_count") or 0
-        kv_heads = gguf.arch_get("attention.head_count_kv", heads) or 0
-        kv_heads = sum(kv_heads) if isinstance(kv_heads, list) else kv_heads * (gguf.layer_count or 0)
-        embedding = gguf.arch_get("embedding_length") or 0
-        head_k = gguf.arch_get("attention.key_length") or (embedding // heads if heads else 0)
-        head_v = gguf.arch_get("attention.value_length") or head_k
-        return kv_heads * (head_k + head_v) * KV_BYTES_PER_ELEMENT
 
     def _special_piece(self, token: int) -> str:
         return self.piece(token, special=True).decode("utf-8", errors="replace") if token >= 0 else ""

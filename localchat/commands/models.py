@@ -1,0 +1,272 @@
+"""Ollama's model verbs: pull, list, show, rm, import, search."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from localchat import hardware
+from localchat.config import paths
+from localchat.errors import LocalchatError
+from localchat.models import hub
+from localchat.models.catalog import CATALOG
+from localchat.models.library import Library, LocalModel
+from localchat.models.manager import (
+    PullPlan,
+    find_local,
+    looks_like_path,
+    plan_pull,
+    run_pull,
+    unavailable_message,
+)
+from localchat.models.memory import estimate_memory, fit_memory
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def out() -> Console:
+    """stdout; piped output is not cut to 80 columns."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=250)
+
+
+def library() -> Library:
+    return Library(paths().ensure())
+
+
+def pull_with_progress(plan: PullPlan, lib: Library) -> LocalModel:
+    """Say what will be downloaded and whether it fits, then download with a progress bar."""
+    fit = plan.fit()
+    if plan.note:
+        err.print(plan.note)
+    for file in plan.files:
+        err.print(f"pulling {plan.ref.repo}/{file.name} ({file.size / 1e9:.2f} GB)")
+    err.print(f"memory: {fit.message}")
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*columns, TimeRemainingColumn(), console=err, disable=not err.is_terminal) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress_for(name: str) -> Callable[[int, int], None]:
+            def update(done: int, total: int) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(Path(name).name, total=total)
+                bar.update(tasks[name], completed=done)
+
+            return update
+
+        model = run_pull(plan, lib, progress_for)
+    err.print(f"verified sha256 and saved {model.name}")
+    return model
+
+
+@click.command()
+@click.argument("ref")
+def pull(ref: str) -> None:
+    """Download a model: user/repo[:QUANT] from the Hugging Face Hub, or a catalog name."""
+    lib = library()
+    try:
+        plan = plan_pull(ref, lib)
+    except hub.HubUnreachable as exc:
+        raise LocalchatError(unavailable_message(ref, lib, exc.message)) from None
+    pull_with_progress(plan, lib)
+
+
+def resolve_model(ref: str, allow_pull: bool = True) -> Path:
+    """What `run` and `bench` call: a path as is; a local model by name; otherwise pull it (as Ollama's run)."""
+    if looks_like_path(ref):
+        return Path(ref).expanduser()
+    lib = library()
+    model = find_local(ref, lib)
+    if model is None:
+        if not allow_pull:
+            raise LocalchatError(unavailable_message(ref, lib, "not found"))
+        try:
+            plan = plan_pull(ref, lib)
+        except hub.HubUnreachable as exc:
+            raise LocalchatError(unavailable_message(ref, lib, exc.message)) from None
+        model = pull_with_progress(plan, lib)
+    lib.touch(model)
+    return model.path
+
+
+def _ago(stamp: float | None) -> str:
+    if not stamp:
+        return "never"
+    seconds = time.time() - stamp
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit} ago"
+    return "just now"
+
+
+@click.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="one JSON array")
+@click.option("--catalog", is_flag=True, help="list the curated catalog instead")
+def list_models(as_json: bool, catalog: bool) -> None:
+    """Models on this machine: pulled, imported, and GGUFs in the Hugging Face cache."""
+    if catalog:
+        rows = [asdict(entry) for entry in CATALOG]
+        if as_json:
+            click.echo(json.dumps(rows))
+            return
+        table = Table("NAME", "PARAMS", "REPO", "WHY", box=None)
+        for entry in CATALOG:
+            table.add_row(entry.alias, entry.parameters, f"{entry.repo}:{entry.quant}", entry.why)
+        out().print(table)
+        return
+    lib = library()
+    rows = []
+    for model in lib.models():
+        try:
+            summary = lib.summary(model)
+        except LocalchatError as exc:
+            rows.append({"name": model.alias or model.name, "source": model.source, "error": exc.message})
+            continue
+        rows.append(
+            {
+                "name": model.alias or model.name,
+                "ref": model.name,
+                "source": model.source,
+                "path": str(model.path),
+                "parameters": summary.parameters,
+                "quant": summary.quantization,
+                "size_bytes": model.size_bytes,
+                "context_length": summary.context_length,
+                "last_used": model.last_used,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    table = Table("NAME", "PARAMS", "QUANT", "SIZE", "CONTEXT", "SOURCE", "LAST USED", box=None)
+    for row in rows:
+        if "error" in row:
+            table.add_row(row["name"], "-", "-", "-", "-", row["source"], row["error"])
+            continue
+        table.add_row(
+            row["name"],
+            f"{row['parameters'] / 1e9:.2f}B" if row["parameters"] >= 1e9 else f"{row['parameters'] / 1e6:.0f}M",
+            row["quant"],
+            f"{row['size_bytes'] / 1e9:.2f} GB" if row["size_bytes"] >= 1e8 else f"{row['size_bytes'] / 1e6:.0f} MB",
+            str(row["context_length"]),
+            row["source"],
+            _ago(row["last_used"]),
+        )
+    out().print(table)
+
+
+@click.command()
+@click.argument("ref")
+@click.option("--ctx", "-c", type=click.IntRange(16, 10_000_000), default=4096, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object")
+def show(ref: str, ctx: int, as_json: bool) -> None:
+    """GGUF metadata of a model and a memory estimate for --ctx on this machine."""
+    lib = library()
+    if looks_like_path(ref):
+        path = Path(ref).expanduser().resolve()
+        model = LocalModel(path.stem, [str(path)], "imported")
+    else:
+        model = find_local(ref, lib)
+        if model is None:
+            raise LocalchatError(unavailable_message(ref, lib, "not found"))
+    summary = lib.summary(model)
+    estimate = estimate_memory(summary.shape, ctx)
+    gpus = hardware.gpus()
+    free_vram = sum(g.free_bytes for g in gpus) if gpus else None
+    fit = fit_memory(estimate, summary.layers, hardware.available_memory_bytes(), free_vram)
+    report = {
+        "name": model.alias or model.name,
+        "path": str(model.path),
+        "architecture": summary.architecture,
+        "model_name": summary.name,
+        "parameters": summary.parameters,
+        "quant": summary.quantization,
+        "layers": summary.layers,
+        "context_length": summary.context_length,
+        "chat_template": summary.chat_template,
+        "license": summary.license,
+        "memory": {
+            "ctx": ctx,
+            "weights_bytes": estimate.weights,
+            "kv_cache_bytes": estimate.kv_cache,
+            "compute_bytes": estimate.compute,
+            "total_bytes": estimate.total,
+            "free_ram_bytes": hardware.available_memory_bytes(),
+            "free_vram_bytes": free_vram,
+            "verdict": fit.verdict,
+            "gpu_layers": fit.gpu_layers,
+            "message": fit.message,
+        },
+    }
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    for key in ("name", "path", "architecture", "model_name", "parameters", "quant", "layers", "context_length"):
+        click.echo(f"{key.replace('_', ' '):<16}{report[key]}")
+    click.echo(f"{'chat template':<16}{'yes' if summary.chat_template else 'no (ChatML is used)'}")
+    click.echo(f"{'license':<16}{summary.license or 'unknown'}")
+    click.echo(
+        f"{'memory':<16}{estimate.total / 1e9:.2f} GB at {ctx} tokens = weights {estimate.weights / 1e9:.2f} + "
+        f"KV cache {estimate.kv_cache / 1e9:.2f} + buffers {estimate.compute / 1e9:.2f}"
+    )
+    click.echo(f"{'fit':<16}{fit.message}")
+
+
+@click.command()
+@click.argument("ref")
+@click.option("-y", "--yes", is_flag=True, help="do not ask")
+def rm(ref: str, yes: bool) -> None:
+    """Remove a model (an imported file is only forgotten, never deleted)."""
+    lib = library()
+    model = find_local(ref, lib)
+    if model is None:
+        raise LocalchatError(unavailable_message(ref, lib, "not found"))
+    what = "delete its files" if model.source == "pulled" else "forget it (the file stays)"
+    if not yes:
+        if not sys.stdin or not sys.stdin.isatty():
+            raise LocalchatError(f"not removing {model.name} without confirmation: add -y")
+        if not click.confirm(f"Remove {model.name} and {what}?", err=True):
+            raise LocalchatError("nothing removed")
+    lib.remove(model)
+    err.print(f"removed {model.name}")
+
+
+@click.command(name="import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--name", help="the name to use it by [the file name]")
+def import_model(path: Path, name: str | None) -> None:
+    """Register a local .gguf file (validated; not copied)."""
+    model = library().import_file(path, name)
+    err.print(f"imported {model.name} ({model.path})")
+
+
+@click.command()
+@click.argument("query")
+@click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="one JSON array")
+def search(query: str, limit: int, as_json: bool) -> None:
+    """Find GGUF repos on the hub, most downloaded first, with the 4-bit files they offer."""
+    results = hub.search(query, limit)
+    if as_json:
+        click.echo(json.dumps([asdict(r) for r in results]))
+        return
+    table = Table("REPO", "DOWNLOADS", "4-BIT FILES", box=None)
+    for result in results:
+        table.add_row(result.repo, f"{result.downloads:,}", ", ".join(result.four_bit) or "-")
+    out().print(table)

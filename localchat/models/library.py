@@ -1,0 +1,213 @@
+"""The models on this machine: pulled and imported ones (a manifest each) and GGUFs already in the Hugging Face
+cache (what llama.cpp `-hf` and other tools downloaded), found in place and never copied.
+
+Metadata is cached by (path, size, mtime), so `list` does not re-read every file every time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from localchat.config import Paths
+from localchat.errors import LocalchatError
+from localchat.models.gguf import read_gguf
+from localchat.models.memory import ModelShape, shape_of
+from localchat.models.refs import group_gguf_files
+
+Source = Literal["pulled", "imported", "hf-cache"]
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What `list` and `show` print, and what the memory estimate needs, read from the GGUF header."""
+
+    architecture: str
+    name: str
+    parameters: int
+    quantization: str
+    layers: int
+    context_length: int
+    chat_template: bool
+    license: str | None
+    shape: ModelShape
+
+
+@dataclass
+class LocalModel:
+    name: str  # how the user refers to it: user/repo:QUANT, or the name given at import
+    files: list[str]  # absolute paths; the first one is what llama.cpp opens (split parts follow)
+    source: Source
+    repo: str | None = None
+    quant: str | None = None
+    alias: str | None = None
+    sha256: list[str | None] = field(default_factory=list)
+    added_at: float = 0.0
+    last_used: float | None = None
+
+    @property
+    def path(self) -> Path:
+        return Path(self.files[0])
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(Path(f).stat().st_size for f in self.files if Path(f).exists())
+
+    def matches(self, ref: str) -> bool:
+        ref = ref.strip().lower()
+        candidates = {self.name.lower(), (self.alias or "").lower()}
+        if self.repo and self.quant:
+            candidates |= {f"{self.repo}:{self.quant}".lower(), f"hf.co/{self.repo}:{self.quant}".lower()}
+        return ref in candidates
+
+
+class Library:
+    def __init__(self, paths: Paths) -> None:
+        self.paths = paths
+        self.manifests = paths.models_dir / "manifests"
+        self.metadata_cache = paths.cache_dir / "gguf-metadata.json"
+
+    # --- manifests ----------------------------------------------------------------------------------------
+
+    def _manifest_path(self, name: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name.lower())
+        return self.manifests / f"{safe}.json"
+
+    def save(self, model: LocalModel) -> None:
+        """Write atomically: a crash leaves the old manifest or the new one, never half of one."""
+        self.manifests.mkdir(parents=True, exist_ok=True)
+        target = self._manifest_path(model.name)
+        temporary = target.with_suffix(f".tmp{os.getpid()}")
+        temporary.write_text(json.dumps(asdict(model), indent=2))
+        os.replace(temporary, target)
+
+    def _registered(self) -> list[LocalModel]:
+        models = []
+        for path in sorted(self.manifests.glob("*.json")) if self.manifests.is_dir() else []:
+            try:
+                models.append(LocalModel(**json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError):
+                continue  # a damaged manifest hides one model, it does not break the library
+        return models
+
+    def models(self) -> list[LocalModel]:
+        registered = self._registered()
+        known = {os.path.realpath(f) for m in registered for f in m.files}
+        found = [m for m in hf_cache_models() if os.path.realpath(m.files[0]) not in known]
+        return registered + found
+
+    def find(self, ref: str) -> LocalModel | None:
+        return next((m for m in self.models() if m.matches(ref)), None)
+
+    def touch(self, model: LocalModel) -> None:
+        if model.source != "hf-cache":
+            model.last_used = time.time()
+            self.save(model)
+
+    def remove(self, model: LocalModel) -> None:
+        """Pulled models lose their files; imported ones and HF-cache ones only leave the list."""
+        if model.source == "hf-cache":
+            raise LocalchatError(
+                f"{model.name} lives in the Hugging Face cache, shared with other tools: remove it with "
+                "`hf cache rm` (or huggingface-cli delete-cache)"
+            )
+        if model.source == "pulled":
+            for file in model.files:
+                Path(file).unlink(missing_ok=True)
+        self._manifest_path(model.name).unlink(missing_ok=True)
+
+    def import_file(self, path: Path, name: str | None = None) -> LocalModel:
+        path = path.expanduser().resolve()
+        info = read_gguf(path)  # validated before it is registered
+        name = name or path.stem
+        existing = self.find(name)
+        if existing is not None:
+            raise LocalchatError(f"a model named {name} exists already: pick another with --name")
+        model = LocalModel(name, [str(path)], "imported", quant=info.quantization, added_at=time.time())
+        self.save(model)
+        return model
+
+    # --- metadata -----------------------------------------------------------------------------------------
+
+    def summary(self, model: LocalModel) -> ModelSummary:
+        key = model.files[0]
+        stat = Path(key).stat()
+        stamp = [stat.st_size, stat.st_mtime_ns]
+        cache = self._read_cache()
+        entry = cache.get(key)
+        if entry and entry.get("stamp") == stamp:
+            data = dict(entry["summary"])
+            data["shape"] = ModelShape(**data["shape"])
+            return ModelSummary(**data)
+        info = read_gguf(key)
+        parameters = info.parameter_count
+        for extra in model.files[1:]:
+            parameters += read_gguf(extra).parameter_count
+        summary = ModelSummary(
+            architecture=info.architecture,
+            name=info.name,
+            parameters=parameters,
+            quantization=info.quantization,
+            layers=info.layer_count or 0,
+            context_length=info.context_length or 0,
+            chat_template=info.chat_template is not None,
+            license=info.license,
+            shape=shape_of(info, weights_bytes=model.size_bytes),
+        )
+        cache[key] = {"stamp": stamp, "summary": asdict(summary)}
+        self._write_cache(cache)
+        return summary
+
+    def _read_cache(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.metadata_cache.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _write_cache(self, cache: dict[str, Any]) -> None:
+        self.metadata_cache.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.metadata_cache.with_suffix(f".tmp{os.getpid()}")
+        temporary.write_text(json.dumps(cache))
+        os.replace(temporary, self.metadata_cache)
+
+
+def hf_cache_models() -> list[LocalModel]:
+    """GGUF models in the Hugging Face cache (HF_HUB_CACHE / HF_HOME), newest revision of each repo."""
+    from huggingface_hub import scan_cache_dir
+    from huggingface_hub.errors import CacheNotFound
+
+    try:
+        cache = scan_cache_dir()
+    except (CacheNotFound, OSError, ValueError):
+        return []
+    models = []
+    for repo in cache.repos:
+        if repo.repo_type != "model" or not repo.revisions:
+            continue
+        revision = max(repo.revisions, key=lambda r: r.last_modified)
+        files = {_relative(f): f for f in revision.files}
+        for quant, group in group_gguf_files(files).items():
+            paths = [str(files[name].file_path) for name in group.files]
+            if all(Path(p).exists() for p in paths):
+                models.append(
+                    LocalModel(
+                        f"{repo.repo_id}:{quant}",
+                        paths,
+                        "hf-cache",
+                        repo=repo.repo_id,
+                        quant=quant,
+                        added_at=revision.last_modified,
+                    )
+                )
+    return models
+
+
+def _relative(cached_file: Any) -> str:
+    """The file's path inside its repo (snapshots/<rev>/<path>)."""
+    parts = Path(cached_file.file_path).parts
+    index = parts.index("snapshots") if "snapshots" in parts else len(parts) - 2
+    return "/".join(parts[index + 2 :])

@@ -1,0 +1,163 @@
+"""pull / list / show / rm / import / search end to end: the real huggingface_hub client against a fake hub on
+127.0.0.1 serving the real test model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CliResult, assert_one_line_error, run_cli
+from tests.fakehub import FakeFile, FakeHub, FakeHubServer, FakeRepo
+
+REPO = "acme/SmolLM2-135M-Instruct-GGUF"
+
+
+@pytest.fixture
+def hub(model_path: Path) -> Iterator[FakeHub]:
+    fake = FakeHub(
+        {
+            REPO: FakeRepo(
+                {
+                    "SmolLM2-135M-Instruct-Q4_1.gguf": FakeFile(model_path),
+                    "SmolLM2-135M-Instruct-Q8_0.gguf": FakeFile(b"not used"),
+                    "README.md": FakeFile(b"# readme"),
+                },
+                downloads=500,
+            ),
+            "acme/only-big-GGUF": FakeRepo({"big-F16.gguf": FakeFile(b"x"), "big-Q8_0.gguf": FakeFile(b"y")}),
+            "acme/gated-GGUF": FakeRepo({"m-Q4_K_M.gguf": FakeFile(b"z")}, gated=True),
+            "acme/evil-GGUF": FakeRepo({"../../evil-Q4_K_M.gguf": FakeFile(b"evil")}),
+            "acme/huge-GGUF": FakeRepo({"huge-Q4_K_M.gguf": FakeFile(b"h", size_override=10**16)}),
+        }
+    )
+    with FakeHubServer(fake) as server:
+        os.environ["HF_ENDPOINT"] = server.url
+        os.environ.pop("HF_HUB_OFFLINE", None)
+        yield fake
+        os.environ.pop("HF_ENDPOINT", None)
+
+
+def cli(*args: str, **kwargs) -> CliResult:
+    # conftest sets HF_HUB_OFFLINE=1 for every test; pull tests talk to the fake hub.
+    env = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": os.environ["HF_ENDPOINT"], "HF_TOKEN": ""}
+    env.update(kwargs.pop("env", {}))
+    return run_cli(*args, env=env, **kwargs)
+
+
+def models_dir(home: Path) -> Path:
+    return home / "data" / "models"
+
+
+def test_pull_picks_the_best_4bit_verifies_and_registers(hub: FakeHub, home: Path, model_path: Path) -> None:
+    result = cli("pull", REPO)
+    assert result.code == 0, result.stderr
+    assert "has no Q4_K_M; using Q4_1" in result.stderr  # says which quant it picked
+    assert "memory:" in result.stderr and "verified sha256" in result.stderr
+    pulled = models_dir(home) / REPO / "SmolLM2-135M-Instruct-Q4_1.gguf"
+    assert hashlib.sha256(pulled.read_bytes()).hexdigest() == hashlib.sha256(model_path.read_bytes()).hexdigest()
+    assert not list((models_dir(home) / ".partial").glob("*"))
+    listed = json.loads(cli("list", "--json").stdout)
+    assert [m["ref"] for m in listed] == [f"{REPO}:Q4_1"]
+    assert listed[0]["quant"] == "Q4_1" and listed[0]["parameters"] == 134_515_008
+    # The name now works everywhere a model is expected.
+    reply = json.loads(cli("run", f"{REPO}:Q4_1", "Hi", "-n", "5", "--json").stdout)
+    assert reply["usage"]["completion_tokens"] <= 5
+    assert json.loads(cli("list", "--json").stdout)[0]["last_used"] is not None
+
+
+def test_resume_after_a_cut_across_two_processes(hub: FakeHub, home: Path, model_path: Path) -> None:
+    hub.cut_after = 30_000_000
+    first = cli("pull", f"{REPO}:Q4_1")
+    assert_one_line_error(first, "was cut off at", "pull again to resume")
+    parts = list((models_dir(home) / ".partial").glob("*.part"))
+    assert len(parts) == 1
+    kept = parts[0].stat().st_size
+    assert 0 < kept <= 30_000_000 and f"cut off at {kept} of" in first.stderr
+    assert json.loads(cli("list", "--json").stdout) == []  # a partial file is never a model
+    hub.cut_after = None
+    second = cli("pull", f"{REPO}:Q4_1")
+    assert second.code == 0, second.stderr
+    assert hub.ranges == [f"bytes={kept}-"]  # only the rest was asked for
+    pulled = models_dir(home) / REPO / "SmolLM2-135M-Instruct-Q4_1.gguf"
+    assert pulled.read_bytes() == model_path.read_bytes()
+
+
+def test_checksum_mismatch_removes_the_bad_file(hub: FakeHub, home: Path) -> None:
+    hub.corrupt = True
+    assert_one_line_error(cli("pull", f"{REPO}:Q4_1"), "checksum mismatch", "removed")
+    assert not list(models_dir(home).rglob("*.gguf")) and not list(models_dir(home).rglob("*.part"))
+    assert json.loads(cli("list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        ("acme/nope-GGUF", "no repo acme/nope-GGUF"),
+        (f"{REPO}:Q2_K", "has no Q2_K file; it has: Q4_1, Q8_0"),
+        ("acme/only-big-GGUF", "has no 4-bit GGUF; it has: F16, Q8_0"),
+        ("acme/gated-GGUF", "is gated"),
+        ("acme/evil-GGUF", "refusing the hub file name"),
+        ("acme/huge-GGUF", "not enough disk space"),
+        ("not a ref!", "is not a model"),
+    ],
+)
+def test_pull_errors(hub: FakeHub, home: Path, ref: str, message: str) -> None:
+    assert_one_line_error(cli("pull", ref), message)
+    assert not list(models_dir(home).rglob("*.gguf"))
+    assert not (home.parent / "evil-Q4_K_M.gguf").exists()
+
+
+def test_offline_says_so_and_lists_local_models(hub: FakeHub, model_path: Path) -> None:
+    assert cli("import", str(model_path), "--name", "smol").code == 0
+    result = cli("pull", REPO, env={"HF_HUB_OFFLINE": "1"})
+    assert_one_line_error(result, "offline", "Available locally: smol")
+    no_network = cli("run", "acme/other-GGUF", "hi", env={"HF_ENDPOINT": "http://127.0.0.1:9"})
+    assert_one_line_error(no_network, "cannot reach the hub", "Available locally: smol")
+
+
+def test_search_lists_4bit_files_by_downloads(hub: FakeHub) -> None:
+    results = json.loads(cli("search", "acme", "--json").stdout)
+    assert results[0]["repo"] == REPO and results[0]["four_bit"] == ["Q4_1"]
+    assert results[0]["downloads"] >= results[-1]["downloads"]
+
+
+def test_import_show_and_rm(model_path: Path, tmp_path: Path, home: Path) -> None:
+    result = run_cli("import", str(model_path), "--name", "smol")
+    assert result.code == 0, result.stderr
+    shown = json.loads(run_cli("show", "smol", "--json", "--ctx", "2048").stdout)
+    assert shown["architecture"] == "llama" and shown["quant"] == "Q4_1" and shown["layers"] == 30
+    assert shown["context_length"] == 8192 and shown["chat_template"] is True and shown["license"] == "apache-2.0"
+    assert shown["memory"]["verdict"] == "fits" and shown["memory"]["kv_cache_bytes"] == 2048 * 30 * 3 * 128 * 2
+    assert_one_line_error(run_cli("rm", "smol"), "add -y")  # no terminal to ask on
+    assert run_cli("rm", "smol", "-y").code == 0
+    assert model_path.exists()  # an imported file is forgotten, never deleted
+    assert json.loads(run_cli("list", "--json").stdout) == []
+    assert_one_line_error(run_cli("show", "smol"), "not found")
+
+
+def test_import_refuses_a_corrupt_file(tmp_path: Path, model_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(model_path.read_bytes()[:5_000_000])
+    assert_one_line_error(run_cli("import", str(broken)), "truncated")
+    assert json.loads(run_cli("list", "--json").stdout) == []
+
+
+def test_models_in_the_hugging_face_cache_are_listed_in_place(model_path: Path, tmp_path: Path) -> None:
+    """What llama.cpp -hf and other tools downloaded: found without copying."""
+    cache = tmp_path / "hf-cache"
+    snapshot = cache / "models--acme--cached-GGUF" / "snapshots" / ("a" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot / "cached-Q4_K_M.gguf").symlink_to(model_path)
+    (cache / "models--acme--cached-GGUF" / "refs").mkdir()
+    (cache / "models--acme--cached-GGUF" / "refs" / "main").write_text("a" * 40)
+    listed = json.loads(run_cli("list", "--json", env={"HF_HUB_CACHE": str(cache)}).stdout)
+    assert [(m["ref"], m["source"]) for m in listed] == [("acme/cached-GGUF:Q4_K_M", "hf-cache")]
+    assert Path(listed[0]["path"]).resolve() == model_path.resolve()
+    reply = run_cli("run", "acme/cached-GGUF", "Hi", "-n", "3", env={"HF_HUB_CACHE": str(cache)})
+    assert reply.code == 0, reply.stderr
+    assert_one_line_error(run_cli("rm", "acme/cached-GGUF", "-y", env={"HF_HUB_CACHE": str(cache)}), "hf cache rm")
