@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -38,6 +39,7 @@ class FakeHub:
     repos: dict[str, FakeRepo] = field(default_factory=dict)
     cut_after: int | None = None  # bytes; applies to the next file responses until reset
     corrupt: bool = False
+    throttle_s: float = 0.0  # pause after each MiB sent (for interrupting a transfer midway)
     requests: list[str] = field(default_factory=list)
     ranges: list[str] = field(default_factory=list)
     _hashes: dict[tuple[str, str], str] = field(default_factory=dict)
@@ -163,7 +165,15 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
                 self.connection.shutdown(2)  # the connection drops mid-transfer
                 return
-            self.wfile.write(body)
+            if not hub.throttle_s:
+                self.wfile.write(body)
+                return
+            for offset in range(0, len(body), 1 << 20):
+                try:
+                    self.wfile.write(body[offset : offset + (1 << 20)])
+                except OSError:
+                    return  # the client went away
+                time.sleep(hub.throttle_s)
 
     return Handler
 

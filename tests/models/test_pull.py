@@ -161,3 +161,75 @@ def test_models_in_the_hugging_face_cache_are_listed_in_place(model_path: Path, 
     reply = run_cli("run", "acme/cached-GGUF", "Hi", "-n", "3", env={"HF_HUB_CACHE": str(cache)})
     assert reply.code == 0, reply.stderr
     assert_one_line_error(run_cli("rm", "acme/cached-GGUF", "-y", env={"HF_HUB_CACHE": str(cache)}), "hf cache rm")
+
+
+@pytest.fixture(scope="module")
+def split_parts(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from tests.split_gguf import split_gguf
+
+    return split_gguf(model_path, tmp_path_factory.mktemp("split") / "SmolLM2-Q4_K_M", max_tensors=150)
+
+
+def test_split_gguf_is_pulled_and_used_whole(hub: FakeHub, home: Path, split_parts: list[Path]) -> None:
+    names = [p.name for p in split_parts]
+    assert names == ["SmolLM2-Q4_K_M-00001-of-00002.gguf", "SmolLM2-Q4_K_M-00002-of-00002.gguf"]
+    hub.repos["acme/split-GGUF"] = FakeRepo(
+        {name: FakeFile(path) for name, path in zip(names, split_parts, strict=True)}
+    )
+    result = cli("pull", "acme/split-GGUF")
+    assert result.code == 0, result.stderr
+    assert all(name in result.stderr for name in names)
+    listed = json.loads(cli("list", "--json").stdout)
+    assert [m["ref"] for m in listed] == ["acme/split-GGUF:Q4_K_M"]
+    assert listed[0]["parameters"] == 134_515_008  # both shards counted
+    assert listed[0]["size_bytes"] == sum(p.stat().st_size for p in split_parts)
+    reply = json.loads(cli("run", "acme/split-GGUF", "Hi", "-n", "4", "--json").stdout)
+    assert reply["usage"]["completion_tokens"] <= 4
+    assert cli("rm", "acme/split-GGUF", "-y").code == 0
+    assert not list((models_dir(home) / "acme" / "split-GGUF").glob("*.gguf"))
+
+
+def test_run_with_a_catalog_name_pulls_it_first(hub: FakeHub, model_path: Path) -> None:
+    hub.repos["HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"] = FakeRepo(
+        {"smollm2-135m-instruct-q4_k_m.gguf": FakeFile(model_path)}
+    )
+    result = cli("run", "smollm2:135m", "Hi", "-n", "4", "--json")
+    assert result.code == 0, result.stderr
+    assert "verified sha256" in result.stderr
+    listed = json.loads(cli("list", "--json").stdout)
+    assert [m["name"] for m in listed] == ["smollm2:135m"]
+    table = cli("list").stdout
+    assert "smollm2:135m" in table and "135M" in table and "Q4_1" in table
+    assert "memory" in cli("show", "smollm2:135m").stdout
+    # The second run finds it locally: no new download.
+    before = len(hub.requests)
+    assert cli("run", "smollm2:135m", "Hi", "-n", "2").code == 0
+    assert len(hub.requests) == before
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "crash"])
+def test_interrupted_pull_resumes(how: str, hub: FakeHub, home: Path, model_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    hub.throttle_s = 0.05
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_TOKEN": ""}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localchat", "pull", f"{REPO}:Q4_1"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    partial = models_dir(home) / ".partial"
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.stat().st_size > 5_000_000 for p in partial.glob("*.part")):
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == (130 if how == "ctrl-c" else -signal.SIGKILL), stderr
+    assert "Traceback" not in stderr
+    kept = next(partial.glob("*.part")).stat().st_size
+    assert 0 < kept < model_path.stat().st_size
+    hub.throttle_s = 0.0
+    assert cli("pull", f"{REPO}:Q4_1").code == 0
+    assert hub.ranges[-1] == f"bytes={kept}-"
+    assert (models_dir(home) / REPO / "SmolLM2-135M-Instruct-Q4_1.gguf").read_bytes() == model_path.read_bytes()

@@ -1,0 +1,27 @@
+"""Write a real split GGUF (`-00001-of-0000N.gguf`, llama.cpp's split format) from a whole one, with gguf-py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+
+
+def split_gguf(source: Path, destination_stem: Path, max_tensors: int) -> list[Path]:
+    """Split `source` into shards of at most `max_tensors` tensors; returns the shard paths, first first."""
+    reader = gguf.GGUFReader(source)
+    arch = reader.fields["general.architecture"].contents()
+    writer = gguf.GGUFWriter(destination_stem.with_suffix(".gguf"), arch, split_max_tensors=max_tensors)
+    for field in reader.fields.values():
+        if field.name == "general.architecture" or field.name.startswith("GGUF."):
+            continue
+        kind = field.types[0]
+        sub_type = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), kind, sub_type=sub_type)
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return sorted(destination_stem.parent.glob(f"{destination_stem.name}-*-of-*.gguf"))
