@@ -16,6 +16,12 @@ from localchat.engine.client import EngineClient
 from localchat.engine.protocol import Delta, Done, Generate
 
 TEST_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+NETGUARD = Path(__file__).parent / "netguard"
+
+# This process and every one it starts (CLI runs, engines) may connect to loopback addresses only.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(NETGUARD), os.environ.get("PYTHONPATH")]))
+sys.path.insert(0, str(NETGUARD))
+import sitecustomize  # noqa: E402,F401  (installs the guard here too)
 
 
 def test_model_path() -> Path:
