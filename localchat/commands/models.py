@@ -70,7 +70,12 @@ def pull_with_progress(plan: PullPlan, lib: Library) -> LocalModel:
 
             return update
 
-        model = run_pull(plan, lib, progress_for)
+        try:
+            model = run_pull(plan, lib, progress_for)
+        except KeyboardInterrupt:
+            bar.stop()
+            err.print("pull interrupted: run the same command again to resume")
+            sys.exit(130)
     err.print(f"verified sha256 and saved {model.name}")
     return model
 

@@ -50,3 +50,19 @@ def test_fit_verdicts() -> None:
 def test_nvidia_smi_parsing() -> None:
     gpus = parse_nvidia_smi("NVIDIA H100 80GB HBM3, 81559, 80000\nbad line\n")
     assert len(gpus) == 1 and gpus[0].name == "NVIDIA H100 80GB HBM3" and gpus[0].free_bytes == 80000 << 20
+
+
+def test_metadata_is_read_once_and_cached(model_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from localchat import config
+    from localchat.models import library as library_module
+
+    lib = library_module.Library(config.paths().ensure())
+    model = lib.import_file(model_path, "smol")
+    first = lib.summary(model)
+    assert lib.metadata_cache.exists()
+
+    def no_reading(*_args: object) -> None:
+        raise AssertionError("the GGUF header was parsed again")
+
+    monkeypatch.setattr(library_module, "read_gguf", no_reading)
+    assert lib.summary(model) == first  # from the cache: same (path, size, mtime)

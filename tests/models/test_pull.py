@@ -227,6 +227,8 @@ def test_interrupted_pull_resumes(how: str, hub: FakeHub, home: Path, model_path
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == (130 if how == "ctrl-c" else -signal.SIGKILL), stderr
     assert "Traceback" not in stderr
+    if how == "ctrl-c":
+        assert "run the same command again to resume" in stderr
     kept = next(partial.glob("*.part")).stat().st_size
     assert 0 < kept < model_path.stat().st_size
     hub.throttle_s = 0.0
