@@ -18,6 +18,7 @@ from pathlib import Path
 from huggingface_hub.utils import get_session
 
 from localchat.errors import LocalchatError
+from localchat.models.hub import is_transport_error
 
 CHUNK = 1 << 20
 DISK_MARGIN = 64 << 20  # leave some room on the disk beyond the file itself
@@ -129,8 +130,7 @@ def _fetch(
             ) from None
         raise DownloadInterrupted(_interrupted(transfer, have)) from None
     except Exception as exc:
-        names = {cls.__name__ for cls in type(exc).__mro__}
-        if names & {"TransportError", "StreamError", "HTTPError", "RemoteProtocolError", "ReadError"}:
+        if is_transport_error(exc):
             raise DownloadInterrupted(_interrupted(transfer, have)) from None
         raise
     return have, digest

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,26 +171,27 @@ def _type_name(value_type: int) -> str:
         return str(value_type)
 
 
+def _unreadable(path: Path) -> ModelFileError:
+    return ModelFileError(f"cannot read {path}: permission denied — check the file's permissions")
+
+
 def _check_path(path: Path) -> int:
     """The file's size, or a ModelFileError that names the problem and the fix."""
     try:
-        path.stat()
+        status = path.stat()
     except PermissionError:
-        raise ModelFileError(f"cannot read {path}: permission denied — check the file's permissions") from None
+        raise _unreadable(path) from None
     except OSError:
         raise ModelFileError(
             f"model file not found: {path} — check the path (localchat run takes a .gguf file)"
         ) from None
-    if not path.exists():
-        raise ModelFileError(f"model file not found: {path} — check the path (localchat run takes a .gguf file)")
-    if path.is_dir():
+    if stat.S_ISDIR(status.st_mode):
         raise ModelFileError(f"{path} is a directory, not a model file: give the path of a .gguf file inside it")
     if not os.access(path, os.R_OK):
-        raise ModelFileError(f"cannot read {path}: permission denied — check the file's permissions")
-    size = path.stat().st_size
-    if size == 0:
+        raise _unreadable(path)
+    if status.st_size == 0:
         raise ModelFileError(f"{path} is empty (0 bytes): download or copy the model again")
-    return size
+    return status.st_size
 
 
 def read_gguf(path: str | os.PathLike[str]) -> GgufInfo:
@@ -200,7 +202,7 @@ def read_gguf(path: str | os.PathLike[str]) -> GgufInfo:
         with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
             return _parse(buffer, path, size)
     except PermissionError:
-        raise ModelFileError(f"cannot read {path}: permission denied — check the file's permissions") from None
+        raise _unreadable(path) from None
     except OSError as exc:
         raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from None
 

@@ -77,15 +77,16 @@ def hub_errors(repo: str) -> Iterator[None]:
     except OSError as exc:  # connection refused, DNS, timeouts (httpx errors derive from neither: see below)
         raise HubUnreachable(f"cannot reach the hub ({exc.__class__.__name__}) for {repo}") from None
     except Exception as exc:
-        if _is_transport_error(exc):
+        if is_transport_error(exc):
             raise HubUnreachable(f"cannot reach the hub ({exc.__class__.__name__}) for {repo}") from None
         raise
 
 
-def _is_transport_error(exc: Exception) -> bool:
-    """httpx-family connection and timeout errors, without importing the HTTP library by name."""
+def is_transport_error(exc: BaseException) -> bool:
+    """Connection, timeout and broken-stream errors of huggingface_hub's HTTP client (an httpx fork), matched by
+    class name so that we need not import that library by its changing name."""
     names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & {"TransportError", "ConnectError", "TimeoutException", "NetworkError", "ConnectionError"})
+    return bool(names & {"TransportError", "TimeoutException", "NetworkError", "StreamError", "HTTPError"})
 
 
 def _call(repo: str, fn: Callable[[], T]) -> T:

@@ -13,7 +13,7 @@ from localchat.models import hub
 from localchat.models.catalog import lookup
 from localchat.models.download import Progress, Transfer, download
 from localchat.models.library import Library, LocalModel
-from localchat.models.memory import Fit, fit_memory
+from localchat.models.memory import Fit, MemoryEstimate, fit_memory
 from localchat.models.refs import HubRef, choose_quant, parse_hub_ref, safe_hub_filename
 
 
@@ -32,8 +32,6 @@ class PullPlan:
 
     def fit(self) -> Fit:
         """Before downloading there is no header to read: weights from the size, plus KV and buffers for 4k."""
-        from localchat.models.memory import MemoryEstimate
-
         estimate = MemoryEstimate(4096, self.size, self.size // 10, 128 << 20)
         return fit_memory(estimate, 32, hardware.available_memory_bytes())
 
@@ -89,14 +87,15 @@ def run_pull(plan: PullPlan, library: Library, progress: Callable[[str], Progres
 
 def find_local(text: str, library: Library) -> LocalModel | None:
     """A registered or HF-cache model by name, alias or user/repo[:QUANT] (default quant: any 4-bit one)."""
-    model = library.find(text)
+    models = library.models()  # one scan of the manifests and the HF cache
+    model = next((m for m in models if m.matches(text)), None)
     if model is not None:
         return model
     entry = lookup(text)
     ref = entry.ref if entry else parse_hub_ref(text)
     if ref is None:
         return None
-    candidates = [m for m in library.models() if m.repo and m.repo.lower() == ref.repo.lower()]
+    candidates = [m for m in models if m.repo and m.repo.lower() == ref.repo.lower()]
     if ref.quant:
         candidates = [m for m in candidates if (m.quant or "").upper() == ref.quant]
     return candidates[0] if candidates else None
