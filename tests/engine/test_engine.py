@@ -119,13 +119,13 @@ def test_cancel_during_the_reply_keeps_what_streamed(engine: EngineClient) -> No
     for event in stream:
         if isinstance(event, Delta):
             received.append(event.text)
-            if len(received) == 10:
+            if len(received) == 5:
                 engine.cancel()
         else:
             done = event
     assert done.stop_reason == "cancelled"
-    assert done.text.startswith("".join(received[:10]))
-    assert 10 <= done.usage.completion_tokens < 30
+    assert done.text == "".join(received)  # everything that streamed is in the result, nothing more
+    assert 5 <= done.usage.completion_tokens < 200  # far from max_tokens=2000
 
 
 def test_prompt_longer_than_the_context_is_refused(engine: EngineClient) -> None:
