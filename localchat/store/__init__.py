@@ -1,0 +1,1 @@
+"""SQLite persistence: conversations, messages (a tree: edits make branches), system prompts, settings."""

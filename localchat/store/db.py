@@ -1,0 +1,260 @@
+"""The database: opened in WAL mode with a busy timeout, so two localchat instances can share it safely."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from localchat.errors import LocalchatError
+from localchat.store.migrations import migrate
+
+BUSY_TIMEOUT_MS = 5000
+
+
+class StoreError(LocalchatError):
+    pass
+
+
+@dataclass
+class Conversation:
+    id: int
+    title: str
+    system_prompt: str | None
+    sampling: dict[str, Any] | None
+    n_ctx: int | None
+    head_id: int | None
+    created_at: float
+    updated_at: float
+
+
+@dataclass
+class Message:
+    id: int
+    conversation_id: int
+    parent_id: int | None
+    role: str
+    content: str
+    model: str | None
+    status: str
+    stats: dict[str, Any] | None
+    writer_pid: int | None
+    created_at: float
+
+
+def open_database(path: Path) -> Store:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        migrate(connection)
+    except sqlite3.DatabaseError as exc:
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            raise StoreError(f"the database {path} is locked by another program: close it and try again") from None
+        raise StoreError(
+            f"the database {path} is damaged or not a localchat database ({text}): move it aside to start fresh "
+            "(nothing was changed)"
+        ) from None
+    except OSError as exc:
+        raise StoreError(f"cannot open the database {path}: {exc.strerror}") from None
+    return Store(connection)
+
+
+class Store:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.db = connection
+        self.db.row_factory = sqlite3.Row
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- conversations ------------------------------------------------------------------------------------
+
+    def create_conversation(self, title: str = "New chat", system_prompt: str | None = None) -> Conversation:
+        now = time.time()
+        with self.db:
+            cursor = self.db.execute(
+                "INSERT INTO conversations (title, system_prompt, created_at, updated_at) VALUES (?, ?, ?, ?)",
+                (title, system_prompt, now, now),
+            )
+        return self.conversation(cursor.lastrowid)
+
+    def conversation(self, conversation_id: int) -> Conversation:
+        row = self.db.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no conversation {conversation_id}")
+        return _conversation(row)
+
+    def conversations(self, search: str | None = None) -> list[Conversation]:
+        """Newest first; with `search`, those whose title or any message contains it (case-insensitive)."""
+        if not search:
+            rows = self.db.execute("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC")
+        else:
+            pattern = f"%{_escape_like(search)}%"
+            rows = self.db.execute(
+                """SELECT * FROM conversations c WHERE c.title LIKE ? ESCAPE '\\' OR EXISTS (
+                       SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.content LIKE ? ESCAPE '\\')
+                   ORDER BY updated_at DESC, id DESC""",
+                (pattern, pattern),
+            )
+        return [_conversation(row) for row in rows]
+
+    def update_conversation(self, conversation_id: int, **fields: Any) -> None:
+        allowed = {"title", "system_prompt", "sampling", "n_ctx", "head_id"}
+        if set(fields) - allowed:
+            raise ValueError(f"unknown fields {set(fields) - allowed}")
+        if "sampling" in fields and fields["sampling"] is not None:
+            fields["sampling"] = json.dumps(fields["sampling"])
+        assignments = ", ".join(f"{name} = ?" for name in fields)
+        with self.db:
+            self.db.execute(
+                f"UPDATE conversations SET {assignments}, updated_at = ? WHERE id = ?",
+                (*fields.values(), time.time(), conversation_id),
+            )
+
+    def delete_conversation(self, conversation_id: int) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+
+    # --- messages -----------------------------------------------------------------------------------------
+
+    def add_message(
+        self,
+        conversation_id: int,
+        role: str,
+        content: str,
+        parent_id: int | None,
+        model: str | None = None,
+        status: str = "complete",
+    ) -> Message:
+        """Append a message under `parent_id` and make it the conversation's head (the branch shown)."""
+        now = time.time()
+        with self.db:
+            cursor = self.db.execute(
+                """INSERT INTO messages
+                   (conversation_id, parent_id, role, content, model, status, writer_pid, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                (conversation_id, parent_id, role, content, model, status, os.getpid(), now),
+            )
+            self.db.execute(
+                "UPDATE conversations SET head_id = ?, updated_at = ? WHERE id = ?",
+                (cursor.lastrowid, now, conversation_id),
+            )
+        return self.message(cursor.lastrowid)
+
+    def update_message(
+        self, message_id: int, content: str, status: str | None = None, stats: dict[str, Any] | None = None
+    ) -> None:
+        with self.db:
+            self.db.execute(
+                "UPDATE messages SET content = ?, status = COALESCE(?, status), stats = COALESCE(?, stats) "
+                "WHERE id = ?",
+                (content, status, json.dumps(stats) if stats is not None else None, message_id),
+            )
+
+    def message(self, message_id: int) -> Message:
+        row = self.db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no message {message_id}")
+        return _message(row)
+
+    def branch(self, conversation_id: int) -> list[Message]:
+        """The messages from the root to the conversation's head, oldest first."""
+        head = self.conversation(conversation_id).head_id
+        if head is None:
+            return []
+        rows = self.db.execute(
+            """WITH RECURSIVE path(id) AS (
+                   SELECT ? UNION ALL SELECT m.parent_id FROM messages m JOIN path ON m.id = path.id
+                   WHERE m.parent_id IS NOT NULL)
+               SELECT messages.* FROM messages JOIN path ON messages.id = path.id ORDER BY messages.id""",
+            (head,),
+        )
+        return [_message(row) for row in rows]
+
+    def siblings(self, message_id: int) -> list[Message]:
+        """Other versions of a message (edits and regenerations share its parent)."""
+        message = self.message(message_id)
+        rows = self.db.execute(
+            "SELECT * FROM messages WHERE conversation_id = ? AND parent_id IS ? AND role = ? ORDER BY id",
+            (message.conversation_id, message.parent_id, message.role),
+        )
+        return [_message(row) for row in rows]
+
+    def recover_interrupted(self) -> int:
+        """Replies still marked streaming by a process that is gone were cut off by a crash or a kill: keep
+        their text, mark them interrupted. A reply another running instance is streaming is left alone."""
+        rows = self.db.execute("SELECT id, writer_pid FROM messages WHERE status = 'streaming'").fetchall()
+        dead = [row["id"] for row in rows if not _alive(row["writer_pid"])]
+        with self.db:
+            self.db.executemany("UPDATE messages SET status = 'interrupted' WHERE id = ?", [(i,) for i in dead])
+        return len(dead)
+
+    # --- prompts and settings -----------------------------------------------------------------------------
+
+    def prompts(self) -> list[tuple[str, str]]:
+        return [(r["name"], r["text"]) for r in self.db.execute("SELECT name, text FROM prompts ORDER BY name")]
+
+    def save_prompt(self, name: str, text: str) -> None:
+        if not name.strip():
+            raise StoreError("a system prompt needs a name")
+        with self.db:
+            self.db.execute(
+                "INSERT INTO prompts (name, text, created_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET text = excluded.text",
+                (name.strip(), text, time.time()),
+            )
+
+    def delete_prompt(self, name: str) -> None:
+        with self.db:
+            self.db.execute("DELETE FROM prompts WHERE name = ?", (name,))
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return json.loads(row["value"]) if row else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self.db:
+            self.db.execute(
+                "INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, json.dumps(value)),
+            )
+
+    def rows(self, sql: str, *args: Any) -> Iterator[sqlite3.Row]:
+        return self.db.execute(sql, args)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid or pid == os.getpid():
+        return False  # our own earlier run, or unknown: nothing streams it now
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    data = dict(row)
+    data["sampling"] = json.loads(data["sampling"]) if data["sampling"] else None
+    return Conversation(**data)
+
+
+def _message(row: sqlite3.Row) -> Message:
+    data = dict(row)
+    data["stats"] = json.loads(data["stats"]) if data["stats"] else None
+    return Message(**data)

@@ -1,0 +1,72 @@
+"""Append-only, named schema migrations. Never edit one that has shipped: add a new one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "001_initial",
+        """
+        CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL DEFAULT 'New chat',
+            system_prompt TEXT,
+            sampling TEXT,               -- JSON of SamplingParams fields; NULL: the global default
+            n_ctx INTEGER,               -- NULL: the model's default
+            head_id INTEGER,             -- the message at the tip of the branch being shown
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            parent_id INTEGER REFERENCES messages(id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+            content TEXT NOT NULL,
+            model TEXT,                  -- which model wrote it (assistant messages)
+            status TEXT NOT NULL DEFAULT 'complete'
+                CHECK (status IN ('complete', 'streaming', 'interrupted', 'cancelled', 'error')),
+            stats TEXT,                  -- JSON: tokens, ttft_s, tok/s, stop reason
+            writer_pid INTEGER,          -- the process streaming it, while status = 'streaming'
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX messages_by_conversation ON messages(conversation_id, id);
+        CREATE INDEX messages_by_parent ON messages(parent_id);
+        CREATE TABLE prompts (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            text TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL          -- JSON
+        );
+        """,
+    ),
+]
+
+
+def applied(connection: sqlite3.Connection) -> list[str]:
+    connection.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    return [row[0] for row in connection.execute("SELECT name FROM _migrations ORDER BY name")]
+
+
+def migrate(connection: sqlite3.Connection) -> list[str]:
+    """Apply the pending migrations, each in its own transaction; returns their names."""
+    done = set(applied(connection))
+    ran = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        # One transaction: a migration applies whole or not at all.
+        record = f"INSERT INTO _migrations VALUES ('{name}', julianday('now'));"
+        try:
+            connection.executescript(f"BEGIN;\n{sql}\n{record}\nCOMMIT;")
+        except sqlite3.Error:
+            if connection.in_transaction:
+                connection.rollback()
+            raise
+        ran.append(name)
+    return ran
