@@ -15,11 +15,22 @@ from localchat.errors import LocalchatError
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, prog_name="localchat")
+@click.option("--model", "-m", help="open the app with this model (name, alias or .gguf path) [last used]")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
-    """Chat with language models that run on your own machine."""
-    if ctx.invoked_subcommand is None:  # the TUI will open here; until then, say what there is
-        click.echo(ctx.get_help())
+def cli(ctx: click.Context, model: str | None) -> None:
+    """Chat with language models that run on your own machine. Without a command: the app."""
+    if ctx.invoked_subcommand is None:
+        open_app(model)
+
+
+def open_app(model: str | None) -> None:
+    from localchat.config import load_settings, paths  # the app's imports stay out of the other commands
+    from localchat.tui.app import LocalchatApp
+
+    keymap = {str(k): str(v) for k, v in load_settings().get("keys", {}).items()}
+    if not sys.stdout.isatty():
+        raise LocalchatError("the app needs a terminal: use `localchat run MODEL` for pipes and scripts")
+    LocalchatApp(paths().ensure(), model, keymap).run()
 
 
 for command in (run, pull, list_models, show, rm, import_model, search, bench):

@@ -71,7 +71,8 @@ def paths() -> Paths:
 
 
 # Each section lists the keys it accepts; anything else is a typo we report rather than ignore.
-KNOWN_KEYS: dict[str, set[str]] = {
+KNOWN_KEYS: dict[str, set[str] | None] = {
+    "keys": None,  # binding id -> keys, e.g. "chat.regenerate" = "ctrl+g" (any binding id; see README)
     "engine": {"ctx", "gpu_layers", "threads"},
     "sampling": {
         "preset",
@@ -104,6 +105,10 @@ def load_settings(path: Path | None = None) -> dict[str, dict[str, object]]:
             raise InvalidSetting(
                 f"settings file {path}: unknown section [{section}] (known: {', '.join(sorted(KNOWN_KEYS))})"
             )
+        if KNOWN_KEYS[section] is None:
+            if not all(isinstance(v, str) for v in values.values()):
+                raise InvalidSetting(f"settings file {path}: [{section}] values must be strings of keys")
+            continue
         unknown = set(values) - KNOWN_KEYS[section]
         if unknown:
             raise InvalidSetting(

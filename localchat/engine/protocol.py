@@ -132,6 +132,7 @@ class ConversationTokens:
 @dataclass(frozen=True)
 class Delta:
     text: str
+    tokens: int = 0  # reply tokens generated so far
 
 
 @dataclass(frozen=True)

@@ -227,7 +227,7 @@ class LlamaRunner:
         self,
         prompt: list[int],
         sampling: SamplingParams,
-        emit: Callable[[str], None],
+        emit: Callable[[str, int], None],
         ignore_eos: bool = False,
     ) -> GenerationResult:
         """Evaluate what of `prompt` is not cached, then sample until EOS, max_tokens, a full context or cancel."""
@@ -286,7 +286,7 @@ class LlamaRunner:
                 text = decoder.decode(self.piece(token, buffer=piece_buffer))
                 if text:
                     text_parts.append(text)
-                    emit(text)
+                    emit(text, completion)
                 if self._aborted():
                     reason = "cancelled"
                     break

@@ -57,16 +57,18 @@ class DeltaBatcher:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.parts: list[str] = []
+        self.tokens = 0
         self.sent_at = 0.0
 
-    def __call__(self, text: str) -> None:
+    def __call__(self, text: str, tokens: int) -> None:
         self.parts.append(text)
+        self.tokens = tokens
         if time.perf_counter() - self.sent_at >= DELTA_INTERVAL_S:
             self.flush()
 
     def flush(self) -> None:
         if self.parts:
-            self.conn.send(p.Delta("".join(self.parts)))
+            self.conn.send(p.Delta("".join(self.parts), self.tokens))
             self.parts.clear()
         self.sent_at = time.perf_counter()
 

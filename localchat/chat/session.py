@@ -1,0 +1,162 @@
+"""A chat as the UI sees it: the shown branch of a conversation, the loaded model, budgeting, and replies that
+stream into the store as they arrive (so a kill mid-reply loses nothing that was shown).
+
+Blocking calls: the TUI runs them in worker threads and turns the callbacks into messages.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from localchat.chat.context import PromptPlan, plan_prompt
+from localchat.chat.sampling import DEFAULT_PRESET, SamplingParams, preset
+from localchat.engine.client import EngineClient
+from localchat.engine.protocol import ChatMessage, Delta, Done, Generate, LoadOptions, ModelInfo
+from localchat.errors import ContextOverflow
+from localchat.store.db import Conversation, Message, Store
+
+SAVE_EVERY_S = 0.5  # how often a streaming reply is written to the database
+
+
+class ReplyListener(Protocol):
+    def started(self, reply: Message) -> None: ...  # the reply's row exists (status "streaming")
+
+    def delta(self, delta: Delta) -> None: ...
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The live counter: `used` of `n_ctx` tokens, and which shown messages a send would leave out."""
+
+    used: int
+    n_ctx: int
+    dropped_ids: tuple[int, ...] = ()
+    overflow_by: int = 0  # > 0: even the system prompt and the draft do not fit
+
+
+@dataclass
+class ChatSession:
+    store: Store
+    engine: EngineClient
+    model_name: str | None = None
+    default_sampling: SamplingParams = field(default_factory=lambda: preset(DEFAULT_PRESET))
+
+    # --- model ----------------------------------------------------------------------------------------------
+
+    def load_model(self, path: Path, name: str, n_ctx: int | None = None) -> ModelInfo:
+        info = self.engine.load(path, LoadOptions(n_ctx=n_ctx))
+        self.model_name = name
+        return info
+
+    @property
+    def n_ctx(self) -> int:
+        return self.engine.model.n_ctx if self.engine.model else 0
+
+    # --- conversation state ---------------------------------------------------------------------------------
+
+    def sampling_for(self, conversation: Conversation) -> SamplingParams:
+        return self.default_sampling.with_overrides(**(conversation.sampling or {}))
+
+    def engine_messages(self, conversation: Conversation, branch: list[Message]) -> list[ChatMessage]:
+        messages = [ChatMessage("system", conversation.system_prompt)] if conversation.system_prompt else []
+        messages += [ChatMessage(m.role, m.content) for m in branch if m.status != "error" or m.content]
+        return messages
+
+    def budget(self, conversation: Conversation, branch: list[Message], draft: str) -> Budget:
+        """Exact tokens for system prompt + history + draft + reply budget, with the model's tokenizer."""
+        if self.engine.model is None:
+            return Budget(0, 0)
+        sampling = self.sampling_for(conversation)
+        messages = self.engine_messages(conversation, branch)
+        kept_branch = [m for m in branch if m.status != "error" or m.content]
+        messages.append(ChatMessage("user", draft))
+        tokens = self.engine.measure(messages)
+        try:
+            plan = plan_prompt(messages, tokens, self.n_ctx, sampling.max_tokens)
+        except ContextOverflow as exc:
+            return Budget(exc.needed, self.n_ctx, tuple(m.id for m in kept_branch), exc.over_by)
+        # History is the shown branch, and dropping takes its oldest messages first.
+        return Budget(plan.fit.used, self.n_ctx, tuple(m.id for m in kept_branch[: len(plan.dropped)]))
+
+    # --- replies --------------------------------------------------------------------------------------------
+
+    def send(self, conversation_id: int, text: str, listener: ReplyListener) -> Done:
+        """Store the user's message under the current head, then stream the reply."""
+        conversation = self.store.conversation(conversation_id)
+        user = self.store.add_message(conversation_id, "user", text, conversation.head_id)
+        return self._reply(conversation_id, user, listener)
+
+    def edit(self, message_id: int, text: str, listener: ReplyListener) -> Done:
+        """A new version of a user message beside the old one (whose branch is kept), then a reply to it."""
+        old = self.store.message(message_id)
+        user = self.store.add_message(old.conversation_id, "user", text, old.parent_id)
+        return self._reply(old.conversation_id, user, listener)
+
+    def regenerate(self, conversation_id: int, listener: ReplyListener) -> Done:
+        """Another reply to the last user message; the previous reply stays as a sibling."""
+        branch = self.store.branch(conversation_id)
+        last_user = next(m for m in reversed(branch) if m.role == "user")
+        self.store.update_conversation(conversation_id, head_id=last_user.id)
+        return self._reply(conversation_id, last_user, listener)
+
+    def stop(self) -> None:
+        self.engine.cancel()
+
+    def plan_for(self, conversation: Conversation, branch: list[Message]) -> PromptPlan:
+        messages = self.engine_messages(conversation, branch)
+        tokens = self.engine.measure(messages)
+        return plan_prompt(messages, tokens, self.n_ctx, self.sampling_for(conversation).max_tokens)
+
+    def _reply(self, conversation_id: int, user: Message, listener: ReplyListener) -> Done:
+        conversation = self.store.conversation(conversation_id)
+        branch = self.store.branch(conversation_id)
+        plan = self.plan_for(conversation, branch)  # raises ContextOverflow when even the newest cannot fit
+        reply = self.store.add_message(
+            conversation_id, "assistant", "", user.id, model=self.model_name, status="streaming"
+        )
+        listener.started(reply)
+        parts: list[str] = []
+        saved_at = time.monotonic()
+        done: Done | None = None
+        try:
+            for event in self.engine.generate(Generate(plan.messages, sampling=self.sampling_for(conversation))):
+                if isinstance(event, Done):
+                    done = event
+                    break
+                parts.append(event.text)
+                listener.delta(event)
+                if time.monotonic() - saved_at > SAVE_EVERY_S:
+                    self.store.update_message(reply.id, "".join(parts))
+                    saved_at = time.monotonic()
+        finally:
+            text = done.text if done is not None else "".join(parts)
+            status = {"eos": "complete", "length": "complete", "cancelled": "cancelled"}.get(
+                done.stop_reason if done else "", "error"
+            )
+            self.store.update_message(reply.id, text, status, _stats(done, self.model_name))
+        if conversation.title == "New chat":
+            self.store.update_conversation(conversation_id, title=_title_from(user.content))
+        return done
+
+
+def _stats(done: Done | None, model: str | None) -> dict:
+    if done is None:
+        return {"model": model, "stop_reason": "error"}
+    return {
+        "model": model,
+        "stop_reason": done.stop_reason,
+        "error": done.error,
+        "prompt_tokens": done.usage.prompt_tokens,
+        "evaluated_prompt_tokens": done.usage.evaluated_prompt_tokens,
+        "completion_tokens": done.usage.completion_tokens,
+        "ttft_s": done.timings.ttft_s,
+        "decode_tok_s": done.timings.decode_tok_s,
+    }
+
+
+def _title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return (line[:40] + "…") if len(line) > 40 else (line or "New chat")

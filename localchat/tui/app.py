@@ -1,0 +1,449 @@
+"""The localchat app: conversations on the left, the chat on the right, the context counter at the bottom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Label, ListItem, ListView
+
+from localchat.chat.export import to_markdown, to_openai_json
+from localchat.chat.session import Budget, ChatSession
+from localchat.config import Paths
+from localchat.engine.client import EngineClient
+from localchat.engine.protocol import Delta
+from localchat.errors import LocalchatError
+from localchat.models.library import Library, LocalModel
+from localchat.store.db import Conversation, Store, open_database
+from localchat.store.db import Message as StoredMessage
+from localchat.tui.messages import BudgetCounted, ModelLoaded, ReplyDelta, ReplyFinished, ReplyStarted
+from localchat.tui.screens.dialogs import AskText, Confirm
+from localchat.tui.screens.models import CatalogScreen, Choice, ModelPicker
+from localchat.tui.screens.settings import PromptsScreen, SettingsScreen
+from localchat.tui.themes import load_themes
+from localchat.tui.widgets import Composer, ContextCounter, MessageView
+
+COUNT_DELAY_S = 0.25  # debounce: count the draft when typing pauses
+MOUNTED_MESSAGES = 200  # older messages of a long chat are not mounted (the counter still counts them)
+
+
+class LocalchatApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "localchat"
+    BINDINGS = [
+        Binding("ctrl+n", "new_chat", "New chat", id="chat.new"),
+        Binding("escape", "stop", "Stop", id="chat.stop"),
+        Binding("ctrl+r", "regenerate", "Regenerate", id="chat.regenerate"),
+        Binding("ctrl+g", "edit_last", "Edit last", id="chat.edit"),
+        Binding("ctrl+b", "copy_message", "Copy reply", id="chat.copy", show=False),
+        Binding("ctrl+l", "pick_model", "Model", id="model.pick"),
+        Binding("ctrl+o", "catalog", "Catalog", id="model.catalog"),
+        Binding("ctrl+s", "settings", "Settings", id="chat.settings"),
+        Binding("ctrl+t", "prompts", "Prompts", id="chat.prompts"),
+        Binding("f2", "rename_chat", "Rename", id="chat.rename", show=False),
+        Binding("ctrl+delete,f8", "delete_chat", "Delete chat", id="chat.delete", show=False),
+        Binding("ctrl+f", "search", "Search", id="chat.search", show=False),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit"),
+    ]
+
+    def __init__(self, paths: Paths, model_ref: str | None = None, keymap: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.paths = paths
+        self.model_ref = model_ref
+        self.keymap = keymap or {}
+        self.store: Store | None = None
+        self.library = Library(paths)
+        self.session: ChatSession | None = None
+        self.conversation: Conversation | None = None
+        self.streaming: MessageView | None = None
+        self.reply_tokens = 0
+        self.budget = Budget(0, 0)
+        self.count_timer: Timer | None = None
+
+    # --- layout ---------------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="sidebar"):
+            yield Input(placeholder="search chats", id="search")
+            yield ListView(id="conversations")
+        with Vertical(id="chat"):
+            yield VerticalScroll(id="messages")
+            yield Composer(id="composer", soft_wrap=True, show_line_numbers=False)
+            with Horizontal(id="status"):
+                yield Label("no model", id="model-name")
+                yield ContextCounter("", id="counter")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for theme in load_themes():
+            self.register_theme(theme)
+        if self.keymap:
+            self.set_keymap(self.keymap)
+        self.store = open_database(self.paths.database)
+        self.store.recover_interrupted()
+        saved_theme = self.store.setting("theme")
+        if saved_theme in self.available_themes:
+            self.theme = saved_theme
+        self.session = ChatSession(self.store, EngineClient(self.paths.engine_log))
+        self.refresh_conversations()
+        chats = self.store.conversations()
+        self.open_conversation(
+            chats[0].id if chats else self.store.create_conversation(system_prompt=self._default_prompt()).id
+        )
+        ref = self.model_ref or self.store.setting("last_model")
+        if ref:
+            self.load_model(ref)
+        elif not self.library.models():
+            self.push_screen(CatalogScreen(self.library, WELCOME), self._picked)
+        self.query_one(Composer).focus()
+
+    def watch_theme(self, theme: str) -> None:
+        if self.store is not None:
+            self.store.set_setting("theme", theme)
+
+    def on_unmount(self) -> None:
+        if self.session is not None:
+            self.session.engine.close()
+
+    # --- conversations --------------------------------------------------------------------------------------
+
+    def _default_prompt(self) -> str | None:
+        name = self.store.setting("default_prompt")
+        return dict(self.store.prompts()).get(name) if name else None
+
+    def refresh_conversations(self, search: str | None = None) -> None:
+        view = self.query_one("#conversations", ListView)
+        view.clear()
+        for chat in self.store.conversations(search):
+            item = ListItem(Label(chat.title), name=str(chat.id))
+            view.append(item)
+
+    def open_conversation(self, conversation_id: int) -> None:
+        self.conversation = self.store.conversation(conversation_id)
+        container = self.query_one("#messages", VerticalScroll)
+        container.remove_children()
+        branch = self.store.branch(conversation_id)
+        container.mount_all([MessageView(m) for m in branch[-MOUNTED_MESSAGES:]])
+        container.anchor()  # stay at the bottom while replies stream, unless the user scrolls up
+        self.schedule_count()
+
+    @on(ListView.Selected, "#conversations")
+    def conversation_selected(self, event: ListView.Selected) -> None:
+        if self.streaming is None:
+            self.open_conversation(int(event.item.name))
+
+    @on(Input.Changed, "#search")
+    def search_changed(self, event: Input.Changed) -> None:
+        self.refresh_conversations(event.value.strip() or None)
+
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_new_chat(self) -> None:
+        if self.streaming is None:
+            chat = self.store.create_conversation(system_prompt=self._default_prompt())
+            self.refresh_conversations()
+            self.open_conversation(chat.id)
+
+    def action_rename_chat(self) -> None:
+        def rename(title: str | None) -> None:
+            if title:
+                self.store.update_conversation(self.conversation.id, title=title)
+                self.refresh_conversations()
+
+        self.push_screen(AskText("Rename this chat:", self.conversation.title), rename)
+
+    def action_delete_chat(self) -> None:
+        def delete(yes: bool | None) -> None:
+            if yes and self.streaming is None:
+                self.store.delete_conversation(self.conversation.id)
+                self.refresh_conversations()
+                chats = self.store.conversations()
+                self.open_conversation(chats[0].id if chats else self.store.create_conversation().id)
+
+        self.push_screen(Confirm(f"Delete “{self.conversation.title}” and all its messages?"), delete)
+
+    # --- the live counter -----------------------------------------------------------------------------------
+
+    @on(Composer.Changed)
+    def draft_changed(self) -> None:
+        self.schedule_count()
+
+    def schedule_count(self) -> None:
+        if self.count_timer is not None:
+            self.count_timer.stop()
+        self.count_timer = self.set_timer(COUNT_DELAY_S, self.count_draft)
+
+    def count_draft(self) -> None:
+        if self.session is not None and self.session.engine.model is not None and self.streaming is None:
+            self.count(self.query_one(Composer).text)
+
+    @work(thread=True, exclusive=True, group="count", exit_on_error=False)
+    def count(self, draft: str) -> None:
+        branch = self.store.branch(self.conversation.id)
+        budget = self.session.budget(self.conversation, branch, draft)
+        self.post_message(BudgetCounted(budget, draft))
+
+    def on_budget_counted(self, message: BudgetCounted) -> None:
+        self.budget = message.budget
+        self.show_budget()
+
+    def show_budget(self, extra: int = 0) -> None:
+        budget = self.budget
+        note = ""
+        if budget.overflow_by:
+            note = f"over by {budget.overflow_by:,}: shorten the message or raise the context size"
+        elif budget.dropped_ids:
+            note = f"{len(budget.dropped_ids)} oldest messages will be left out"
+        elif extra:
+            note = f"reply {extra:,} tokens"
+        self.query_one(ContextCounter).show(budget.used, budget.n_ctx, note)
+        dropped = set(budget.dropped_ids)
+        for view in self.query(MessageView):
+            view.set_left_out(view.message.id in dropped)
+
+    # --- sending and streaming ------------------------------------------------------------------------------
+
+    @on(Composer.Submitted)
+    def submitted(self, event: Composer.Submitted) -> None:
+        text = event.text
+        if not text.strip() or self.streaming is not None:
+            return  # an empty message is not sent; one reply at a time
+        if self.session.engine.model is None:
+            self.notify("Choose a model first (ctrl+l, or ctrl+o for the catalog).", severity="warning")
+            return
+        if self.budget.overflow_by:
+            self.notify(f"The message does not fit: over by {self.budget.overflow_by:,} tokens.", severity="error")
+            return
+        self.query_one(Composer).clear()
+        self.generate("send", text)
+
+    def action_regenerate(self) -> None:
+        if self.streaming is None and any(v.message.role == "user" for v in self.query(MessageView)):
+            self.generate("regenerate", None)
+
+    def action_edit_last(self) -> None:
+        """Edit the focused user message (or the last one); the old branch stays in the database."""
+        views = [v for v in self.query(MessageView) if v.message.role == "user"]
+        focused = (
+            self.focused if isinstance(self.focused, MessageView) and self.focused.message.role == "user" else None
+        )
+        target = focused or (views[-1] if views else None)
+        if target is None or self.streaming is not None:
+            return
+
+        def resend(text: str | None) -> None:
+            if text:
+                self.generate("edit", text, target.message.id)
+
+        self.push_screen(AskText("Edit and resend:", target.message.content), resend)
+
+    @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
+    def generate(self, kind: str, text: str | None, message_id: int | None = None) -> None:
+        listener = _Poster(self)
+        try:
+            if kind == "send":
+                self.session.send(self.conversation.id, text, listener)
+            elif kind == "edit":
+                self.session.edit(message_id, text, listener)
+            else:
+                self.session.regenerate(self.conversation.id, listener)
+        except LocalchatError as exc:
+            self.post_message(ReplyFinished(None, exc.message))
+            return
+        self.post_message(ReplyFinished(None))
+
+    async def on_reply_started(self, message: ReplyStarted) -> None:
+        await self.reopen_branch()
+        self.streaming = next((v for v in self.query(MessageView) if v.message.id == message.message_id), None)
+        self.reply_tokens = 0
+
+    async def on_reply_delta(self, message: ReplyDelta) -> None:
+        if self.streaming is not None:
+            await self.streaming.append(message.text)
+            self.reply_tokens = message.tokens
+            self.show_budget(extra=message.tokens)
+
+    async def on_reply_finished(self, message: ReplyFinished) -> None:
+        if message.error:
+            self.notify(message.error, severity="error", timeout=8)
+        streaming, self.streaming = self.streaming, None
+        if streaming is not None and streaming.is_attached:
+            await streaming.finish(self.store.message(streaming.message.id))
+        await self.reopen_branch()
+        self.refresh_conversations(self.query_one("#search", Input).value.strip() or None)
+        last = self.store.branch(self.conversation.id)
+        if last and last[-1].status == "error":
+            self.notify(
+                "The engine stopped; the partial reply is kept and the next message starts a new engine.",
+                severity="error",
+                timeout=8,
+            )
+        self.schedule_count()
+
+    async def reopen_branch(self) -> None:
+        """Show the stored branch: mount new messages, refresh changed ones, drop ones from another branch."""
+        self.conversation = self.store.conversation(self.conversation.id)
+        branch = self.store.branch(self.conversation.id)[-MOUNTED_MESSAGES:]
+        container = self.query_one("#messages", VerticalScroll)
+        views = list(self.query(MessageView))
+        wanted = {m.id for m in branch}
+        for view in views:
+            if view.message.id not in wanted:
+                await view.remove()
+        have = {v.message.id: v for v in views if v.message.id in wanted}
+        for message in branch:
+            view = have.get(message.id)
+            if view is None:
+                await container.mount(MessageView(message))
+            elif view is not self.streaming and (view.message.content, view.message.status) != (
+                message.content,
+                message.status,
+            ):
+                await view.finish(message)
+
+    def action_stop(self) -> None:
+        if self.streaming is not None or self.session is not None:
+            self.session.stop()
+
+    def action_copy_message(self) -> None:
+        views = list(self.query(MessageView))
+        target = self.focused if isinstance(self.focused, MessageView) else (views[-1] if views else None)
+        if target is not None:
+            target.action_copy()
+
+    def edit_message(self, view: MessageView) -> None:
+        if self.streaming is not None or view.message.role != "user":
+            return
+
+        def resend(text: str | None) -> None:
+            if text:
+                self.generate("edit", text, view.message.id)
+
+        self.push_screen(AskText("Edit and resend (the old version is kept):", view.message.content), resend)
+
+    # --- models ---------------------------------------------------------------------------------------------
+
+    def action_pick_model(self) -> None:
+        self.push_screen(ModelPicker(self.library), self._picked)
+
+    def action_catalog(self) -> None:
+        self.push_screen(CatalogScreen(self.library), self._picked)
+
+    def _picked(self, choice: Choice | None) -> None:
+        if choice is not None:
+            self.load_model(choice.name, choice.model)
+
+    @work(thread=True, exclusive=True, group="model", exit_on_error=False)
+    def load_model(self, ref: str, model: LocalModel | None = None) -> None:
+        from localchat.models.manager import find_local, looks_like_path
+
+        self.call_from_thread(self.query_one("#model-name", Label).update, f"loading {ref}…")
+        try:
+            if model is None:
+                model = None if looks_like_path(ref) else find_local(ref, self.library)
+            path = model.path if model else Path(ref).expanduser()
+            name = (model.alias or model.name) if model else Path(ref).name
+            info = self.session.load_model(path, name, self.conversation.n_ctx if self.conversation else None)
+        except LocalchatError as exc:
+            self.post_message(ModelLoaded(None, ref, exc.message))
+            return
+        if model is not None:
+            self.library.touch(model)
+        self.store.set_setting("last_model", ref if model is None else (model.alias or model.name))
+        self.post_message(ModelLoaded(info, name))
+
+    def on_model_loaded(self, message: ModelLoaded) -> None:
+        label = self.query_one("#model-name", Label)
+        if message.info is None:
+            label.update("no model")
+            self.notify(f"Could not load {message.name}: {message.error}", severity="error", timeout=10)
+            return
+        info = message.info
+        label.update(
+            f"{message.name} · {info.quantization} · ctx {info.n_ctx:,} · {info.threads} threads"
+            + (f" · {info.gpu_layers} GPU layers" if info.gpu_layers else "")
+        )
+        self.schedule_count()
+
+    # --- settings, prompts, export ---------------------------------------------------------------------------
+
+    def action_settings(self) -> None:
+        sampling = self.session.sampling_for(self.conversation)
+
+        def saved(result: tuple | None) -> None:
+            if result is None:
+                return
+            params, n_ctx = result
+            self.store.update_conversation(self.conversation.id, sampling=params.to_dict(), n_ctx=n_ctx)
+            self.conversation = self.store.conversation(self.conversation.id)
+            if n_ctx and self.session.engine.model and n_ctx != self.session.n_ctx:
+                self.load_model(self.store.setting("last_model"))
+            self.schedule_count()
+            self.notify("Settings saved for this chat; they apply to the next reply.")
+
+        self.push_screen(SettingsScreen(sampling, self.conversation.n_ctx), saved)
+
+    def action_prompts(self) -> None:
+        def chosen(text: str | None) -> None:
+            if text is not None:
+                self.store.update_conversation(self.conversation.id, system_prompt=text or None)
+                self.conversation = self.store.conversation(self.conversation.id)
+                self.schedule_count()
+                self.notify("System prompt set for this chat.")
+
+        self.push_screen(PromptsScreen(self.store, self.conversation.system_prompt), chosen)
+
+    def export(self, kind: str) -> None:
+        branch = self.store.branch(self.conversation.id)
+        messages = self.session.engine_messages(self.conversation, branch)
+        exports = self.paths.data_dir / "exports"
+        exports.mkdir(parents=True, exist_ok=True)
+        stem = f"chat-{self.conversation.id}"
+        if kind == "md":
+            models = ([None] if self.conversation.system_prompt else []) + [m.model for m in branch]
+            path = exports / f"{stem}.md"
+            path.write_text(to_markdown(self.conversation.title, messages, models), encoding="utf-8")
+        else:
+            path = exports / f"{stem}.json"
+            path.write_text(to_openai_json(messages), encoding="utf-8")
+        self.notify(f"Exported to {path}")
+
+    def get_system_commands(self, screen: Screen) -> list[SystemCommand]:
+        commands = list(super().get_system_commands(screen))
+        for binding in self.BINDINGS:
+            commands.append(
+                SystemCommand(
+                    binding.description,
+                    f"{binding.description} ({binding.key})",
+                    getattr(self, f"action_{binding.action}"),
+                )
+            )
+        commands.append(SystemCommand("Export as Markdown", "Write this chat to a .md file", lambda: self.export("md")))
+        commands.append(SystemCommand("Export as JSON", "OpenAI-style messages", lambda: self.export("json")))
+        return commands
+
+
+WELCOME = (
+    "Welcome to localchat! You have no models yet. Pick one below to download it from the Hugging Face Hub "
+    "(smollm2:135m is tiny and quick to try; qwen2.5:1.5b is a good everyday start). It runs entirely on this "
+    "machine. You can also run `localchat import FILE.gguf`."
+)
+
+
+class _Poster:
+    """Turns the session's reply callbacks (on a worker thread) into messages for the UI thread."""
+
+    def __init__(self, app: LocalchatApp) -> None:
+        self.app = app
+
+    def started(self, reply: StoredMessage) -> None:
+        self.app.post_message(ReplyStarted(reply.id))
+
+    def delta(self, delta: Delta) -> None:
+        self.app.post_message(ReplyDelta(delta.text, delta.tokens))

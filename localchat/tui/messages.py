@@ -1,0 +1,40 @@
+"""Typed messages that workers post to the UI (they never touch widgets themselves)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from localchat.chat.session import Budget
+from localchat.engine.protocol import Done, ModelInfo
+
+
+@dataclass
+class ReplyStarted(Message):
+    message_id: int
+
+
+@dataclass
+class ReplyDelta(Message):
+    text: str
+    tokens: int
+
+
+@dataclass
+class ReplyFinished(Message):
+    done: Done | None
+    error: str | None = None
+
+
+@dataclass
+class BudgetCounted(Message):
+    budget: Budget
+    draft: str
+
+
+@dataclass
+class ModelLoaded(Message):
+    info: ModelInfo | None
+    name: str
+    error: str | None = None

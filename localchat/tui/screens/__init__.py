@@ -1,0 +1,1 @@
+"""Modal screens: pickers, forms and confirmations. Each returns its result with `dismiss`."""

@@ -1,0 +1,134 @@
+"""Choosing a model: the picker (local models with their fit) and the catalog (pull, remove)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, OptionList, ProgressBar
+from textual.widgets.option_list import Option
+
+from localchat import hardware
+from localchat.errors import LocalchatError
+from localchat.models.catalog import CATALOG, CatalogEntry
+from localchat.models.library import Library, LocalModel
+from localchat.models.manager import plan_pull, run_pull
+from localchat.models.memory import estimate_memory, fit_memory
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str
+    model: LocalModel
+
+
+def describe(library: Library, model: LocalModel) -> str:
+    try:
+        summary = library.summary(model)
+    except LocalchatError as exc:
+        return f"{model.alias or model.name}  —  {exc.message}"
+    fit = fit_memory(
+        estimate_memory(summary.shape, min(summary.context_length or 4096, 4096)),
+        summary.layers,
+        hardware.available_memory_bytes(),
+    )
+    params = summary.parameters
+    size = model.size_bytes
+    return (
+        f"{model.alias or model.name}  ·  {params / 1e9:.2f}B  ·  {summary.quantization}  ·  "
+        f"{size / 1e9:.2f} GB  ·  ctx {summary.context_length}  ·  {fit.verdict}"
+    )
+
+
+class ModelPicker(ModalScreen[Choice | None]):
+    """Local models: name, parameters, quant, size, context and whether it fits in memory."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
+
+    def __init__(self, library: Library) -> None:
+        super().__init__()
+        self.library = library
+        self.models = library.models()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label("Choose a model (Enter)  ·  the catalog has more: ctrl+o")
+            options = [Option(describe(self.library, m), id=str(i)) for i, m in enumerate(self.models)]
+            yield OptionList(*options, id="models")
+            if not self.models:
+                yield Label("No models yet: open the catalog with ctrl+o.")
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        model = self.models[int(event.option.id)]
+        self.dismiss(Choice(model.alias or model.name, model))
+
+
+class CatalogScreen(ModalScreen[Choice | None]):
+    """The curated catalog: pull one with a progress bar (Enter), remove a pulled one (Delete)."""
+
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Close"),
+        Binding("delete", "remove", "Remove", id="catalog.remove"),
+    ]
+
+    def __init__(self, library: Library, intro: str = "") -> None:
+        super().__init__()
+        self.library = library
+        self.intro = intro
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            if self.intro:
+                yield Label(self.intro, classes="intro")
+            yield Label("Pull a model (Enter) · remove (Delete) · close (Esc)")
+            yield OptionList(*[Option(self._line(e), id=e.alias) for e in CATALOG], id="catalog")
+            yield ProgressBar(id="pull-progress", show_eta=True)
+            yield Label("", id="pull-status")
+
+    def _line(self, entry: CatalogEntry) -> str:
+        here = " (downloaded)" if self.library.find(entry.alias) else ""
+        return f"{entry.alias:<14} {entry.parameters:>5}  {entry.why}{here}"
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        local = self.library.find(event.option.id)
+        if local is not None:
+            self.dismiss(Choice(event.option.id, local))
+            return
+        self.pull(event.option.id)
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def pull(self, alias: str) -> None:
+        status = self.query_one("#pull-status", Label)
+        bar = self.query_one("#pull-progress", ProgressBar)
+        try:
+            plan = plan_pull(alias, self.library)
+            self.app.call_from_thread(status.update, f"pulling {plan.name}: {plan.fit().message}")
+
+            def progress(_name: str):
+                return lambda done, total: self.app.call_from_thread(bar.update, total=total, progress=done)
+
+            model = run_pull(plan, self.library, progress)
+        except LocalchatError as exc:
+            self.app.call_from_thread(status.update, f"[b]error:[/b] {exc.message}")
+            return
+        self.app.call_from_thread(self.dismiss, Choice(alias, model))
+
+    def action_remove(self) -> None:
+        option_list = self.query_one("#catalog", OptionList)
+        if option_list.highlighted is None:
+            return
+        alias = option_list.get_option_at_index(option_list.highlighted).id
+        model = self.library.find(alias)
+        if model is None:
+            return
+        try:
+            self.library.remove(model)
+        except LocalchatError as exc:
+            self.query_one("#pull-status", Label).update(exc.message)
+            return
+        self.query_one("#pull-status", Label).update(f"removed {alias}")
+        option_list.replace_option_prompt(alias, self._line(next(e for e in CATALOG if e.alias == alias)))

@@ -1,0 +1,129 @@
+"""Widgets: one chat message, the composer, the context counter."""
+
+from __future__ import annotations
+
+import re
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message as TextualMessage
+from textual.widgets import Label, Markdown, Static, TextArea
+from textual.widgets._markdown import MarkdownStream
+
+from localchat.store.db import Message
+from localchat.text import inert
+
+ROLE_LABELS = {"user": "You", "assistant": "Assistant", "system": "System"}
+
+
+def stats_line(message: Message) -> str:
+    stats = message.stats or {}
+    parts = [message.model or stats.get("model") or ""]
+    if stats.get("completion_tokens") is not None:
+        parts.append(f"{stats['completion_tokens']} tokens")
+    if stats.get("ttft_s"):
+        parts.append(f"TTFT {stats['ttft_s']:.2f} s")
+    if stats.get("decode_tok_s"):
+        parts.append(f"{stats['decode_tok_s']:.1f} tok/s")
+    if message.status in ("interrupted", "cancelled", "error"):
+        parts.append({"interrupted": "interrupted", "cancelled": "stopped", "error": "error"}[message.status])
+        if stats.get("error"):
+            parts.append(str(stats["error"]))
+    return " · ".join(p for p in parts if p)
+
+
+CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
+
+
+class MessageView(Vertical, can_focus=True):
+    """One message: who, the Markdown body (streamed while the reply comes), and the reply's stats.
+    Focus one with Tab: c copies it, b copies its last code block, e edits it (your messages)."""
+
+    BINDINGS = [
+        Binding("c", "copy", "Copy", id="message.copy"),
+        Binding("b", "copy_code", "Copy code", id="message.copy_code"),
+        Binding("e", "edit", "Edit", id="message.edit"),
+    ]
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(classes=f"message {message.role}")
+        self.message = message
+        self.stream: MarkdownStream | None = None
+        self.text = message.content
+
+    def compose(self) -> ComposeResult:
+        yield Label(ROLE_LABELS.get(self.message.role, self.message.role), classes="role")
+        yield Markdown(inert(self.message.content), classes="body")
+        yield Label(stats_line(self.message) if self.message.role == "assistant" else "", classes="stats")
+
+    @property
+    def body(self) -> Markdown:
+        return self.query_one(".body", Markdown)
+
+    async def append(self, text: str) -> None:
+        """Stream: each delta is appended (O(n) over the reply), not the whole message re-rendered."""
+        if self.stream is None:
+            self.stream = Markdown.get_stream(self.body)
+        self.text += text
+        await self.stream.write(inert(text))
+
+    async def finish(self, message: Message) -> None:
+        if self.stream is not None:
+            await self.stream.stop()
+            self.stream = None
+        self.message = message
+        self.text = message.content
+        await self.body.update(inert(message.content))  # one full render at the end
+        self.query_one(".stats", Label).update(stats_line(message))
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.text)  # OSC 52: works over SSH too
+        self.notify("Copied the message.")
+
+    def action_copy_code(self) -> None:
+        blocks = CODE_BLOCK.findall(self.text)
+        if blocks:
+            self.app.copy_to_clipboard(blocks[-1])
+            self.notify("Copied the code block.")
+        else:
+            self.notify("This message has no code block.", severity="warning")
+
+    def action_edit(self) -> None:
+        self.app.edit_message(self)
+
+    def set_left_out(self, left_out: bool) -> None:
+        self.set_class(left_out, "left-out")
+
+
+class Composer(TextArea):
+    """Enter sends; Ctrl+J (or Alt+Enter) inserts a newline."""
+
+    BINDINGS = [
+        Binding("enter", "submit", "Send", id="composer.send", priority=True),
+        Binding("ctrl+j,alt+enter", "newline", "Newline", id="composer.newline", show=False, priority=True),
+    ]
+
+    class Submitted(TextualMessage):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def action_submit(self) -> None:
+        self.post_message(self.Submitted(self.text))
+
+    def action_newline(self) -> None:
+        self.insert("\n")
+
+
+class ContextCounter(Static):
+    """`used / n_ctx` for system prompt + history + draft + reply budget, from the model's own tokenizer."""
+
+    def show(self, used: int, n_ctx: int, note: str = "") -> None:
+        if not n_ctx:
+            self.update("no model")
+            return
+        share = used / n_ctx
+        self.set_class(share > 1, "over")
+        self.set_class(0.8 < share <= 1, "near")
+        self.update(f"{used:,} / {n_ctx:,} tokens" + (f" · {note}" if note else ""))

@@ -1,0 +1,188 @@
+"""The app driven as a person would, with the real engine and model."""
+
+from __future__ import annotations
+
+import json
+
+from localchat.chat.sampling import SamplingParams
+from localchat.engine.protocol import ChatMessage
+from localchat.tui.screens.dialogs import AskText
+from localchat.tui.screens.settings import SettingsScreen
+from localchat.tui.widgets import Composer, ContextCounter
+from tests.tui.conftest import SIZE, model_ready, send, views, wait_for, wait_until_replied
+
+
+async def test_send_streams_a_reply_with_stats_and_keeps_it(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        await send(pilot, "Name a colour.")
+        user, reply = views(app)
+        assert user.message.role == "user" and reply.message.role == "assistant"
+        stored = app.store.message(reply.message.id)
+        assert stored.status == "complete" and stored.content.strip()
+        assert reply.text == stored.content
+        stats = str(reply.query_one(".stats").render())
+        assert "tokens" in stats and "tok/s" in stats and "TTFT" in stats
+        assert stored.model == app.session.model_name
+        conversation_id = app.conversation.id
+    # Everything is there after a restart.
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)  # the last used model opens again
+        assert app.conversation.id == conversation_id
+        assert views(app)[0].message.content == "Name a colour."
+        assert app.conversation.title == "Name a colour."
+
+
+async def test_empty_message_is_not_sent(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        app.query_one(Composer).text = "   \n  "
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        assert views(app) == [] and app.store.rows("SELECT count(*) FROM messages").fetchone()[0] == 0
+
+
+async def test_counter_equals_the_models_tokenizer(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        draft = "How many tokens is this exactly, with the template?"
+        app.query_one(Composer).text = draft
+        await wait_for(pilot, lambda: "/ 4,096" in str(app.query_one(ContextCounter).render()))
+        await pilot.pause(0.6)
+        expected = app.session.engine.count_chat_tokens([ChatMessage("user", draft)]) + SamplingParams().max_tokens
+        assert app.budget.used == expected
+        assert str(app.query_one(ContextCounter).render()).startswith(f"{expected:,} / 4,096")
+
+
+async def test_stop_during_a_long_prompt(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        app.query_one(Composer).text = "The river runs past old stone bridges. " * 320  # ~3k tokens: seconds to read
+        await pilot.pause(0.1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.streaming is not None)
+        await pilot.pause(0.5)
+        await pilot.press("escape")
+        await wait_until_replied(pilot, 1)
+        reply = app.store.branch(app.conversation.id)[-1]
+        assert reply.status == "cancelled" and reply.stats["stop_reason"] == "cancelled"
+        assert "stopped" in str(views(app)[-1].query_one(".stats").render())
+
+
+async def test_regenerate_and_edit_keep_the_old_branches(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        await send(pilot, "Say one word.")
+        first_reply = views(app)[-1].message
+        await pilot.press("ctrl+r")
+        await wait_until_replied(pilot, 2)
+        assert len(app.store.siblings(first_reply.id)) == 2  # the old reply is kept beside the new one
+        assert views(app)[-1].message.id != first_reply.id
+        original_question = views(app)[0].message
+        await pilot.press("ctrl+g")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskText))
+        app.screen.query_one("#answer").value = "Say two words."
+        await pilot.press("enter")
+        await wait_until_replied(pilot, 3)
+        assert views(app)[0].message.content == "Say two words."
+        assert len(app.store.siblings(original_question.id)) == 2  # the edited question's branch is kept
+
+
+async def test_settings_are_validated_saved_and_applied(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        app.screen.query_one("#temperature").value = "9"
+        await pilot.press("ctrl+s")
+        await pilot.pause(0.2)
+        assert "temperature must be between 0 and 5" in str(app.screen.query_one("#settings-error").render())
+        app.screen.query_one("#temperature").value = "0"
+        app.screen.query_one("#max_tokens").value = "3"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        assert app.store.conversation(app.conversation.id).sampling["max_tokens"] == 3
+        await send(pilot, "Tell me a long story about a dragon.")
+        assert app.store.branch(app.conversation.id)[-1].stats["completion_tokens"] <= 3
+
+
+async def test_switching_models_keeps_the_conversation(make_app, model_path) -> None:
+    from localchat.models.library import Library
+    from localchat.tui.screens.models import ModelPicker
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        Library(app.paths).import_file(model_path, "smol-b")
+        await model_ready(pilot)
+        await send(pilot, "Hi")
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        await pilot.press("enter")  # the only library model: smol-b
+        await wait_for(pilot, lambda: app.session.model_name == "smol-b")
+        await send(pilot, "Hi again")
+        replies = [v.message for v in views(app) if v.message.role == "assistant"]
+        assert len(views(app)) == 4
+        assert replies[0].model != "smol-b" and app.store.message(replies[1].id).model == "smol-b"
+
+
+async def test_overflowing_paste_is_shown_not_sent_and_the_ui_stays_responsive(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        app.query_one(Composer).text = "lorem ipsum dolor sit amet " * 40_000  # ~1 MB
+        await wait_for(pilot, lambda: app.budget.overflow_by > 0, timeout=120)
+        assert "over by" in str(app.query_one(ContextCounter).render())
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert app.store.rows("SELECT count(*) FROM messages").fetchone()[0] == 0
+
+
+async def test_escape_sequences_in_output_are_inert(make_app) -> None:
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        chat = app.store.create_conversation()
+        hostile = "copy \x1b]52;c;aGVsbG8=\x07 and \x1b[31mred\x1b[0m and \x1b]8;;http://x\x07link"
+        app.store.add_message(chat.id, "assistant", hostile, None)
+        app.open_conversation(chat.id)
+        await pilot.pause(0.3)
+        source = views(app)[-1].body.source
+        assert "\x1b" not in source and "\x07" not in source and "␛]52" in source
+
+
+async def test_engine_crash_keeps_the_partial_reply_and_recovers(make_app) -> None:
+    import os
+    import signal
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        app.query_one(Composer).text = "The river runs past old stone bridges. " * 200
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.streaming is not None)
+        os.kill(app.session.engine.pid, signal.SIGKILL)
+        await wait_until_replied(pilot, 1)
+        assert app.store.branch(app.conversation.id)[-1].status == "error"
+        await send(pilot, "Hello?")  # a new engine starts and answers
+        assert app.store.branch(app.conversation.id)[-1].status == "complete"
+
+
+async def test_export_and_command_palette(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        await send(pilot, "Hi")
+        app.export("md")
+        app.export("json")
+        exported = json.loads((app.paths.data_dir / "exports" / f"chat-{app.conversation.id}.json").read_text())
+        assert [m["role"] for m in exported["messages"]] == ["user", "assistant"]
+        markdown = (app.paths.data_dir / "exports" / f"chat-{app.conversation.id}.md").read_text()
+        assert "## You" in markdown and "## Assistant" in markdown
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Regenerate", "Model", "Settings", "Prompts", "Export as Markdown", "Export as JSON"} <= titles
