@@ -1,0 +1,128 @@
+"""The rest of the app: conversations, prompts, themes, key remapping, first run, long chats."""
+
+from __future__ import annotations
+
+from textual.widgets import ListView
+
+from localchat.tui.screens.dialogs import AskText, Confirm
+from localchat.tui.screens.models import CatalogScreen
+from localchat.tui.screens.settings import PromptsScreen
+from localchat.tui.widgets import MessageView
+from tests.tui.conftest import SIZE, wait_for
+
+
+async def past_welcome(pilot) -> None:
+    """Without any model the app opens on the catalog (first run); close it."""
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, CatalogScreen))
+    await pilot.press("escape")
+    await pilot.pause(0.1)
+
+
+def titles(app) -> list[str]:
+    return [str(item.query_one("Label").render()) for item in app.query_one("#conversations", ListView).children]
+
+
+async def test_conversations_new_rename_search_delete(make_app) -> None:
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await past_welcome(pilot)
+        await pilot.pause(0.3)
+        first = app.conversation.id
+        app.store.add_message(first, "user", "tomatoes need sun", None)
+        await pilot.press("ctrl+n")
+        await pilot.pause(0.2)
+        assert app.conversation.id != first and len(titles(app)) == 2
+        await pilot.press("f2")
+        await wait_for(pilot, lambda: isinstance(app.screen, AskText))
+        app.screen.query_one("#answer").value = "Renamed"
+        await pilot.press("enter")
+        await pilot.pause(0.2)
+        assert titles(app)[0] == "Renamed"
+        app.query_one("#search").value = "TOMATO"
+        await pilot.pause(0.3)
+        assert len(titles(app)) == 1 and titles(app)[0] != "Renamed"  # found by message text
+        app.query_one("#search").value = ""
+        await pilot.pause(0.3)
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.click("#no")
+        await pilot.pause(0.2)
+        assert len(titles(app)) == 2  # nothing deleted without a yes
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.click("#yes")
+        await pilot.pause(0.3)
+        assert "Renamed" not in titles(app) and len(app.store.conversations()) == 1
+
+
+async def test_system_prompt_library(make_app) -> None:
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await past_welcome(pilot)
+        await pilot.pause(0.3)
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptsScreen))
+        app.screen.query_one("#prompt-name").value = "Pirate"
+        app.screen.query_one("#prompt-text").text = "Talk like a pirate."
+        await pilot.press("ctrl+s")
+        await pilot.press("ctrl+t")  # default for new chats
+        await pilot.pause(0.2)
+        assert app.store.prompts() == [("Pirate", "Talk like a pirate.")]
+        assert app.store.setting("default_prompt") == "Pirate"
+        option_list = app.screen.query_one("#prompt-list")
+        option_list.highlighted = 1
+        await pilot.pause(0.1)
+        option_list.action_select()
+        await pilot.pause(0.3)
+        assert app.store.conversation(app.conversation.id).system_prompt == "Talk like a pirate."
+        await pilot.press("ctrl+n")
+        await pilot.pause(0.2)
+        assert app.conversation.system_prompt == "Talk like a pirate."  # the default applies to new chats
+
+
+async def test_themes_are_registered_and_the_choice_is_saved(make_app) -> None:
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await past_welcome(pilot)
+        await pilot.pause(0.2)
+        ours = {"localchat-dusk", "localchat-paper", "localchat-forest"}
+        assert ours <= set(app.available_themes)
+        app.theme = "localchat-paper"
+        await pilot.pause(0.1)
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await past_welcome(pilot)
+        assert app.theme == "localchat-paper"
+
+
+async def test_bindings_can_be_remapped(make_app) -> None:
+    app = make_app(None, keymap={"chat.new": "f5"})
+    async with app.run_test(size=SIZE) as pilot:
+        await past_welcome(pilot)
+        await pilot.pause(0.2)
+        before = app.conversation.id
+        await pilot.press("f5")
+        await pilot.pause(0.2)
+        assert app.conversation.id != before
+
+
+async def test_first_run_without_models_offers_the_catalog(make_app) -> None:
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, CatalogScreen))
+        intro = str(app.screen.query_one(".intro").render())
+        assert "no models yet" in intro and "runs entirely on this machine" in intro
+
+
+async def test_long_conversations_mount_only_recent_messages(make_app) -> None:
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await past_welcome(pilot)
+        chat = app.store.create_conversation()
+        parent = None
+        for i in range(600):
+            parent = app.store.add_message(chat.id, "user" if i % 2 == 0 else "assistant", f"message {i}", parent).id
+        app.open_conversation(chat.id)
+        await pilot.pause(0.5)
+        mounted = list(app.query(MessageView))
+        assert len(mounted) == 200 and mounted[-1].message.content == "message 599"
