@@ -28,6 +28,7 @@ from localchat.tui.screens.settings import PromptsScreen, SettingsScreen
 from localchat.tui.themes import load_themes
 from localchat.tui.widgets import Composer, ContextCounter, MessageView
 
+DEFAULT_THEME = "localchat-dusk"
 COUNT_DELAY_S = 0.25  # debounce: count the draft when typing pauses
 MOUNTED_MESSAGES = 200  # older messages of a long chat are not mounted (the counter still counts them)
 
@@ -86,11 +87,10 @@ class LocalchatApp(App[None]):
             self.set_keymap(self.keymap)
         self.store = open_database(self.paths.database)
         self.store.recover_interrupted()
-        saved_theme = self.store.setting("theme")
+        saved_theme = self.store.setting("theme", DEFAULT_THEME)
         if saved_theme in self.available_themes:
             self.theme = saved_theme
         self.session = ChatSession(self.store, EngineClient(self.paths.engine_log))
-        self.refresh_conversations()
         chats = self.store.conversations()
         self.open_conversation(
             chats[0].id if chats else self.store.create_conversation(system_prompt=self._default_prompt()).id
@@ -119,12 +119,15 @@ class LocalchatApp(App[None]):
     def refresh_conversations(self, search: str | None = None) -> None:
         view = self.query_one("#conversations", ListView)
         view.clear()
-        for chat in self.store.conversations(search):
-            item = ListItem(Label(chat.title), name=str(chat.id))
-            view.append(item)
+        chats = self.store.conversations(search)
+        for chat in chats:
+            view.append(ListItem(Label(chat.title), name=str(chat.id)))
+        current = [i for i, chat in enumerate(chats) if self.conversation and chat.id == self.conversation.id]
+        view.index = current[0] if current else None
 
     def open_conversation(self, conversation_id: int) -> None:
         self.conversation = self.store.conversation(conversation_id)
+        self.refresh_conversations(self.query_one("#search", Input).value.strip() or None)
         container = self.query_one("#messages", VerticalScroll)
         container.remove_children()
         branch = self.store.branch(conversation_id)
@@ -147,7 +150,6 @@ class LocalchatApp(App[None]):
     def action_new_chat(self) -> None:
         if self.streaming is None:
             chat = self.store.create_conversation(system_prompt=self._default_prompt())
-            self.refresh_conversations()
             self.open_conversation(chat.id)
 
     def action_rename_chat(self) -> None:
@@ -162,7 +164,6 @@ class LocalchatApp(App[None]):
         def delete(yes: bool | None) -> None:
             if yes and self.streaming is None:
                 self.store.delete_conversation(self.conversation.id)
-                self.refresh_conversations()
                 chats = self.store.conversations()
                 self.open_conversation(chats[0].id if chats else self.store.create_conversation().id)
 

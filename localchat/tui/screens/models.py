@@ -86,7 +86,9 @@ class CatalogScreen(ModalScreen[Choice | None]):
                 yield Label(self.intro, classes="intro")
             yield Label("Pull a model (Enter) · remove (Delete) · close (Esc)")
             yield OptionList(*[Option(self._line(e), id=e.alias) for e in CATALOG], id="catalog")
-            yield ProgressBar(id="pull-progress", show_eta=True)
+            bar = ProgressBar(id="pull-progress", show_eta=True)
+            bar.display = False  # shown once a pull starts (an idle bar would animate for nothing)
+            yield bar
             yield Label("", id="pull-status")
 
     def _line(self, entry: CatalogEntry) -> str:
@@ -107,6 +109,7 @@ class CatalogScreen(ModalScreen[Choice | None]):
         try:
             plan = plan_pull(alias, self.library)
             self.app.call_from_thread(status.update, f"pulling {plan.name}: {plan.fit().message}")
+            self.app.call_from_thread(setattr, bar, "display", True)
 
             def progress(_name: str):
                 return lambda done, total: self.app.call_from_thread(bar.update, total=total, progress=done)

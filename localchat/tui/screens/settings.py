@@ -18,6 +18,10 @@ from localchat.store.db import Store
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
 
 
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1000 else f"{value:g}"
+
+
 class SettingsScreen(ModalScreen[tuple[SamplingParams, int | None] | None]):
     """Values are checked on save; a bad one names the field and its range, and nothing is saved."""
 
@@ -30,13 +34,13 @@ class SettingsScreen(ModalScreen[tuple[SamplingParams, int | None] | None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog"):
-            yield Label("Sampling for this conversation (applies to the next reply) · ctrl+s saves")
+            yield Label("Sampling for this chat, from the next reply on. ctrl+s saves, Esc cancels.")
             yield Select([(name, name) for name in PRESETS], prompt="preset…", id="preset")
             for name in FIELDS:
                 low, high = RANGES[name]
                 value = getattr(self.sampling, name)
                 with Horizontal(classes="field"):
-                    yield Label(f"{name} [{low:g}–{high:g}]")
+                    yield Label(f"{name} [{_number(low)}–{_number(high)}]")
                     yield Input("" if value is None else str(value), id=name)
             with Horizontal(classes="field"):
                 yield Label("context size (tokens; empty = model default)")
