@@ -122,7 +122,7 @@ async def test_long_conversations_mount_only_recent_messages(make_app) -> None:
         parent = None
         for i in range(600):
             parent = app.store.add_message(chat.id, "user" if i % 2 == 0 else "assistant", f"message {i}", parent).id
-        app.open_conversation(chat.id)
+        await app.open_conversation(chat.id)
         await pilot.pause(0.5)
         mounted = list(app.query(MessageView))
         assert len(mounted) == 200 and mounted[-1].message.content == "message 599"

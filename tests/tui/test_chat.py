@@ -150,7 +150,7 @@ async def test_escape_sequences_in_output_are_inert(make_app) -> None:
         chat = app.store.create_conversation()
         hostile = "copy \x1b]52;c;aGVsbG8=\x07 and \x1b[31mred\x1b[0m and \x1b]8;;http://x\x07link"
         app.store.add_message(chat.id, "assistant", hostile, None)
-        app.open_conversation(chat.id)
+        await app.open_conversation(chat.id)
         await pilot.pause(0.3)
         source = views(app)[-1].body.source
         assert "\x1b" not in source and "\x07" not in source and "␛]52" in source

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""The TUI's cost while a long reply streams, against the headless engine, in one run.
+
+1. headless: the engine generates N tokens (greedy, past end-of-text) with nobody rendering.
+2. tui: the same generation streams into the real app (run headless by Textual's pilot) through the same path a
+   reply takes: worker thread → ReplyDelta messages → MessageView.append → MarkdownStream.
+Reports decode tok/s of both (ratio goal ≥ 0.98: rendering must not slow generation down) and the time spent
+rendering the deltas of the last 10% of the reply vs the first 10% (goal ≤ 1.5: O(n), not O(n²)).
+Usage: bench/tui_stream.py [--tokens 2000] [--rounds 3] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from localchat.chat.sampling import SamplingParams  # noqa: E402
+from localchat.config import Paths  # noqa: E402
+from localchat.engine.protocol import Delta, Done, Generate  # noqa: E402
+from localchat.tui import widgets  # noqa: E402
+from localchat.tui.app import LocalchatApp  # noqa: E402
+from localchat.tui.messages import ReplyDelta, ReplyFinished, ReplyStarted  # noqa: E402
+
+PROMPT = "Write a very long story about a river, a bridge and a town, with many chapters.\n\n"
+
+
+def request(tokens: int) -> Generate:
+    # A chat-style prompt, greedy, going past end-of-text so every run streams exactly `tokens` tokens.
+    return Generate(prompt=PROMPT, sampling=SamplingParams(temperature=0.0, max_tokens=tokens), ignore_eos=True)
+
+
+async def run(model: str, tokens: int, rounds: int) -> dict:
+    home = Path(tempfile.mkdtemp(prefix="localchat-bench-"))
+    paths = Paths(home / "config", home / "data", home / "cache", home / "logs").ensure()
+    app = LocalchatApp(paths, model, None)
+    append_times: list[tuple[int, float]] = []  # (tokens so far, seconds spent rendering this delta)
+    original_append = widgets.MessageView.append
+    state = {"tokens": 0}
+
+    async def timed_append(self, text: str) -> None:
+        started = time.perf_counter()
+        await original_append(self, text)
+        append_times.append((state["tokens"], time.perf_counter() - started))
+
+    widgets.MessageView.append = timed_append
+    results = {"headless_tok_s": [], "tui_tok_s": [], "render_last_over_first": []}
+    async with app.run_test(size=(140, 45)) as pilot:
+        while app.session.engine.model is None:
+            await pilot.pause(0.1)
+        engine = app.session.engine
+        for _ in range(rounds):
+            # headless
+            done = next(e for e in engine.generate(request(tokens)) if isinstance(e, Done))
+            results["headless_tok_s"].append(done.timings.decode_tok_s)
+            # through the app
+            chat = app.store.create_conversation("bench")
+            await app.open_conversation(chat.id)
+            reply = app.store.add_message(chat.id, "assistant", "", None, status="streaming")
+            append_times.clear()
+            finished: dict = {}
+
+            def stream(reply=reply, finished=finished) -> None:  # bound now, not at call time
+                app.post_message(ReplyStarted(reply.id))
+                for event in engine.generate(request(tokens)):
+                    if isinstance(event, Delta):
+                        state["tokens"] = event.tokens
+                        app.post_message(ReplyDelta(event.text, event.tokens))
+                    else:
+                        finished["done"] = event
+                app.store.update_message(reply.id, finished["done"].text, "complete")
+                app.post_message(ReplyFinished(finished["done"]))
+
+            worker = asyncio.get_running_loop().run_in_executor(None, stream)
+            await worker
+            while app.streaming is not None:
+                await pilot.pause(0.05)
+            results["tui_tok_s"].append(finished["done"].timings.decode_tok_s)
+            first = sum(t for n, t in append_times if n <= tokens * 0.1)
+            last = sum(t for n, t in append_times if n > tokens * 0.9)
+            results["render_last_over_first"].append(last / first if first else float("nan"))
+    widgets.MessageView.append = original_append
+    summary = {key: statistics.median(values) for key, values in results.items()}
+    summary["ratio_tui_over_headless"] = summary["tui_tok_s"] / summary["headless_tok_s"]
+    summary["rounds"] = results
+    summary["tokens"] = tokens
+    return summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--tokens", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    if args.model is None:
+        from tests.conftest import test_model_path
+
+        args.model = str(test_model_path())
+    summary = asyncio.run(run(args.model, args.tokens, args.rounds))
+    text = json.dumps(summary, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
