@@ -12,7 +12,14 @@ def modules_after_import(module: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", ["localchat.engine.client", "localchat.chat.context", "localchat.models.gguf", "localchat.cli"]
+    "module",
+    [
+        "localchat.engine.client",
+        "localchat.chat.session",
+        "localchat.store.db",
+        "localchat.models.manager",
+        "localchat.cli",
+    ],
 )
 def test_caller_side_never_loads_llama_cpp_or_textual(module: str) -> None:
     loaded = modules_after_import(module)
@@ -23,3 +30,8 @@ def test_caller_side_never_loads_llama_cpp_or_textual(module: str) -> None:
 def test_engine_never_imports_textual() -> None:
     loaded = modules_after_import("localchat.engine.runner")
     assert "llama_cpp" in loaded and "textual" not in loaded
+
+
+def test_the_ui_never_loads_llama_cpp() -> None:
+    loaded = modules_after_import("localchat.tui.app")
+    assert "textual" in loaded and "llama_cpp" not in loaded
