@@ -25,12 +25,15 @@ def cli(ctx: click.Context, model: str | None) -> None:
 
 def open_app(model: str | None) -> None:
     from localchat.config import load_settings, paths  # the app's imports stay out of the other commands
+    from localchat.store.db import open_database
     from localchat.tui.app import LocalchatApp
 
     keymap = {str(k): str(v) for k, v in load_settings().get("keys", {}).items()}
+    state = paths().ensure()
+    open_database(state.database).close()  # a locked or damaged database: one line, before the screen changes
     if not sys.stdout.isatty():
         raise LocalchatError("the app needs a terminal: use `localchat run MODEL` for pipes and scripts")
-    LocalchatApp(paths().ensure(), model, keymap).run()
+    LocalchatApp(state, model, keymap).run()
 
 
 for command in (run, pull, list_models, show, rm, import_model, search, bench):

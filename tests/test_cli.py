@@ -178,3 +178,11 @@ def test_unwritable_state_directory(model_path: Path, tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     result = run_cli("run", str(model_path), "hi", env={"LOCALCHAT_HOME": str(blocker / "home")})
     assert_one_line_error(result, "cannot create", "LOCALCHAT_HOME")
+
+
+def test_app_refuses_a_damaged_database_untouched(home: Path) -> None:
+    database = home / "data" / "localchat.db"
+    database.parent.mkdir(parents=True)
+    database.write_bytes(b"not a database" * 100)
+    assert_one_line_error(run_cli(), "damaged or not a localchat database")
+    assert database.read_bytes() == b"not a database" * 100

@@ -94,6 +94,9 @@ class LocalchatApp(App[None]):
         if saved_theme in self.available_themes:
             self.theme = saved_theme
         self.session = ChatSession(self.store, EngineClient(self.paths.engine_log))
+        default = self.store.setting("default_sampling")
+        if default:
+            self.session.default_sampling = self.session.default_sampling.with_overrides(**default)
         chats = self.store.conversations()
         await self.open_conversation(
             chats[0].id if chats else self.store.create_conversation(system_prompt=self._default_prompt()).id
@@ -198,15 +201,18 @@ class LocalchatApp(App[None]):
         self.show_budget()
 
     def show_budget(self, extra: int = 0) -> None:
+        """Before a send: prompt + reply budget. While a reply streams: prompt + the reply so far (it grows)."""
         budget = self.budget
+        used = budget.used
         note = ""
         if budget.overflow_by:
             note = f"over by {budget.overflow_by:,}: shorten the message or raise the context size"
         elif budget.dropped_ids:
             note = f"{len(budget.dropped_ids)} oldest messages will be left out"
-        elif extra:
-            note = f"reply {extra:,} tokens"
-        self.query_one(ContextCounter).show(budget.used, budget.n_ctx, note)
+        if extra:
+            used = budget.used - self.session.sampling_for(self.conversation).max_tokens + extra
+            note = f"replying: {extra:,} tokens"
+        self.query_one(ContextCounter).show(used, budget.n_ctx, note)
         if extra:
             return  # while a reply streams, which messages are left out does not change
         dropped = set(budget.dropped_ids)
@@ -398,7 +404,10 @@ class LocalchatApp(App[None]):
         def saved(result: tuple | None) -> None:
             if result is None:
                 return
-            params, n_ctx = result
+            params, n_ctx, as_default = result
+            if as_default:
+                self.store.set_setting("default_sampling", params.to_dict())
+                self.session.default_sampling = params
             self.store.update_conversation(self.conversation.id, sampling=params.to_dict(), n_ctx=n_ctx)
             self.conversation = self.store.conversation(self.conversation.id)
             if n_ctx and self.session.engine.model and n_ctx != self.session.n_ctx:

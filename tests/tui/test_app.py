@@ -126,3 +126,31 @@ async def test_long_conversations_mount_only_recent_messages(make_app) -> None:
         await pilot.pause(0.5)
         mounted = list(app.query(MessageView))
         assert len(mounted) == 200 and mounted[-1].message.content == "message 599"
+
+
+async def test_catalog_pulls_with_progress_and_loads_the_model(make_app, model_path, monkeypatch) -> None:
+    import huggingface_hub.constants
+
+    from tests.fakehub import FakeFile, FakeHub, FakeHubServer, FakeRepo
+
+    hub = FakeHub({"HuggingFaceTB/SmolLM2-135M-Instruct-GGUF": FakeRepo({"smol-q4_k_m.gguf": FakeFile(model_path)})})
+    hub.throttle_s = 0.02  # slow enough to see the bar move
+    with FakeHubServer(hub) as server:
+        # The CLI tests set HF_ENDPOINT before huggingface_hub is imported; in this process it already was.
+        monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", server.url)
+        template = server.url + "/{repo_id}/resolve/{revision}/{filename}"
+        monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
+        monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        app = make_app(None)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, CatalogScreen))
+            screen = app.screen
+            await pilot.press("enter")  # the first entry: smollm2:135m
+            bar = screen.query_one("#pull-progress")
+            await wait_for(pilot, lambda: bar.display and (bar.progress or 0) > 0)
+            assert "pulling HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_K_M" in str(
+                screen.query_one("#pull-status").render()
+            )
+            await wait_for(pilot, lambda: app.session.engine.model is not None, timeout=120)
+            assert app.session.model_name == "smollm2:135m"
+            assert app.library.find("smollm2:135m").source == "pulled"

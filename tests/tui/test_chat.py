@@ -186,3 +186,53 @@ async def test_export_and_command_palette(make_app) -> None:
         assert "## You" in markdown and "## Assistant" in markdown
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert {"Regenerate", "Model", "Settings", "Prompts", "Export as Markdown", "Export as JSON"} <= titles
+
+
+async def test_old_turns_that_will_not_fit_are_marked(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        chat = app.conversation
+        parent = None
+        for i in range(6):  # ~6 × 300 tokens of history
+            role = "user" if i % 2 == 0 else "assistant"
+            parent = app.store.add_message(chat.id, role, f"turn {i}: " + "stone bridge " * 150, parent).id
+        app.store.update_conversation(chat.id, sampling={"max_tokens": 3000})
+        await app.open_conversation(chat.id)
+        app.query_one(Composer).text = "And now?"
+        await wait_for(pilot, lambda: len(app.budget.dropped_ids) > 0)
+        await pilot.pause(0.3)
+        marked = [v.message.content[:6] for v in views(app) if v.has_class("left-out")]
+        assert marked and marked[0] == "turn 0"  # oldest first
+        assert "oldest messages will be left out" in str(app.query_one(ContextCounter).render())
+        assert app.budget.used <= app.budget.n_ctx
+
+
+async def test_copy_a_message_and_its_code_block(make_app) -> None:
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("escape")  # the first-run catalog
+        chat = app.store.create_conversation()
+        app.store.add_message(chat.id, "assistant", "Here:\n\n```python\nprint('hi')\n```\n", None)
+        await app.open_conversation(chat.id)
+        await pilot.pause(0.2)
+        views(app)[-1].focus()
+        await pilot.press("c")
+        assert app.clipboard.startswith("Here:")
+        await pilot.press("b")
+        assert app.clipboard == "print('hi')\n"
+
+
+async def test_settings_can_become_the_default_for_new_chats(make_app) -> None:
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("escape")  # the first-run catalog
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, SettingsScreen))
+        app.screen.query_one("#temperature").value = "0.3"
+        await pilot.press("ctrl+d")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        await pilot.press("ctrl+n")
+        await pilot.pause(0.2)
+        assert app.session.sampling_for(app.conversation).temperature == 0.3
+        assert app.store.setting("default_sampling")["temperature"] == 0.3

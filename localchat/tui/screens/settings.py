@@ -22,10 +22,15 @@ def _number(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1000 else f"{value:g}"
 
 
-class SettingsScreen(ModalScreen[tuple[SamplingParams, int | None] | None]):
-    """Values are checked on save; a bad one names the field and its range, and nothing is saved."""
+class SettingsScreen(ModalScreen[tuple[SamplingParams, int | None, bool] | None]):
+    """Values are checked on save; a bad one names the field and its range, and nothing is saved.
+    Ctrl+S saves for this chat; Ctrl+D also makes them the default for new chats."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel"), Binding("ctrl+s", "save", "Save", id="settings.save")]
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Cancel"),
+        Binding("ctrl+s", "save", "Save", id="settings.save"),
+        Binding("ctrl+d", "save(True)", "Save as default", id="settings.save_default"),
+    ]
 
     def __init__(self, sampling: SamplingParams, n_ctx: int | None) -> None:
         super().__init__()
@@ -34,7 +39,7 @@ class SettingsScreen(ModalScreen[tuple[SamplingParams, int | None] | None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog"):
-            yield Label("Sampling for this chat, from the next reply on. ctrl+s saves, Esc cancels.")
+            yield Label("Sampling for this chat, from the next reply on. Ctrl+S saves, Ctrl+D saves as the default.")
             yield Select([(name, name) for name in PRESETS], prompt="preset…", id="preset")
             for name in FIELDS:
                 low, high = RANGES[name]
@@ -56,7 +61,7 @@ class SettingsScreen(ModalScreen[tuple[SamplingParams, int | None] | None]):
     def on_button_pressed(self, _event: Button.Pressed) -> None:
         self.action_save()
 
-    def action_save(self) -> None:
+    def action_save(self, as_default: bool = False) -> None:
         values: dict[str, float | int | None] = {}
         try:
             for name in FIELDS:
@@ -79,7 +84,7 @@ class SettingsScreen(ModalScreen[tuple[SamplingParams, int | None] | None]):
         except InvalidSetting as exc:
             self.query_one("#settings-error", Label).update(exc.message)
             return
-        self.dismiss((sampling, n_ctx))
+        self.dismiss((sampling, n_ctx, as_default))
 
 
 class PromptsScreen(ModalScreen[str | None]):
@@ -126,7 +131,7 @@ class PromptsScreen(ModalScreen[str | None]):
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(dict(self.store.prompts()).get(event.option.id or "", ""))
 
-    def action_save(self) -> None:
+    def action_save(self, as_default: bool = False) -> None:
         name = self.query_one("#prompt-name", Input).value.strip()
         if not name:
             self.query_one("#prompt-status", Label).update("give the prompt a name first")
