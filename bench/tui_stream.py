@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -22,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from common import default_model, emit  # noqa: E402
 
 from localchat.chat.sampling import SamplingParams  # noqa: E402
 from localchat.config import Paths  # noqa: E402
@@ -102,15 +103,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    if args.model is None:
-        from tests.conftest import test_model_path
-
-        args.model = str(test_model_path())
-    summary = asyncio.run(run(args.model, args.tokens, args.rounds))
-    text = json.dumps(summary, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
+    summary = asyncio.run(run(args.model or default_model(), args.tokens, args.rounds))
+    emit(summary, args.out)
     return 0
 
 
