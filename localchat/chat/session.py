@@ -62,20 +62,16 @@ class ChatSession:
 
     def engine_messages(self, conversation: Conversation, branch: list[Message]) -> list[ChatMessage]:
         messages = [ChatMessage("system", conversation.system_prompt)] if conversation.system_prompt else []
-        messages += [ChatMessage(m.role, m.content) for m in branch if m.status != "error" or m.content]
+        messages += [ChatMessage(m.role, m.content) for m in _with_text(branch)]
         return messages
 
     def budget(self, conversation: Conversation, branch: list[Message], draft: str) -> Budget:
         """Exact tokens for system prompt + history + draft + reply budget, with the model's tokenizer."""
         if self.engine.model is None:
             return Budget(0, 0)
-        sampling = self.sampling_for(conversation)
-        messages = self.engine_messages(conversation, branch)
-        kept_branch = [m for m in branch if m.status != "error" or m.content]
-        messages.append(ChatMessage("user", draft))
-        tokens = self.engine.measure(messages)
+        kept_branch = _with_text(branch)
         try:
-            plan = plan_prompt(messages, tokens, self.n_ctx, sampling.max_tokens)
+            plan = self._plan(conversation, branch, draft)
         except ContextOverflow as exc:
             return Budget(exc.needed, self.n_ctx, tuple(m.id for m in kept_branch), exc.over_by)
         # History is the shown branch, and dropping takes its oldest messages first.
@@ -105,15 +101,18 @@ class ChatSession:
     def stop(self) -> None:
         self.engine.cancel()
 
-    def plan_for(self, conversation: Conversation, branch: list[Message]) -> PromptPlan:
+    def _plan(self, conversation: Conversation, branch: list[Message], draft: str | None = None) -> PromptPlan:
+        """What to send for this branch (+ a draft), with old turns left out to fit; exact counts."""
         messages = self.engine_messages(conversation, branch)
+        if draft is not None:
+            messages.append(ChatMessage("user", draft))
         tokens = self.engine.measure(messages)
         return plan_prompt(messages, tokens, self.n_ctx, self.sampling_for(conversation).max_tokens)
 
     def _reply(self, conversation_id: int, user: Message, listener: ReplyListener) -> Done:
         conversation = self.store.conversation(conversation_id)
         branch = self.store.branch(conversation_id)
-        plan = self.plan_for(conversation, branch)  # raises ContextOverflow when even the newest cannot fit
+        plan = self._plan(conversation, branch)  # raises ContextOverflow when even the newest cannot fit
         reply = self.store.add_message(
             conversation_id, "assistant", "", user.id, model=self.model_name, status="streaming"
         )
@@ -140,6 +139,11 @@ class ChatSession:
         if conversation.title == "New chat":
             self.store.update_conversation(conversation_id, title=_title_from(user.content))
         return done
+
+
+def _with_text(branch: list[Message]) -> list[Message]:
+    """The messages a prompt is made of: a reply stopped or failed before its first token has nothing to say."""
+    return [m for m in branch if m.content]
 
 
 def _stats(done: Done | None, model: str | None) -> dict:
