@@ -42,6 +42,7 @@ class RepliesMixin:
     render_timer: Timer | None
     count_timer: Timer | None
     reply_tokens: int
+
     # --- the live counter -----------------------------------------------------------------------------------
 
     def on_text_area_changed(self, event: Composer.Changed) -> None:
@@ -64,6 +65,8 @@ class RepliesMixin:
         self.post_message(BudgetCounted(budget, draft))
 
     def on_budget_counted(self, message: BudgetCounted) -> None:
+        if message.draft != self.query_one(Composer).text:
+            return  # a count for an older draft that finished late: a newer one is on its way
         self.budget = message.budget
         self.show_budget()
 
