@@ -20,7 +20,7 @@ from localchat.errors import LocalchatError
 from localchat.models.library import Library, LocalModel
 from localchat.store.db import Conversation, Store, open_database
 from localchat.tui.messages import ModelLoaded
-from localchat.tui.replies import MOUNTED_MESSAGES, RepliesMixin
+from localchat.tui.replies import MOUNTED_MESSAGES, OlderMessagesMixin, RepliesMixin
 from localchat.tui.screens.dialogs import AskText, Confirm
 from localchat.tui.screens.models import CatalogScreen, Choice, ModelPicker
 from localchat.tui.screens.settings import PromptsScreen, SettingsScreen
@@ -30,7 +30,7 @@ from localchat.tui.widgets import Composer, ContextCounter, MessageView
 DEFAULT_THEME = "localchat-dusk"
 
 
-class LocalchatApp(RepliesMixin, App[None]):
+class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "localchat"
     BINDINGS = [
@@ -60,6 +60,8 @@ class LocalchatApp(RepliesMixin, App[None]):
         self.conversation: Conversation | None = None
         self.streaming: MessageView | None = None
         self.reply_tokens = 0
+        self.loading_older = False
+        self.watching_scroll = False
         self.pending: list[str] = []  # reply text received but not rendered yet
         self.render_timer: Timer | None = None
         self.budget = Budget(0, 0)
@@ -135,6 +137,9 @@ class LocalchatApp(RepliesMixin, App[None]):
         branch = self.store.branch(conversation_id)
         await container.mount_all([MessageView(m) for m in branch[-MOUNTED_MESSAGES:]])
         container.anchor()  # stay at the bottom while replies stream, unless the user scrolls up
+        if not self.watching_scroll:
+            self.watch(container, "scroll_y", self.watch_messages_scroll, init=False)
+            self.watching_scroll = True
         self.schedule_count()
 
     @on(ListView.Selected, "#conversations")

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 COUNT_DELAY_S = 0.25  # debounce: count the draft when typing pauses
 RENDER_INTERVAL_S = 0.2  # 5 updates a second: see on_reply_delta
-MOUNTED_MESSAGES = 200  # older messages of a long chat are not mounted (the counter still counts them)
+MOUNTED_MESSAGES = 200  # a long chat opens with its last 200 messages; older ones mount when scrolled to
+MOUNT_MORE = 100
 
 
 class RepliesMixin:
@@ -185,9 +186,13 @@ class RepliesMixin:
     async def reopen_branch(self) -> None:
         """Show the stored branch: mount new messages, refresh changed ones, drop ones from another branch."""
         self.conversation = self.store.conversation(self.conversation.id)
-        branch = self.store.branch(self.conversation.id)[-MOUNTED_MESSAGES:]
+        branch = self.store.branch(self.conversation.id)
         container = self.query_one("#messages", VerticalScroll)
         views = list(self.query(MessageView))
+        ids = [m.id for m in branch]
+        mounted = [v.message.id for v in views if v.message.id in ids]
+        # Keep what is shown from its first message on (older ones stay unmounted until scrolled to).
+        branch = branch[ids.index(mounted[0]) if mounted else max(0, len(branch) - MOUNTED_MESSAGES) :]
         wanted = {m.id for m in branch}
         for view in views:
             if view.message.id not in wanted:
@@ -235,3 +240,34 @@ class _Poster:
 
     def delta(self, delta: Delta) -> None:
         self.app.post_message(ReplyDelta(delta.text, delta.tokens))
+
+
+class OlderMessagesMixin:
+    """Mount older messages of a long chat when the view is scrolled to the top, keeping the reading position."""
+
+    store: Store
+    conversation: Conversation
+    loading_older: bool
+
+    def watch_messages_scroll(self, scroll_y: float) -> None:
+        if scroll_y <= 0 and not self.loading_older:
+            self.loading_older = True
+            self.call_later(self.load_older)
+
+    async def load_older(self) -> None:
+        views = list(self.query(MessageView))
+        branch = self.store.branch(self.conversation.id) if views else []
+        ids = [m.id for m in branch]
+        first = ids.index(views[0].message.id) if views and views[0].message.id in ids else 0
+        older = branch[max(0, first - MOUNT_MORE) : first]
+        if not older:
+            self.loading_older = False
+            return
+        container = self.query_one("#messages", VerticalScroll)
+        await container.mount_all([MessageView(m) for m in older], before=views[0])
+
+        def keep_place() -> None:  # once laid out: back to the message that was on top
+            container.scroll_to_widget(views[0], top=True, animate=False)
+            self.loading_older = False
+
+        self.call_after_refresh(keep_place)

@@ -126,6 +126,14 @@ async def test_long_conversations_mount_only_recent_messages(make_app) -> None:
         await pilot.pause(0.5)
         mounted = list(app.query(MessageView))
         assert len(mounted) == 200 and mounted[-1].message.content == "message 599"
+        container = app.query_one("#messages")
+        container.scroll_home(animate=False)  # the reader goes back in time
+        await wait_for(pilot, lambda: len(list(app.query(MessageView))) == 300)
+        mounted = list(app.query(MessageView))
+        assert mounted[0].message.content == "message 300" and mounted[-1].message.content == "message 599"
+        await wait_for(pilot, lambda: container.scroll_y > 0)  # back at message 400, not thrown to the new top
+        await pilot.pause(0.3)
+        assert len(list(app.query(MessageView))) == 300  # and no further loading without scrolling up again
 
 
 async def test_catalog_pulls_with_progress_and_loads_the_model(make_app, model_path, monkeypatch) -> None:
