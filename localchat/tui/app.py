@@ -18,6 +18,7 @@ from localchat.config import Paths
 from localchat.engine.client import EngineClient
 from localchat.errors import LocalchatError
 from localchat.models.library import Library, LocalModel
+from localchat.models.manager import find_local, looks_like_path
 from localchat.store.db import Conversation, Store, open_database
 from localchat.tui.messages import ModelLoaded
 from localchat.tui.replies import MOUNTED_MESSAGES, OlderMessagesMixin, RepliesMixin
@@ -190,12 +191,14 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
 
     @work(thread=True, exclusive=True, group="model", exit_on_error=False)
     def load_model(self, ref: str, model: LocalModel | None = None) -> None:
-        from localchat.models.manager import find_local, looks_like_path
-
         self.call_from_thread(self.query_one("#model-name", Label).update, f"loading {ref}…")
         try:
-            if model is None:
-                model = None if looks_like_path(ref) else find_local(ref, self.library)
+            if model is None and not looks_like_path(ref):
+                model = find_local(ref, self.library)
+                if model is None:
+                    raise LocalchatError(
+                        f"{ref} is not downloaded: pull it from the catalog (ctrl+o) or with `localchat pull {ref}`"
+                    )
             path = model.path if model else Path(ref).expanduser()
             name = (model.alias or model.name) if model else Path(ref).name
             info = self.session.load_model(path, name, self.conversation.n_ctx if self.conversation else None)

@@ -162,3 +162,10 @@ async def test_catalog_pulls_with_progress_and_loads_the_model(make_app, model_p
             await wait_for(pilot, lambda: app.session.engine.model is not None, timeout=120)
             assert app.session.model_name == "smollm2:135m"
             assert app.library.find("smollm2:135m").source == "pulled"
+
+
+async def test_a_model_that_is_not_downloaded_says_how_to_get_it(make_app) -> None:
+    app = make_app("qwen2.5:0.5b")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: any("is not downloaded" in str(n.message) for n in app._notifications))
+        assert app.session.engine.model is None
