@@ -36,6 +36,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 
 bench: install-test
 	$(BIN)/python bench/compare_native.py
+	$(BIN)/python bench/tui_stream.py
 
 clean:
 	rm -rf $(VENV)
