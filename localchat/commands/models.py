@@ -21,7 +21,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from localchat import hardware
 from localchat.config import paths
 from localchat.errors import LocalchatError
 from localchat.models import hub
@@ -31,11 +30,11 @@ from localchat.models.manager import (
     PullPlan,
     find_local,
     looks_like_path,
+    machine_fit,
     plan_pull,
     run_pull,
     unavailable_message,
 )
-from localchat.models.memory import estimate_memory, fit_memory
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -191,10 +190,8 @@ def show(ref: str, ctx: int, as_json: bool) -> None:
         if model is None:
             raise LocalchatError(unavailable_message(ref, lib, "not found"))
     summary = lib.summary(model)
-    estimate = estimate_memory(summary.shape, ctx)
-    gpus = hardware.gpus()
-    free_vram = sum(g.free_bytes for g in gpus) if gpus else None
-    fit = fit_memory(estimate, summary.layers, hardware.available_memory_bytes(), free_vram)
+    measured = machine_fit(summary, ctx)
+    estimate, fit = measured.estimate, measured.fit
     report = {
         "name": model.alias or model.name,
         "path": str(model.path),
@@ -212,8 +209,8 @@ def show(ref: str, ctx: int, as_json: bool) -> None:
             "kv_cache_bytes": estimate.kv_cache,
             "compute_bytes": estimate.compute,
             "total_bytes": estimate.total,
-            "free_ram_bytes": hardware.available_memory_bytes(),
-            "free_vram_bytes": free_vram,
+            "free_ram_bytes": measured.free_ram,
+            "free_vram_bytes": measured.free_vram,
             "verdict": fit.verdict,
             "gpu_layers": fit.gpu_layers,
             "message": fit.message,

@@ -12,8 +12,8 @@ from localchat.errors import LocalchatError
 from localchat.models import hub
 from localchat.models.catalog import lookup
 from localchat.models.download import Progress, Transfer, download
-from localchat.models.library import Library, LocalModel
-from localchat.models.memory import Fit, MemoryEstimate, fit_memory
+from localchat.models.library import Library, LocalModel, ModelSummary
+from localchat.models.memory import Fit, MemoryEstimate, estimate_memory, fit_memory
 from localchat.models.refs import HubRef, choose_quant, parse_hub_ref, safe_hub_filename
 
 
@@ -34,6 +34,23 @@ class PullPlan:
         """Before downloading there is no header to read: weights from the size, plus KV and buffers for 4k."""
         estimate = MemoryEstimate(4096, self.size, self.size // 10, 128 << 20)
         return fit_memory(estimate, 32, hardware.available_memory_bytes())
+
+
+@dataclass(frozen=True)
+class MachineFit:
+    estimate: MemoryEstimate
+    fit: Fit
+    free_ram: int | None
+    free_vram: int | None
+
+
+def machine_fit(summary: ModelSummary, n_ctx: int) -> MachineFit:
+    """Whether a local model fits this machine at `n_ctx`: free RAM and, with a GPU, free VRAM."""
+    estimate = estimate_memory(summary.shape, n_ctx)
+    gpus = hardware.gpus()
+    free_vram = sum(g.free_bytes for g in gpus) if gpus else None
+    free_ram = hardware.available_memory_bytes()
+    return MachineFit(estimate, fit_memory(estimate, summary.layers, free_ram, free_vram), free_ram, free_vram)
 
 
 def hub_ref_for(text: str) -> tuple[HubRef, str | None]:

@@ -12,12 +12,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, ProgressBar
 from textual.widgets.option_list import Option
 
-from localchat import hardware
 from localchat.errors import LocalchatError
 from localchat.models.catalog import CATALOG, CatalogEntry
 from localchat.models.library import Library, LocalModel
-from localchat.models.manager import plan_pull, run_pull
-from localchat.models.memory import estimate_memory, fit_memory
+from localchat.models.manager import machine_fit, plan_pull, run_pull
 
 
 @dataclass(frozen=True)
@@ -31,11 +29,7 @@ def describe(library: Library, model: LocalModel) -> str:
         summary = library.summary(model)
     except LocalchatError as exc:
         return f"{model.alias or model.name}  —  {exc.message}"
-    fit = fit_memory(
-        estimate_memory(summary.shape, min(summary.context_length or 4096, 4096)),
-        summary.layers,
-        hardware.available_memory_bytes(),
-    )
+    fit = machine_fit(summary, min(summary.context_length or 4096, 4096)).fit
     params = summary.parameters
     size = model.size_bytes
     return (
