@@ -24,16 +24,19 @@ def cli(ctx: click.Context, model: str | None) -> None:
 
 
 def open_app(model: str | None) -> None:
+    from localchat.chat.sampling import from_settings
     from localchat.config import load_settings, paths  # the app's imports stay out of the other commands
     from localchat.store.db import open_database
     from localchat.tui.app import LocalchatApp
 
-    keymap = {str(k): str(v) for k, v in load_settings().get("keys", {}).items()}
+    settings = load_settings()
+    keymap = {str(k): str(v) for k, v in settings.get("keys", {}).items()}
+    sampling = from_settings(settings.get("sampling", {}))
     state = paths().ensure()
     open_database(state.database).close()  # a locked or damaged database: one line, before the screen changes
     if not sys.stdout.isatty():
         raise LocalchatError("the app needs a terminal: use `localchat run MODEL` for pipes and scripts")
-    LocalchatApp(state, model, keymap).run()
+    LocalchatApp(state, model, keymap, sampling).run()
 
 
 for command in (run, pull, list_models, show, rm, import_model, search, bench):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
@@ -73,3 +74,13 @@ def preset(name: str) -> SamplingParams:
         return PRESETS[name]
     except KeyError:
         raise InvalidSetting(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}") from None
+
+
+def from_settings(section: Mapping[str, Any]) -> SamplingParams:
+    """The configured default: a preset (balanced unless named), then the settings file's [sampling] values."""
+    values = dict(section)
+    base = preset(str(values.pop("preset", DEFAULT_PRESET)))
+    try:
+        return base.with_overrides(**values)
+    except InvalidSetting as exc:
+        raise InvalidSetting(f"settings: sampling.{exc.message}") from None

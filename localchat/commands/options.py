@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from localchat.chat.sampling import DEFAULT_PRESET, PRESETS, SamplingParams, preset
+from localchat.chat.sampling import DEFAULT_PRESET, PRESETS, SamplingParams, from_settings
 from localchat.config import load_settings
 from localchat.engine.protocol import GpuLayers, LoadOptions
 from localchat.errors import InvalidSetting
@@ -65,10 +65,11 @@ SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "m
 def build_sampling(flags: dict[str, Any]) -> SamplingParams:
     """Preset, then the settings file, then flags; each later one overrides."""
     configured = dict(load_settings().get("sampling", {}))
-    base = preset(str(flags.get("preset") or configured.pop("preset", DEFAULT_PRESET)))
-    configured.pop("preset", None)
+    if flags.get("preset"):
+        configured["preset"] = flags["preset"]
+    base = from_settings(configured)
     try:
-        return base.with_overrides(**configured).with_overrides(**{k: flags.get(k) for k in SAMPLING_FLAGS})
+        return base.with_overrides(**{k: flags.get(k) for k in SAMPLING_FLAGS})
     except InvalidSetting as exc:
         field = exc.message.split(" ", 1)[0]
         raise InvalidSetting(f"--{field.replace('_', '-')}: {exc.message}") from None

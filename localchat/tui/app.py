@@ -13,6 +13,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, ListItem, ListView
 
 from localchat.chat.export import to_markdown, to_openai_json
+from localchat.chat.sampling import SamplingParams
 from localchat.chat.session import Budget, ChatSession
 from localchat.config import Paths
 from localchat.engine.client import EngineClient
@@ -50,9 +51,16 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
     ]
 
-    def __init__(self, paths: Paths, model_ref: str | None = None, keymap: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        paths: Paths,
+        model_ref: str | None = None,
+        keymap: dict[str, str] | None = None,
+        default_sampling: SamplingParams | None = None,  # from the settings file, as for `localchat run`
+    ) -> None:
         super().__init__()
         self.paths = paths
+        self.default_sampling = default_sampling
         self.model_ref = model_ref
         self.keymap = keymap or {}
         self.store: Store | None = None
@@ -93,6 +101,8 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
         if saved_theme in self.available_themes:
             self.theme = saved_theme
         self.session = ChatSession(self.store, EngineClient(self.paths.engine_log))
+        if self.default_sampling is not None:
+            self.session.default_sampling = self.default_sampling
         default = self.store.setting("default_sampling")
         if default:
             self.session.default_sampling = self.session.default_sampling.with_overrides(**default)

@@ -38,3 +38,13 @@ def test_overrides_keep_unset_values_and_reject_unknown_names() -> None:
         params.with_overrides(temp=1)
     with pytest.raises(InvalidSetting, match="unknown preset"):
         preset("wild")
+
+
+def test_settings_file_defaults_start_from_a_preset() -> None:
+    from localchat.chat.sampling import from_settings
+
+    assert from_settings({}) == preset("balanced")
+    configured = from_settings({"preset": "creative", "max_tokens": 64})
+    assert configured.temperature == preset("creative").temperature and configured.max_tokens == 64
+    with pytest.raises(InvalidSetting, match=r"settings: sampling\.temperature must be between 0 and 5"):
+        from_settings({"temperature": 7})

@@ -169,3 +169,13 @@ async def test_a_model_that_is_not_downloaded_says_how_to_get_it(make_app) -> No
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: any("is not downloaded" in str(n.message) for n in app._notifications))
         assert app.session.engine.model is None
+
+
+async def test_the_settings_file_sets_the_apps_default_sampling(make_app, home) -> None:
+    from localchat.chat.sampling import from_settings
+
+    app = make_app(None)
+    app.default_sampling = from_settings({"preset": "precise", "max_tokens": 77})
+    async with app.run_test(size=SIZE) as pilot:
+        await past_welcome(pilot)
+        assert app.session.sampling_for(app.conversation).max_tokens == 77
