@@ -8,6 +8,7 @@ import click
 
 from localchat import __version__
 from localchat.commands.bench import bench
+from localchat.commands.doctor import doctor
 from localchat.commands.models import import_model, list_models, pull, rm, search, show
 from localchat.commands.run import run
 from localchat.errors import LocalchatError
@@ -39,7 +40,7 @@ def open_app(model: str | None) -> None:
     LocalchatApp(state, model, keymap, sampling).run()
 
 
-for command in (run, pull, list_models, show, rm, import_model, search, bench):
+for command in (run, pull, list_models, show, rm, import_model, search, bench, doctor):
     cli.add_command(command)
 
 

@@ -5,12 +5,14 @@ Why: llama-cpp-python is source-only on PyPI and its default build compiles llam
 CPU (GGML_NATIVE). On CPUs with AMX, that build's AMX matmul segfaults on the first decode (seen with 0.3.36).
 On x86-64 we therefore build with GGML_NATIVE=OFF and turn on each SIMD extension this CPU reports, except AMX:
 the same speed on everything we measured (weight repacking stays on), no crash. CMAKE_ARGS in the environment
-wins (CUDA: -DGGML_CUDA=on; Metal is on by default on Apple silicon).
+is added after them (CUDA: -DGGML_CUDA=on; Metal is on by default on Apple silicon).
 
 pip caches wheels built from an sdist by name and version only, whatever CMAKE_ARGS was, so a crashing build
 could be reused silently; this script builds with --no-cache-dir into its own cache keyed by the flags.
 
 Usage: python3 scripts/install_llama_cpp.py [PYTHON]   (PYTHON: the interpreter to install into)
+Offline (no PyPI, e.g. a GPU box behind a firewall): LOCALCHAT_LLAMA_SOURCE=path/to/the/sdist(.tar.gz or folder)
+builds from it without build isolation, so scikit-build-core must already be installed there.
 """
 
 from __future__ import annotations
@@ -40,8 +42,17 @@ X86_FEATURES = {
 
 
 def cmake_args() -> str:
-    if os.environ.get("CMAKE_ARGS"):
-        return os.environ["CMAKE_ARGS"]
+    """This CPU's SIMD flags (no AMX), then CMAKE_ARGS from the environment (CUDA, Metal...), which wins on any
+    option both set. A GPU build still runs some layers and ops on the CPU: the flags matter there too (seen on
+    an H100 host with AMX: CMAKE_ARGS="-DGGML_CUDA=on" alone compiled AMX in). Naming GGML_NATIVE yourself
+    turns the CPU flags off."""
+    user = os.environ.get("CMAKE_ARGS", "").strip()
+    if "GGML_NATIVE" in user:
+        return user
+    return " ".join(part for part in (cpu_cmake_args(), user) if part)
+
+
+def cpu_cmake_args() -> str:
     if platform.machine().lower() not in ("x86_64", "amd64"):
         return ""
     flags = cpu_flags()
@@ -74,6 +85,8 @@ def main() -> int:
         print(f"Building llama-cpp-python {VERSION} with CMAKE_ARGS={args!r} (a few minutes)...", flush=True)
         cache.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "CMAKE_ARGS": args}
+        source = os.environ.get("LOCALCHAT_LLAMA_SOURCE")
+        offline = ["--no-build-isolation"] if source else []
         run(
             [
                 python,
@@ -84,7 +97,8 @@ def main() -> int:
                 "--no-cache-dir",
                 "-w",
                 str(cache),
-                f"llama-cpp-python=={VERSION}",
+                *offline,
+                source or f"llama-cpp-python=={VERSION}",
             ],
             env=env,
         )

@@ -35,7 +35,15 @@ def test_run_streams_a_reply(model_path: Path) -> None:
 def test_run_json_for_scripts(model_path: Path) -> None:
     result = run_cli("run", str(model_path), "Say hello.", *FAST, "--json", "--system", "Be brief.")
     report = json.loads(result.stdout)
-    assert set(report) == {"text", "model", "stop_reason", "usage", "timings"}
+    assert set(report) == {"text", "model", "offload", "stop_reason", "usage", "timings"}
+    assert report["offload"] == {
+        "setting": "auto",
+        "gpu_layers": 0,  # a CPU build
+        "layers": 31,
+        "vram_estimate_bytes": 0,
+        "free_vram_bytes": None,
+        "note": None,
+    }
     assert report["model"] == str(model_path)
     assert report["stop_reason"] in ("eos", "length")
     assert set(report["usage"]) == {"prompt_tokens", "evaluated_prompt_tokens", "completion_tokens"}

@@ -21,7 +21,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from localchat.commands.options import GpuLayersType, build_load_options
 from localchat.config import paths
+from localchat.engine.protocol import GpuLayers
 from localchat.errors import LocalchatError
 from localchat.models import hub
 from localchat.models.catalog import CATALOG
@@ -178,8 +180,11 @@ def list_models(as_json: bool, catalog: bool) -> None:
 @click.command()
 @click.argument("ref")
 @click.option("--ctx", "-c", type=click.IntRange(16, 10_000_000), default=4096, show_default=True)
+@click.option(
+    "--gpu-layers", "--ngl", type=GpuLayersType(), help="the offload to plan: auto, all or N [settings, auto]"
+)
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
-def show(ref: str, ctx: int, as_json: bool) -> None:
+def show(ref: str, ctx: int, gpu_layers: GpuLayers | None, as_json: bool) -> None:
     """GGUF metadata of a model and a memory estimate for --ctx on this machine."""
     lib = library()
     if looks_like_path(ref):
@@ -190,8 +195,9 @@ def show(ref: str, ctx: int, as_json: bool) -> None:
         if model is None:
             raise LocalchatError(unavailable_message(ref, lib, "not found"))
     summary = lib.summary(model)
-    measured = machine_fit(summary, ctx)
-    estimate, fit = measured.estimate, measured.fit
+    setting = build_load_options({"gpu_layers": gpu_layers}).gpu_layers
+    measured = machine_fit(summary, ctx, setting)
+    estimate, fit, offload = measured.estimate, measured.fit, measured.offload
     report = {
         "name": model.alias or model.name,
         "path": str(model.path),
@@ -215,6 +221,14 @@ def show(ref: str, ctx: int, as_json: bool) -> None:
             "gpu_layers": fit.gpu_layers,
             "message": fit.message,
         },
+        "offload": {
+            "setting": str(setting),
+            "gpu_layers": offload.gpu_layers,
+            "layers": summary.layers + 1,
+            "vram_estimate_bytes": offload.vram_bytes,
+            "free_vram_bytes": measured.free_vram,
+            "note": offload.note,
+        },
     }
     if as_json:
         click.echo(json.dumps(report))
@@ -228,6 +242,9 @@ def show(ref: str, ctx: int, as_json: bool) -> None:
         f"KV cache {estimate.kv_cache / 1e9:.2f} + buffers {estimate.compute / 1e9:.2f}"
     )
     click.echo(f"{'fit':<16}{fit.message}")
+    if measured.free_vram is not None:
+        plan = f"{offload.gpu_layers} of {summary.layers + 1} layers, ~{offload.vram_bytes / 1e9:.2f} GB VRAM"
+        click.echo(f"{'gpu layers':<16}{setting} → {plan}" + (f" ({offload.note})" if offload.note else ""))
 
 
 @click.command()

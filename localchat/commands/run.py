@@ -18,7 +18,7 @@ from localchat.commands.models import resolve_model
 from localchat.commands.options import build_load_options, build_sampling, engine_options, sampling_options
 from localchat.config import paths
 from localchat.engine.client import EngineClient
-from localchat.engine.protocol import ChatMessage, Done, Generate
+from localchat.engine.protocol import ChatMessage, Done, Generate, ModelInfo
 from localchat.errors import LocalchatError
 from localchat.text import inert
 
@@ -45,6 +45,8 @@ def run(model: str, prompt: str | None, system: str | None, as_json: bool, **fla
         raise LocalchatError("the prompt is empty: give some text, or leave PROMPT out to chat")
     with EngineClient(paths().ensure().engine_log) as engine:
         info = engine.load(path, options)
+        if info.offload_note or info.gpu_layers:
+            click.echo(f"localchat: {info.offload_text}", err=True)
         if prompt is None:
             if piped is not None:
                 raise LocalchatError("stdin was empty: pipe in a prompt, or give PROMPT")
@@ -53,7 +55,7 @@ def run(model: str, prompt: str | None, system: str | None, as_json: bool, **fla
         messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
         done = stream_reply(engine, Generate(messages, sampling=sampling), echo=not as_json)
         if as_json:
-            click.echo(json.dumps(run_report(model, info.load_s, done), ensure_ascii=False))
+            click.echo(json.dumps(run_report(model, info, done), ensure_ascii=False))
         elif not done.text.endswith("\n"):
             click.echo()
         if done.stop_reason == "error":
@@ -62,14 +64,15 @@ def run(model: str, prompt: str | None, system: str | None, as_json: bool, **fla
             sys.exit(EXIT_INTERRUPTED)
 
 
-def run_report(model: str, load_s: float, done: Done) -> dict[str, Any]:
+def run_report(model: str, info: ModelInfo, done: Done) -> dict[str, Any]:
     return {
         "text": done.text,
         "model": model,
+        "offload": info.offload,
         "stop_reason": done.stop_reason,
         "usage": asdict(done.usage),
         "timings": {
-            "load_s": load_s,
+            "load_s": info.load_s,
             "ttft_s": done.timings.ttft_s,
             "prompt_tok_s": done.timings.prompt_tok_s,
             "decode_tok_s": done.timings.decode_tok_s,

@@ -8,7 +8,7 @@ through this pipe (the worker is busy inside llama.cpp): it is a shared flag, se
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from localchat.chat.sampling import SamplingParams
 
@@ -25,7 +25,7 @@ class ChatMessage:
         return {"role": self.role, "content": self.content}
 
 
-# GPU offload: "auto" (all layers when the build can offload, else none), "all", or a layer count.
+# GPU offload: "auto" (as many layers as the free VRAM holds), "all", or a layer count.
 GpuLayers = int | Literal["auto", "all"]
 
 
@@ -102,6 +102,30 @@ class ModelInfo:
     threads: int
     chat_template: str  # "model" (from the GGUF) or "chatml (fallback)"
     load_s: float
+    gpu_layers_setting: str = "auto"
+    vram_estimate: int = 0  # bytes of GPU memory the offloaded layers take, estimated (models/memory.py)
+    free_vram: int | None = None  # free GPU memory before loading; None without a GPU
+    offload_note: str | None = None  # why fewer layers than asked were offloaded
+
+    @property
+    def offload(self) -> dict[str, Any]:
+        """The GPU offload as `run --json` reports it."""
+        return {
+            "setting": self.gpu_layers_setting,
+            "gpu_layers": self.gpu_layers,
+            "layers": self.layers + 1,  # llama.cpp counts the output layer as one more
+            "vram_estimate_bytes": self.vram_estimate,
+            "free_vram_bytes": self.free_vram,
+            "note": self.offload_note,
+        }
+
+    @property
+    def offload_text(self) -> str:
+        """One line for people: 'GPU 33/33 layers, ~1.2 GB VRAM' or 'CPU only'."""
+        if not self.gpu_layers:
+            return "CPU only" + (f" ({self.offload_note})" if self.offload_note else "")
+        text = f"GPU {self.gpu_layers}/{self.layers + 1} layers, ~{self.vram_estimate / 1e9:.1f} GB VRAM"
+        return text + (f" ({self.offload_note})" if self.offload_note else "")
 
 
 @dataclass(frozen=True)

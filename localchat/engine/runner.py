@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import ctypes
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatte
 
 from localchat import hardware
 from localchat.chat.sampling import SamplingParams
+from localchat.engine.devices import free_gpu_bytes, list_devices
+from localchat.engine.offload import OutOfMemory, is_memory_failure, load_with_fallback, memory_advice
 from localchat.engine.protocol import (
     ChatMessage,
     ConversationTokens,
@@ -28,14 +31,16 @@ from localchat.engine.protocol import (
     Usage,
 )
 from localchat.errors import ContextOverflow, EngineError
-from localchat.models.gguf import GgufInfo
-from localchat.models.memory import default_context, shape_of
+from localchat.models.gguf import GgufInfo, split_tensor_bytes
+from localchat.models.memory import default_context, gpu_bytes, plan_offload, shape_of
 
 N_BATCH = 512
 PENALTY_LAST_N = 64
 RANDOM_SEED = 0xFFFFFFFF
 
 _libc = ctypes.CDLL(None)
+# llama.cpp's recent warnings and errors (the worker's log callback appends): why a load failed.
+LLAMA_ERRORS: deque[str] = deque(maxlen=50)
 
 
 def abort_callback() -> ll.ggml_abort_callback:
@@ -62,33 +67,23 @@ class LlamaRunner:
         self._abort_flag = abort_flag
         self._abort_callback = abort_callback()  # keep a reference: llama.cpp holds the pointer
         ll.llama_backend_init()
-        model_params = ll.llama_model_default_params()
-        model_params.n_gpu_layers = _gpu_layers(options.gpu_layers, gguf.layer_count or 0)
-        if hardware.has_amx() and b"AMX_INT8 = 1" in ll.llama_print_system_info():
-            # This build's AMX matmul segfaults on the first decode on AMX CPUs (README, "CPU builds").
-            # Without extra buffer types it runs (no weight repacking, so slower); reinstall to get both.
-            model_params.use_extra_bufts = False
-        self.model = ll.llama_model_load_from_file(str(gguf.path).encode(), model_params)
-        if not self.model:
-            raise EngineError(f"llama.cpp could not load {gguf.path}: see the engine log for why")
-        self.vocab = ll.llama_model_get_vocab(self.model)
-        n_ctx_train = ll.llama_model_n_ctx_train(self.model)
+        shape = shape_of(gguf, tensor_bytes=split_tensor_bytes(gguf))
         threads = options.threads or hardware.physical_cores()
         n_ctx = options.n_ctx or default_context(
-            n_ctx_train, shape_of(gguf).kv_bytes_per_token, hardware.available_memory_bytes()
+            gguf.context_length or 0, shape.kv_bytes_per_token, hardware.available_memory_bytes()
         )
-        context_params = ll.llama_context_default_params()
-        context_params.n_ctx = n_ctx
-        context_params.n_batch = N_BATCH
-        context_params.n_ubatch = N_BATCH
-        context_params.n_threads = threads
-        context_params.n_threads_batch = threads
-        self.ctx = ll.llama_init_from_model(self.model, context_params)
-        if not self.ctx:
-            ll.llama_model_free(self.model)
-            raise EngineError(
-                f"llama.cpp could not create a {n_ctx}-token context for {gguf.path}: try a smaller --ctx"
-            )
+        free_vram = free_gpu_bytes(list_devices())
+        # The backend created its CUDA context to answer how much is free: that part is spent already.
+        offload = plan_offload(
+            options.gpu_layers, shape, n_ctx, free_vram, ll.llama_supports_gpu_offload(), context_started=True
+        )
+        (self.model, self.ctx), gpu_layers = load_with_fallback(
+            offload.gpu_layers,
+            options.gpu_layers == "auto",
+            lambda layers: self._load(gguf, layers, n_ctx, threads),
+        )
+        self.vocab = ll.llama_model_get_vocab(self.model)
+        n_ctx_train = ll.llama_model_n_ctx_train(self.model)
         ll.llama_set_abort_callback(self.ctx, self._abort_callback, ctypes.addressof(abort_flag))
         self.n_ctx = ll.llama_n_ctx(self.ctx)
         self.n_batch = ll.llama_n_batch(self.ctx)  # llama.cpp lowers it for small contexts
@@ -108,15 +103,47 @@ class LlamaRunner:
             quantization=gguf.quantization,
             parameters=ll.llama_model_n_params(self.model),
             layers=ll.llama_model_n_layer(self.model),
-            gpu_layers=min(model_params.n_gpu_layers, ll.llama_model_n_layer(self.model))
-            if ll.llama_supports_gpu_offload()
-            else 0,
+            gpu_layers=gpu_layers,
+            gpu_layers_setting=str(options.gpu_layers),
+            vram_estimate=gpu_bytes(shape, self.n_ctx, gpu_layers),
+            free_vram=free_vram,
+            offload_note=offload.note if gpu_layers == offload.gpu_layers else memory_advice(offload.gpu_layers),
             n_ctx=self.n_ctx,
             n_ctx_train=n_ctx_train,
             threads=threads,
             chat_template="model" if template else "chatml (fallback)",
             load_s=time.perf_counter() - started,
         )
+
+    def _load(self, gguf: GgufInfo, gpu_layers: int, n_ctx: int, threads: int) -> tuple[ctypes.c_void_p, ...]:
+        """The model and a context for it; OutOfMemory when a buffer could not be allocated."""
+        LLAMA_ERRORS.clear()
+        model_params = ll.llama_model_default_params()
+        model_params.n_gpu_layers = gpu_layers
+        if hardware.has_amx() and b"AMX_INT8 = 1" in ll.llama_print_system_info():
+            # This build's AMX matmul segfaults on the first decode on AMX CPUs (README, "CPU builds").
+            # Without extra buffer types it runs (no weight repacking, so slower); reinstall to get both.
+            model_params.use_extra_bufts = False
+        model = ll.llama_model_load_from_file(str(gguf.path).encode(), model_params)
+        if not model:
+            if is_memory_failure(LLAMA_ERRORS):
+                raise OutOfMemory()
+            raise EngineError(f"llama.cpp could not load {gguf.path}: see the engine log for why")
+        context_params = ll.llama_context_default_params()
+        context_params.n_ctx = n_ctx
+        context_params.n_batch = N_BATCH
+        context_params.n_ubatch = N_BATCH
+        context_params.n_threads = threads
+        context_params.n_threads_batch = threads
+        ctx = ll.llama_init_from_model(model, context_params)
+        if not ctx:
+            ll.llama_model_free(model)
+            if is_memory_failure(LLAMA_ERRORS) and gpu_layers > 0:
+                raise OutOfMemory()
+            raise EngineError(
+                f"llama.cpp could not create a {n_ctx}-token context for {gguf.path}: try a smaller --ctx"
+            )
+        return model, ctx
 
     def close(self) -> None:
         ll.llama_batch_free(self.batch)
@@ -315,11 +342,3 @@ class LlamaRunner:
         finally:
             ll.llama_sampler_free(sampler)
         return finish(reason)
-
-
-def _gpu_layers(setting: int | str, layers: int) -> int:
-    if setting == "auto":
-        return layers + 1 if ll.llama_supports_gpu_offload() else 0  # +1: the output layer
-    if setting == "all":
-        return layers + 1
-    return int(setting)

@@ -37,10 +37,14 @@ def _silence_llama_logs() -> None:
     """Keep llama.cpp's info chatter out of the log; warnings and errors stay (they explain failed loads)."""
     import llama_cpp as ll
 
+    from localchat.engine.runner import LLAMA_ERRORS
+
     @ll.llama_log_callback
     def on_log(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
         if level in (3, 4):  # GGML_LOG_LEVEL_WARN, GGML_LOG_LEVEL_ERROR
-            sys.stderr.write(text.decode("utf-8", errors="replace"))
+            line = text.decode("utf-8", errors="replace")
+            sys.stderr.write(line)
+            LLAMA_ERRORS.append(line)
 
     _silence_llama_logs.callback = on_log  # type: ignore[attr-defined]  # llama.cpp keeps the pointer
     ll.llama_log_set(on_log, ctypes.c_void_p(0))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import re
 import stat
 import struct
 from dataclasses import dataclass, field
@@ -47,6 +48,29 @@ class ArrayInfo:
 
 
 @dataclass(frozen=True)
+class TensorBytes:
+    """Tensor data by where llama.cpp places it when offloading: the repeating blocks go to the GPU layer by
+    layer, the output matrix with the last "layer", the token embeddings stay in RAM."""
+
+    blocks: int  # blk.N.* (all layers)
+    embedding: int  # token_embd
+    output: int  # output.weight; 0 when tied to the embeddings (llama.cpp then copies them for the GPU)
+    other: int  # norms and the like
+    per_block: tuple[int, ...] = ()  # blk.0, blk.1, ...: quant mixes such as Q4_K_M give layers more bits
+
+    def __add__(self, other: TensorBytes) -> TensorBytes:  # split models: the parts' tensors together
+        layers = max(len(self.per_block), len(other.per_block))
+        padded = [p + (0,) * (layers - len(p)) for p in (self.per_block, other.per_block)]
+        return TensorBytes(
+            self.blocks + other.blocks,
+            self.embedding + other.embedding,
+            self.output + other.output,
+            self.other + other.other,
+            tuple(a + b for a, b in zip(*padded, strict=True)),
+        )
+
+
+@dataclass(frozen=True)
 class GgufInfo:
     path: Path
     file_size: int
@@ -54,6 +78,7 @@ class GgufInfo:
     tensor_count: int
     parameter_count: int
     metadata: dict[str, Any] = field(repr=False)
+    tensor_bytes: TensorBytes = field(default_factory=lambda: TensorBytes(0, 0, 0, 0))
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.metadata.get(key, default)
@@ -234,8 +259,10 @@ def _parse(buffer: mmap.mmap, path: Path, size: int) -> GgufInfo:
         alignment = int(metadata.get("general.alignment", DEFAULT_ALIGNMENT)) or DEFAULT_ALIGNMENT
         data_end = 0
         parameters = 0
+        groups = {"blk": 0, "token_embd": 0, "output": 0, "other": 0}
+        per_block: dict[int, int] = {}
         for _ in range(tensor_count):
-            cursor.skip_string()
+            name = cursor.string()
             n_dims = cursor.take("<I")
             if n_dims > 8:
                 raise _Invalid("a tensor has an impossible shape")
@@ -250,6 +277,11 @@ def _parse(buffer: mmap.mmap, path: Path, size: int) -> GgufInfo:
                 raise _Invalid(f"a tensor has unknown type {tensor_type}") from None
             parameters += elements
             data_end = max(data_end, offset + elements // block * block_bytes)
+            group = _tensor_group(name)
+            groups[group] += elements // block * block_bytes
+            if group == "blk":
+                index = int(name.split(".", 2)[1]) if name.split(".", 2)[1].isdigit() else 0
+                per_block[index] = per_block.get(index, 0) + elements // block * block_bytes
         data_start = -(-cursor.pos // alignment) * alignment
     except _Truncated:
         raise ModelFileError(
@@ -261,4 +293,32 @@ def _parse(buffer: mmap.mmap, path: Path, size: int) -> GgufInfo:
         raise ModelFileError(
             f"{path} is truncated: {size} of {data_start + data_end} bytes present — download the model again"
         )
-    return GgufInfo(path, size, version, tensor_count, parameters, metadata)
+    layers = max(per_block, default=-1) + 1
+    tensor_bytes = TensorBytes(
+        groups["blk"],
+        groups["token_embd"],
+        groups["output"],
+        groups["other"],
+        tuple(per_block.get(i, 0) for i in range(layers)),
+    )
+    return GgufInfo(path, size, version, tensor_count, parameters, metadata, tensor_bytes)
+
+
+def _tensor_group(name: str) -> str:
+    if name.startswith("blk."):
+        return "blk"
+    if name.startswith("token_embd."):
+        return "token_embd"
+    return "output" if name == "output.weight" else "other"
+
+
+def split_tensor_bytes(info: GgufInfo) -> TensorBytes:
+    """Tensor bytes over all parts of a split model (`name-00001-of-00003.gguf`), from its first part."""
+    count = int(info.get("split.count", 1) or 1)
+    match = re.search(r"-00001-of-(\d{5})\.gguf$", info.path.name, re.IGNORECASE)
+    total = info.tensor_bytes
+    if count > 1 and match:
+        for index in range(2, count + 1):
+            part = info.path.with_name(info.path.name[: match.start()] + f"-{index:05d}-of-{match.group(1)}.gguf")
+            total = total + read_gguf(part).tensor_bytes
+    return total

@@ -20,6 +20,7 @@ from localchat.models.memory import ModelShape, shape_of
 from localchat.models.refs import group_gguf_files
 
 Source = Literal["pulled", "imported", "hf-cache"]
+SUMMARY_VERSION = 2  # bump when ModelSummary or ModelShape change: cached summaries are then read again
 
 
 @dataclass(frozen=True)
@@ -136,17 +137,20 @@ class Library:
     def summary(self, model: LocalModel) -> ModelSummary:
         key = model.files[0]
         stat = Path(key).stat()
-        stamp = [stat.st_size, stat.st_mtime_ns]
+        stamp = [stat.st_size, stat.st_mtime_ns, SUMMARY_VERSION]
         cache = self._read_cache()
         entry = cache.get(key)
         if entry and entry.get("stamp") == stamp:
             data = dict(entry["summary"])
-            data["shape"] = ModelShape(**data["shape"])
+            data["shape"] = ModelShape(**{**data["shape"], "layer_bytes": tuple(data["shape"]["layer_bytes"])})
             return ModelSummary(**data)
         info = read_gguf(key)
         parameters = info.parameter_count
+        tensors = info.tensor_bytes
         for extra in model.files[1:]:
-            parameters += read_gguf(extra).parameter_count
+            part = read_gguf(extra)
+            parameters += part.parameter_count
+            tensors = tensors + part.tensor_bytes
         summary = ModelSummary(
             architecture=info.architecture,
             name=info.name,
@@ -156,7 +160,7 @@ class Library:
             context_length=info.context_length or 0,
             chat_template=info.chat_template is not None,
             license=info.license,
-            shape=shape_of(info, weights_bytes=model.size_bytes),
+            shape=shape_of(info, weights_bytes=model.size_bytes, tensor_bytes=tensors),
         )
         cache[key] = {"stamp": stamp, "summary": asdict(summary)}
         self._write_cache(cache)

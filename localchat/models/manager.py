@@ -13,7 +13,15 @@ from localchat.models import hub
 from localchat.models.catalog import lookup
 from localchat.models.download import Progress, Transfer, download
 from localchat.models.library import Library, LocalModel, ModelSummary
-from localchat.models.memory import Fit, MemoryEstimate, estimate_memory, fit_memory
+from localchat.models.memory import (
+    Fit,
+    MemoryEstimate,
+    Offload,
+    estimate_memory,
+    fit_memory,
+    plan_offload,
+    size_only_shape,
+)
 from localchat.models.refs import HubRef, choose_quant, parse_hub_ref, safe_hub_filename
 
 
@@ -32,8 +40,11 @@ class PullPlan:
 
     def fit(self) -> Fit:
         """Before downloading there is no header to read: weights from the size, plus KV and buffers for 4k."""
-        estimate = MemoryEstimate(4096, self.size, self.size // 10, 128 << 20)
-        return fit_memory(estimate, 32, hardware.available_memory_bytes())
+        shape = size_only_shape(self.size)
+        estimate = MemoryEstimate(4096, self.size, 4096 * shape.kv_bytes_per_token, 128 << 20)
+        gpus = hardware.gpus()
+        free_vram = sum(g.free_bytes for g in gpus) if gpus else None
+        return fit_memory(estimate, shape, hardware.available_memory_bytes(), free_vram)
 
 
 @dataclass(frozen=True)
@@ -42,15 +53,19 @@ class MachineFit:
     fit: Fit
     free_ram: int | None
     free_vram: int | None
+    offload: Offload  # what the engine would offload with this --gpu-layers setting
 
 
-def machine_fit(summary: ModelSummary, n_ctx: int) -> MachineFit:
-    """Whether a local model fits this machine at `n_ctx`: free RAM and, with a GPU, free VRAM."""
+def machine_fit(summary: ModelSummary, n_ctx: int, gpu_layers: int | str = "auto") -> MachineFit:
+    """Whether a local model fits this machine at `n_ctx`: free RAM and, with a GPU, free VRAM (nvidia-smi's
+    reading; the engine asks its own backend, which also knows Metal and Vulkan devices)."""
     estimate = estimate_memory(summary.shape, n_ctx)
     gpus = hardware.gpus()
     free_vram = sum(g.free_bytes for g in gpus) if gpus else None
     free_ram = hardware.available_memory_bytes()
-    return MachineFit(estimate, fit_memory(estimate, summary.layers, free_ram, free_vram), free_ram, free_vram)
+    fit = fit_memory(estimate, summary.shape, free_ram, free_vram)
+    offload = plan_offload(gpu_layers, summary.shape, n_ctx, free_vram or 0, can_offload=bool(gpus))
+    return MachineFit(estimate, fit, free_ram, free_vram, offload)
 
 
 def hub_ref_for(text: str) -> tuple[HubRef, str | None]:

@@ -229,7 +229,7 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
         info = message.info
         label.update(
             f"{message.name} · {info.quantization} · ctx {info.n_ctx:,} · {info.threads} threads"
-            + (f" · {info.gpu_layers} GPU layers" if info.gpu_layers else "")
+            + (f" · {info.offload_text}" if info.gpu_layers or info.offload_note else "")
         )
         self.schedule_count()
 

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""localchat on an NVIDIA GPU, in one run: speed against llama-bench (full and partial offload), the VRAM
+estimate against what the engine really took, and `--gpu-layers auto` against the most layers that load.
+
+Run on the GPU machine after building (bench/cuda_device.sh does all of it, from a bare machine):
+  bench/cuda_compare.py --llama-bench PATH --model 1b.gguf --model 7b.gguf --partial 7b.gguf:16 --out FILE
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
+from common import emit  # noqa: E402
+from compare_native import native, ours  # noqa: E402
+
+from localchat.chat.sampling import SamplingParams  # noqa: E402
+from localchat.engine.client import EngineClient  # noqa: E402
+from localchat.engine.protocol import Generate, LoadOptions  # noqa: E402
+from localchat.hardware import gpus  # noqa: E402
+
+N_CTX = 4096
+
+
+def simple_decode(llama_simple: str, model: str, gpu_layers: str) -> float:
+    """llama.cpp's own generation loop (examples/simple: greedy sampling on the CPU, one token per decode), as
+    a second native reference: unlike llama-bench's tg it must read every token's logits before the next
+    decode, as every chat program must."""
+    command = [llama_simple, "-m", model, "-n", "128", "-ngl", gpu_layers, "Story 0:"]
+    log = subprocess.run(command, capture_output=True, text=True, errors="replace", check=True).stderr
+    match = re.search(r"decoded \d+ tokens in [\d.]+ s, speed: ([\d.]+) t/s", log)
+    return float(match.group(1)) if match else float("nan")
+
+
+def speed(model: str, gpu_layers: str, threads: int, rounds: int, llama_bench: str, llama_simple: str | None) -> dict:
+    """Interleaved rounds of llama-bench and `localchat bench` at the same -ngl; medians and ratios."""
+    per_round = []
+    for number in range(rounds):
+        n = native(llama_bench, model, threads, ["-ngl", gpu_layers])
+        o = ours(model, threads, ["--gpu-layers", gpu_layers])
+        if llama_simple:
+            n["simple_decode_tok_s"] = simple_decode(llama_simple, model, gpu_layers)
+        per_round.append({"native": n, "localchat": o})
+        print(
+            f"{Path(model).name} ngl {gpu_layers} round {number + 1}: prompt {o['prompt_tok_s']:.0f} vs "
+            f"{n['prompt_tok_s']:.0f}, decode {o['decode_tok_s']:.1f} vs {n['decode_tok_s']:.1f} tok/s",
+            file=sys.stderr,
+        )
+
+    def median(side: str, key: str) -> float:
+        return statistics.median(r[side][key] for r in per_round)
+
+    result = {
+        "model": Path(model).name,
+        "gpu_layers": gpu_layers,
+        "native": {k: median("native", k) for k in ("prompt_tok_s", "decode_tok_s", "simple_decode_tok_s")}
+        if llama_simple
+        else {k: median("native", k) for k in ("prompt_tok_s", "decode_tok_s")},
+        "localchat": {k: median("localchat", k) for k in ("prompt_tok_s", "decode_tok_s", "ttft_s", "load_s")},
+        "rounds": per_round,
+    }
+    result["ratio"] = {
+        "prompt": result["localchat"]["prompt_tok_s"] / result["native"]["prompt_tok_s"],
+        "decode": result["localchat"]["decode_tok_s"] / result["native"]["decode_tok_s"],
+    }
+    if llama_simple:
+        result["ratio"]["decode_vs_simple"] = (
+            result["localchat"]["decode_tok_s"] / result["native"]["simple_decode_tok_s"]
+        )
+    return result
+
+
+def process_vram(pid: int) -> int:
+    """GPU memory one process holds, from nvidia-smi (bytes)."""
+    query = ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]
+    for line in subprocess.run(query, capture_output=True, text=True, check=True).stdout.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 2 and parts[0] == str(pid) and parts[1].isdigit():
+            return int(parts[1]) << 20
+    return 0
+
+
+def vram(model: str, gpu_layers: int | str) -> dict:
+    """The engine's estimate for this offload against the VRAM its process holds after a 512-token prompt."""
+    with EngineClient(Path("/tmp/localchat-engine.log")) as engine:
+        info = engine.load(model, LoadOptions(n_ctx=N_CTX, gpu_layers=gpu_layers))
+        for _ in engine.generate(Generate(prompt="hello " * 500, sampling=SamplingParams(max_tokens=16))):
+            pass
+        measured = process_vram(engine.pid or 0)
+    return {
+        "model": Path(model).name,
+        "setting": str(gpu_layers),
+        "gpu_layers": info.gpu_layers,
+        "n_ctx": info.n_ctx,
+        "estimate_bytes": info.vram_estimate,
+        "measured_bytes": measured,
+        "estimate_over_measured": info.vram_estimate / measured if measured else None,
+    }
+
+
+def llama_buffers(model: str, gpu_layers: int) -> dict[str, float]:
+    """The buffer sizes llama.cpp logs for a load (MiB), to see which part of an estimate is off."""
+    command = [sys.executable, str(ROOT / "bench" / "try_load.py"), model, str(gpu_layers), str(N_CTX)]
+    log = subprocess.run(command, capture_output=True, text=True, errors="replace", check=False).stderr
+    sizes: dict[str, float] = {}
+    for match in re.finditer(r"(\S+) (model|KV|compute) buffer size =\s*([\d.]+) MiB", log):
+        key = f"{match.group(1)} {match.group(2)}"
+        sizes[key] = sizes.get(key, 0.0) + float(match.group(3))
+    return sizes
+
+
+def loads(model: str, gpu_layers: int) -> bool:
+    command = [sys.executable, str(ROOT / "bench" / "try_load.py"), model, str(gpu_layers), str(N_CTX)]
+    return subprocess.run(command, capture_output=True, check=False).returncode == 0
+
+
+def localchat_json(*args: str) -> dict:
+    command = [sys.executable, "-m", "localchat", *args]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+    return json.loads(result.stdout) if result.returncode == 0 else {"error": result.stderr.strip()}
+
+
+def auto_against_max(model: str, leave_free: int) -> dict:
+    """Hold all but `leave_free` bytes of the GPU (a ballast process), then compare what `auto` picks with the
+    largest layer count llama.cpp really loads (binary search, each try in its own process)."""
+    free = gpus()[0].free_bytes
+    ballast_bytes = free - leave_free
+    ballast = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import signal, torch; x = torch.empty({ballast_bytes}, dtype=torch.uint8, device='cuda'); "
+            "print('ok', flush=True); signal.pause()",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert ballast.stdout is not None and ballast.stdout.readline().strip() == "ok"
+        time.sleep(1)
+        free_now = gpus()[0].free_bytes
+        show = localchat_json("show", model, "--ctx", str(N_CTX), "--json")
+        auto = localchat_json("run", model, "Hello", "-n", "8", "--ctx", str(N_CTX), "--json")
+        forced = localchat_json("run", model, "Hello", "-n", "8", "--ctx", str(N_CTX), "--gpu-layers", "all", "--json")
+        layers = show.get("layers", 0) + 1
+        low, high = 0, layers  # low loads; find the largest that does
+        if loads(model, layers):
+            low = layers
+        while low < high:
+            middle = (low + high + 1) // 2
+            if loads(model, middle):
+                low = middle
+            else:
+                high = middle - 1
+        auto_layers = auto.get("offload", {}).get("gpu_layers")
+        return {
+            "model": Path(model).name,
+            "free_vram_bytes": free_now,
+            "show_plan": show.get("offload"),
+            "auto": auto.get("offload", auto),
+            "all_requested": forced.get("offload", forced),
+            "largest_that_loads": low,
+            "auto_over_largest": auto_layers / low if auto_layers is not None and low else None,
+        }
+    finally:
+        ballast.send_signal(signal.SIGTERM)
+        ballast.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--llama-bench", required=True)
+    parser.add_argument("--llama-simple", help="llama.cpp's examples/simple, for a native generation loop")
+    parser.add_argument("--model", action="append", required=True, help="full offload; repeat for several")
+    parser.add_argument("--partial", action="append", default=[], help="MODEL:LAYERS for a partial offload")
+    parser.add_argument("--auto-model", help="model for the auto-vs-largest test (default: the last --model)")
+    parser.add_argument("--leave-free-gib", type=float, default=4.0, help="free VRAM left by the ballast")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    from localchat.hardware import physical_cores
+
+    threads = args.threads or physical_cores()
+    runs = [(m, "99") for m in args.model] + [tuple(p.rsplit(":", 1)) for p in args.partial]
+    summary: dict = {
+        "date": datetime.date.today().isoformat(),
+        "gpu": [g.name for g in gpus()],
+        "threads": threads,
+        "command": " ".join(sys.argv),
+        "speed": [speed(m, n, threads, args.rounds, args.llama_bench, args.llama_simple) for m, n in runs],
+        "vram": [vram(m, "all" if n == "99" else int(n)) for m, n in runs],
+        "llama_cpp_buffers_mib": {f"{Path(m).name} ngl {n}": llama_buffers(m, int(n)) for m, n in runs},
+    }
+    summary["auto_vs_largest"] = auto_against_max(args.auto_model or args.model[-1], int(args.leave_free_gib * 2**30))
+    emit(summary, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

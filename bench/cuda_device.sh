@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The CUDA figures from a bare NVIDIA machine without internet, in one go (recorded in bench/results/cuda-*):
+#   1. llama.cpp from the sources vendored in the llama-cpp-python sdist, built ONCE with CUDA and the flags
+#      scripts/install_llama_cpp.py uses (this CPU's SIMD, no AMX, + CMAKE_ARGS): libllama for localchat's
+#      engine (LLAMA_CPP_LIB_PATH) and llama-bench / llama-simple / llama-quantize, so both sides of every
+#      comparison run the very same library;
+#   2. random-weight 1B and 7B llama models with SmolLM2's tokenizer (bench/random_gguf.py), quantized to Q4_K_M;
+#   3. `localchat doctor`, then bench/cuda_compare.py.
+# With VERIFY_INSTALL=1 it first builds and installs the engine the documented way instead (README, "GPU
+# builds": CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90" python3 scripts/install_llama_cpp.py),
+# ~6 more minutes on 16 cores.
+# Usage: bench/cuda_device.sh SDIST.tar.gz TOKENIZER.gguf WHEEL_DIR OUT_DIR   (run from the repository root;
+# WHEEL_DIR: what the machine lacks, e.g. gguf, platformdirs, diskcache and a llama-cpp-python wheel for its
+# Python code)
+set -euo pipefail
+sdist=$1 tokenizer=$2 wheels=$3 out=$4
+work=${WORK:-/tmp/lc-cuda}
+mkdir -p "$work" "$out"
+export PATH=/usr/local/cuda/bin:$PATH LOCALCHAT_HOME=$work/home
+export CMAKE_ARGS=${CMAKE_ARGS:-"-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=${CUDA_ARCH:-90}"}
+step() { echo "== $(date +%T) $*"; }
+
+step "dependencies"
+python3 -m pip install -q --no-index --no-deps "$wheels"/*.whl
+step "random models (F16), in the background while building"
+python3 bench/random_gguf.py --tokenizer "$tokenizer" --shape 1b "$work/1b-f16.gguf" >"$work/gen-1b.log" 2>&1 &
+python3 bench/random_gguf.py --tokenizer "$tokenizer" --shape 7b "$work/7b-f16.gguf" >"$work/gen-7b.log" 2>&1 &
+tar xzf "$sdist" -C "$work"
+source_dir=$(ls -d "$work"/llama_cpp_python-*/)
+if [ "${VERIFY_INSTALL:-0}" = 1 ]; then
+  step "install the engine the documented way"
+  LOCALCHAT_LLAMA_SOURCE=$source_dir python3 scripts/install_llama_cpp.py
+fi
+flags=$(python3 -c "import sys; sys.path.insert(0, 'scripts'); import install_llama_cpp as m; print(m.cmake_args())")
+step "build llama.cpp with: $flags"
+# shellcheck disable=SC2086
+cmake -S "$source_dir/vendor/llama.cpp" -B "$work/native" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=ON $flags >/dev/null
+cmake --build "$work/native" --target llama llama-bench llama-quantize llama-simple -j "$(nproc)" >"$work/build.log" 2>&1
+bin=$work/native/bin
+if [ "${VERIFY_INSTALL:-0}" != 1 ]; then
+  export LLAMA_CPP_LIB_PATH=$bin
+fi
+
+step "quantize to Q4_K_M"
+wait
+cat "$work/gen-1b.log" "$work/gen-7b.log"
+for size in 1b 7b; do
+  "$bin/llama-quantize" "$work/$size-f16.gguf" "$work/$size-q4_k_m.gguf" Q4_K_M "$(nproc)" >"$work/quant-$size.log" 2>&1
+  rm "$work/$size-f16.gguf"
+done
+ls -la "$work"/*.gguf
+
+step "doctor"
+python3 -m localchat doctor | tee "$out/doctor.txt" || true
+step "compare"
+python3 bench/cuda_compare.py --llama-bench "$bin/llama-bench" --llama-simple "$bin/llama-simple" \
+  --model "$work/1b-q4_k_m.gguf" --model "$work/7b-q4_k_m.gguf" --partial "$work/1b-q4_k_m.gguf:12" \
+  --out "$out/cuda.json"
+step "done"

@@ -1,0 +1,50 @@
+"""Loading with GPU offload: retry with fewer layers when the GPU runs out of memory (pure control flow).
+
+The estimate in models/memory.py picks the layer count, but a GPU's free memory can shrink between the
+estimate and the allocation (another program, fragmentation). With --gpu-layers auto a failed allocation
+then costs a retry with fewer layers, not a crash; with an explicit count the user asked for exactly that,
+so the error says what to change instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+from localchat.errors import EngineError
+from localchat.models.memory import fewer_layers
+
+T = TypeVar("T")
+
+# Phrases llama.cpp and its backends log when an allocation fails (CUDA, Metal, Vulkan, CPU).
+MEMORY_ERRORS = ("out of memory", "failed to allocate", "unable to allocate", "cudamalloc failed", "alloc failed")
+
+
+class OutOfMemory(Exception):
+    """A load or context creation failed because a buffer could not be allocated."""
+
+
+def is_memory_failure(log_lines: Iterable[str]) -> bool:
+    return any(phrase in line.lower() for line in log_lines for phrase in MEMORY_ERRORS)
+
+
+def load_with_fallback(first_layers: int, auto: bool, load: Callable[[int], T]) -> tuple[T, int]:
+    """`load(layers)` with `first_layers`, and while it raises OutOfMemory under auto, with fewer (down to 0).
+    Returns what `load` returned and the layer count that worked."""
+    layers = first_layers
+    while True:
+        try:
+            return load(layers), layers
+        except OutOfMemory:
+            if not auto or layers == 0:
+                raise EngineError(memory_advice(layers)) from None
+            layers = fewer_layers(layers)
+
+
+def memory_advice(layers: int) -> str:
+    if layers > 0:
+        return (
+            f"out of GPU memory loading with {layers} GPU layers: use fewer (--gpu-layers {fewer_layers(layers)}) "
+            "or a smaller context (--ctx), or close what else uses the GPU"
+        )
+    return "out of memory loading the model: use a smaller context (--ctx) or a smaller quant"

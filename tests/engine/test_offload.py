@@ -1,0 +1,67 @@
+"""Loading with GPU offload when memory runs out (simulated: CI has no GPU), and the engine's device query."""
+
+import pytest
+
+from localchat.engine.offload import OutOfMemory, is_memory_failure, load_with_fallback, memory_advice
+from localchat.errors import EngineError
+
+
+def loader_that_fits(max_layers: int, tried: list[int]):
+    def load(layers: int) -> str:
+        tried.append(layers)
+        if layers > max_layers:
+            raise OutOfMemory()
+        return f"model with {layers}"
+
+    return load
+
+
+def test_auto_falls_back_to_fewer_layers_until_it_loads() -> None:
+    tried: list[int] = []
+    loaded, layers = load_with_fallback(33, True, loader_that_fits(10, tried))
+    assert (loaded, layers) == ("model with 9", 9) and tried == [33, 24, 18, 13, 9]
+
+
+def test_auto_ends_on_the_cpu_when_no_layer_fits() -> None:
+    tried: list[int] = []
+    assert load_with_fallback(33, True, loader_that_fits(0, tried))[1] == 0 and tried[-1] == 0
+
+
+def test_an_explicit_count_is_not_lowered_but_the_error_says_what_to_change() -> None:
+    tried: list[int] = []
+    with pytest.raises(EngineError, match=r"--gpu-layers 15.*--ctx"):
+        load_with_fallback(20, False, loader_that_fits(10, tried))
+    assert tried == [20]
+
+
+def test_out_of_memory_on_the_cpu_advises_a_smaller_context() -> None:
+    def never(_layers: int) -> None:
+        raise OutOfMemory()
+
+    with pytest.raises(EngineError, match="smaller context"):
+        load_with_fallback(0, True, never)
+    assert "--ctx" in memory_advice(0)
+
+
+def test_memory_failures_are_recognised_in_llama_cpp_s_log() -> None:
+    assert is_memory_failure(
+        [
+            "ggml_backend_cuda_buffer_type_alloc_buffer: allocating 4096 MiB on device 0: "
+            "cudaMalloc failed: out of memory\n"
+        ]
+    )
+    assert is_memory_failure(["llama_model_load: error loading model: unable to allocate CUDA0 buffer"])
+    assert not is_memory_failure(["llama_model_load: error loading model: tensor 'blk.0' data is not within bounds"])
+
+
+def test_the_engine_lists_this_build_s_devices() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "from localchat.engine.devices import list_devices, free_gpu_bytes; d = list_devices(); "
+        "print(d[0].kind, d[0].total_bytes > 0, free_gpu_bytes(d))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out[:2] == ["cpu", "True"]  # the CPU device, with the machine's memory
+    assert out[2] == "None" or int(out[2]) > 0
