@@ -65,3 +65,17 @@ def test_the_engine_lists_this_build_s_devices() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[:2] == ["cpu", "True"]  # the CPU device, with the machine's memory
     assert out[2] == "None" or int(out[2]) > 0
+
+
+def test_the_offload_line_people_see() -> None:
+    from localchat.engine.protocol import ModelInfo
+
+    base = dict(path="m.gguf", name="m", architecture="llama", quantization="Q4_K_M", parameters=7, layers=32,
+                n_ctx=4096, n_ctx_train=4096, threads=8, chat_template="model", load_s=1.0)  # fmt: skip
+    on_gpu = ModelInfo(**base, gpu_layers=33, vram_estimate=6_958_000_000, free_vram=80 << 30)
+    assert on_gpu.offload_text == "GPU 33/33 layers, ~7.0 GB VRAM"
+    lowered = ModelInfo(**base, gpu_layers=13, gpu_layers_setting="all", vram_estimate=3_195_000_000,
+                        offload_note="33 GPU layers would need 7.0 GB of 3.2 GB free VRAM: using 13")  # fmt: skip
+    assert lowered.offload_text.startswith("GPU 13/33 layers, ~3.2 GB VRAM (33 GPU layers would need")
+    assert lowered.offload["setting"] == "all" and lowered.offload["gpu_layers"] == 13
+    assert ModelInfo(**base, gpu_layers=0).offload_text == "CPU only"
