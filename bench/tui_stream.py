@@ -9,7 +9,7 @@ CPU time while the last 10% of the reply streamed vs the first 10% (goal ≤ 1.5
 is everything the UI thread did (messages, Markdown, layout, compositing), read with time.thread_time() 20
 times a second; until 2026-11-22 the bench timed only MessageView.append, which queues text for MarkdownStream
 and does none of the rendering.
-Usage: bench/tui_stream.py [--tokens 2000] [--rounds 3] [--out FILE]
+Usage: bench/tui_stream.py [--tokens 2000] [--rounds 3] [--threads N] [--out FILE]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from common import default_model, emit  # noqa: E402
 
 from localchat.chat.sampling import SamplingParams  # noqa: E402
 from localchat.config import Paths  # noqa: E402
-from localchat.engine.protocol import Delta, Done, Generate  # noqa: E402
+from localchat.engine.protocol import Delta, Done, Generate, LoadOptions  # noqa: E402
 from localchat.tui.app import LocalchatApp  # noqa: E402
 from localchat.tui.messages import ReplyDelta, ReplyFinished, ReplyStarted  # noqa: E402
 
@@ -41,10 +41,10 @@ def request(tokens: int) -> Generate:
     return Generate(prompt=PROMPT, sampling=SamplingParams(temperature=0.0, max_tokens=tokens), ignore_eos=True)
 
 
-async def run(model: str, tokens: int, rounds: int) -> dict:
+async def run(model: str, tokens: int, rounds: int, threads: int | None = None) -> dict:
     home = Path(tempfile.mkdtemp(prefix="localchat-bench-"))
     paths = Paths(home / "config", home / "data", home / "cache", home / "logs").ensure()
-    app = LocalchatApp(paths, model, None)
+    app = LocalchatApp(paths, model, None, None, LoadOptions(threads=threads))
     ui_cpu: list[tuple[int, float]] = []  # (tokens so far, the UI thread's CPU seconds)
     state = {"tokens": 0, "sampling": False}
 
@@ -112,9 +112,11 @@ def main() -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="engine threads [physical cores]")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    summary = asyncio.run(run(args.model or default_model(), args.tokens, args.rounds))
+    summary = asyncio.run(run(args.model or default_model(), args.tokens, args.rounds, args.threads))
+    summary["threads"] = args.threads or "physical cores"
     emit(summary, args.out)
     return 0
 

@@ -7,7 +7,7 @@ Blocking calls: the TUI runs them in worker threads and turns the callbacks into
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -43,11 +43,13 @@ class ChatSession:
     engine: EngineClient
     model_name: str | None = None
     default_sampling: SamplingParams = field(default_factory=lambda: preset(DEFAULT_PRESET))
+    load_options: LoadOptions = field(default_factory=LoadOptions)  # the settings file's [engine]
 
     # --- model ----------------------------------------------------------------------------------------------
 
     def load_model(self, path: Path, name: str, n_ctx: int | None = None) -> ModelInfo:
-        info = self.engine.load(path, LoadOptions(n_ctx=n_ctx))
+        """Load with the settings file's GPU layers and threads; a conversation's context size beats its ctx."""
+        info = self.engine.load(path, replace(self.load_options, n_ctx=n_ctx or self.load_options.n_ctx))
         self.model_name = name
         return info
 

@@ -17,6 +17,7 @@ from localchat.chat.sampling import SamplingParams
 from localchat.chat.session import Budget, ChatSession
 from localchat.config import Paths
 from localchat.engine.client import EngineClient
+from localchat.engine.protocol import LoadOptions
 from localchat.errors import LocalchatError
 from localchat.models.library import Library, LocalModel
 from localchat.models.manager import find_local, looks_like_path
@@ -57,10 +58,12 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
         model_ref: str | None = None,
         keymap: dict[str, str] | None = None,
         default_sampling: SamplingParams | None = None,  # from the settings file, as for `localchat run`
+        load_options: LoadOptions | None = None,  # the settings file's [engine]: GPU layers, threads, ctx
     ) -> None:
         super().__init__()
         self.paths = paths
         self.default_sampling = default_sampling
+        self.load_options = load_options or LoadOptions()
         self.model_ref = model_ref
         self.keymap = keymap or {}
         self.store: Store | None = None
@@ -100,7 +103,7 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
         saved_theme = self.store.setting("theme", DEFAULT_THEME)
         if saved_theme in self.available_themes:
             self.theme = saved_theme
-        self.session = ChatSession(self.store, EngineClient(self.paths.engine_log))
+        self.session = ChatSession(self.store, EngineClient(self.paths.engine_log), load_options=self.load_options)
         if self.default_sampling is not None:
             self.session.default_sampling = self.default_sampling
         default = self.store.setting("default_sampling")
