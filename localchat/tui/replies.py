@@ -6,11 +6,12 @@ session calls in threads and only post typed messages; the handlers here update 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from textual import work
 from textual.containers import VerticalScroll
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Input
 
 from localchat.chat.session import Budget, ChatSession
@@ -25,6 +26,7 @@ from localchat.tui.widgets import Composer, ContextCounter, MessageView
 if TYPE_CHECKING:
     from localchat.tui.app import LocalchatApp
 
+W = TypeVar("W", bound=Widget)
 COUNT_DELAY_S = 0.25  # debounce: count the draft when typing pauses
 RENDER_INTERVAL_S = 0.2  # 5 updates a second: see on_reply_delta
 MOUNTED_MESSAGES = 200  # a long chat opens with its last 200 messages; older ones mount when scrolled to
@@ -46,6 +48,13 @@ class RepliesMixin:
 
     # --- the live counter -----------------------------------------------------------------------------------
 
+    def chat_widget(self, kind: type[W]) -> W | None:
+        """A widget of the chat screen (the bottom of the stack, whatever dialog is on top), or None while the app
+        closes: seen in CI, a count finished after the widgets were removed and query_one raised in a handler."""
+        stack = self.screen_stack
+        found = stack[0].query(kind) if stack else []
+        return found.first() if found else None
+
     def on_text_area_changed(self, event: Composer.Changed) -> None:
         if isinstance(event.text_area, Composer):
             self.schedule_count()
@@ -66,8 +75,9 @@ class RepliesMixin:
         self.post_message(BudgetCounted(budget, draft))
 
     def on_budget_counted(self, message: BudgetCounted) -> None:
-        if message.draft != self.query_one(Composer).text:
-            return  # a count for an older draft that finished late: a newer one is on its way
+        composer = self.chat_widget(Composer)
+        if composer is None or message.draft != composer.text:
+            return  # closing, or a count for an older draft that finished late: a newer one is on its way
         self.budget = message.budget
         self.show_budget()
 
@@ -83,7 +93,10 @@ class RepliesMixin:
         if extra:
             used = budget.used - self.session.sampling_for(self.conversation).max_tokens + extra
             note = f"replying: {extra:,} tokens"
-        self.query_one(ContextCounter).show(used, budget.n_ctx, note)
+        counter = self.chat_widget(ContextCounter)
+        if counter is None:
+            return
+        counter.show(used, budget.n_ctx, note)
         if extra:
             return  # while a reply streams, which messages are left out does not change
         dropped = set(budget.dropped_ids)

@@ -236,3 +236,18 @@ async def test_settings_can_become_the_default_for_new_chats(make_app) -> None:
         await pilot.pause(0.2)
         assert app.session.sampling_for(app.conversation).temperature == 0.3
         assert app.store.setting("default_sampling")["temperature"] == 0.3
+
+
+async def test_a_count_that_lands_while_a_dialog_is_open_updates_the_counter(make_app) -> None:
+    """The counter is counted off the UI thread; its result may land while a dialog covers the chat."""
+    from localchat.tui.widgets import Composer, ContextCounter
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        before = app.budget.used
+        app.query_one(Composer).text = "hello " * 50
+        app.action_settings()  # opens before the debounced count has even started
+        await wait_for(pilot, lambda: app.budget.used > before)
+        assert len(app.screen_stack) == 2  # the dialog is still open, and the app did not fail
+        assert f"{app.budget.used:,}" in str(app.screen_stack[0].query_one(ContextCounter).render())
