@@ -20,7 +20,7 @@ from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatte
 from localchat import hardware
 from localchat.chat.sampling import SamplingParams
 from localchat.engine.devices import free_gpu_bytes, list_devices
-from localchat.engine.offload import OutOfMemory, is_memory_failure, load_with_fallback, memory_advice
+from localchat.engine.offload import OutOfMemory, is_memory_failure, load_with_fallback
 from localchat.engine.protocol import (
     ChatMessage,
     ConversationTokens,
@@ -107,7 +107,9 @@ class LlamaRunner:
             gpu_layers_setting=str(options.gpu_layers),
             vram_estimate=gpu_bytes(shape, self.n_ctx, gpu_layers),
             free_vram=free_vram,
-            offload_note=offload.note if gpu_layers == offload.gpu_layers else memory_advice(offload.gpu_layers),
+            offload_note=offload.note
+            if gpu_layers == offload.gpu_layers
+            else f"{offload.gpu_layers} GPU layers ran out of memory while loading: using {gpu_layers}",
             n_ctx=self.n_ctx,
             n_ctx_train=n_ctx_train,
             threads=threads,
