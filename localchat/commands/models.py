@@ -37,6 +37,7 @@ from localchat.models.manager import (
     run_pull,
     unavailable_message,
 )
+from localchat.models.memory import offload_report
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -221,14 +222,9 @@ def show(ref: str, ctx: int, gpu_layers: GpuLayers | None, as_json: bool) -> Non
             "gpu_layers": fit.gpu_layers,
             "message": fit.message,
         },
-        "offload": {
-            "setting": str(setting),
-            "gpu_layers": offload.gpu_layers,
-            "layers": summary.layers + 1,
-            "vram_estimate_bytes": offload.vram_bytes,
-            "free_vram_bytes": measured.free_vram,
-            "note": offload.note,
-        },
+        "offload": offload_report(
+            setting, offload.gpu_layers, summary.layers + 1, offload.vram_bytes, measured.free_vram, offload.note
+        ),
     }
     if as_json:
         click.echo(json.dumps(report))

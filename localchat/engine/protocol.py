@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from localchat.chat.sampling import SamplingParams
+from localchat.models.memory import offload_report
 
 Role = Literal["system", "user", "assistant"]
 StopReason = Literal["eos", "length", "cancelled", "error"]
@@ -110,14 +111,14 @@ class ModelInfo:
     @property
     def offload(self) -> dict[str, Any]:
         """The GPU offload as `run --json` reports it."""
-        return {
-            "setting": self.gpu_layers_setting,
-            "gpu_layers": self.gpu_layers,
-            "layers": self.layers + 1,  # llama.cpp counts the output layer as one more
-            "vram_estimate_bytes": self.vram_estimate,
-            "free_vram_bytes": self.free_vram,
-            "note": self.offload_note,
-        }
+        return offload_report(
+            self.gpu_layers_setting,
+            self.gpu_layers,
+            self.layers + 1,
+            self.vram_estimate,
+            self.free_vram,
+            self.offload_note,
+        )
 
     @property
     def offload_text(self) -> str:

@@ -209,6 +209,20 @@ def plan_offload(
     return Offload(fitting, gpu_bytes(shape, n_ctx, fitting), note)
 
 
+def offload_report(
+    setting: int | str, gpu_layers: int, offloadable: int, vram_bytes: int, free_vram: int | None, note: str | None
+) -> dict[str, object]:
+    """The offload as `show --json` plans it and `run --json` reports it: one shape for scripts."""
+    return {
+        "setting": str(setting),
+        "gpu_layers": gpu_layers,
+        "layers": offloadable,  # llama.cpp's count: every block and the output layer
+        "vram_estimate_bytes": vram_bytes,
+        "free_vram_bytes": free_vram,
+        "note": note,
+    }
+
+
 def fewer_layers(gpu_layers: int) -> int:
     """The next try after a load failed for memory: a quarter fewer layers (0 = CPU only, which always loads)."""
     return gpu_layers * 3 // 4 if gpu_layers > 3 else 0
