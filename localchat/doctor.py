@@ -9,12 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from localchat.hardware import Gpu
+from localchat.hardware import GGML_X86_FEATURES, Gpu
 
 Level = Literal["ok", "warn", "error"]
 REINSTALL = "python3 scripts/install_llama_cpp.py"
-# /proc/cpuinfo flag -> the name llama_print_system_info uses for it
-SIMD = {"avx2": "AVX2", "avx512f": "AVX512", "avx512_vnni": "AVX512_VNNI", "avx_vnni": "AVX_VNNI", "fma": "FMA"}
 GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "MUSA", "CANN")
 
 
@@ -76,7 +74,7 @@ def diagnose(
     report.add("ok", "build", f"llama-cpp-python {probe.get('llama_cpp_python')}, backends: {', '.join(backends)}")
     compiled = [k for k, v in cpu.items() if v == "1"]
     report.add("ok", "cpu", f"{machine}, compiled for: {' '.join(compiled) or 'baseline only'}")
-    missing = [name for flag, name in SIMD.items() if flag in cpu_flags and cpu.get(name) != "1"]
+    missing = [name for flag, name in GGML_X86_FEATURES.items() if flag in cpu_flags and cpu.get(name) != "1"]
     if missing and cpu:
         report.add(
             "warn", "cpu", f"this CPU has {' '.join(missing)} but the build does not use it (slower): {REINSTALL}"

@@ -23,6 +23,20 @@ def cpu_flags() -> set[str]:
     return set()
 
 
+# /proc/cpuinfo flag -> ggml's name for that extension: its CMake switch is GGML_<name>, and
+# llama_print_system_info reports "<name> = 1" when a build uses it. AMX is left out on purpose (README).
+GGML_X86_FEATURES = {
+    "avx": "AVX",
+    "avx2": "AVX2",
+    "fma": "FMA",
+    "f16c": "F16C",
+    "bmi2": "BMI2",
+    "avx512f": "AVX512",
+    "avx512_vnni": "AVX512_VNNI",
+    "avx_vnni": "AVX_VNNI",
+}
+
+
 def has_amx(flags: set[str] | None = None) -> bool:
     """AMX CPUs crash llama.cpp builds that compiled in its AMX matmul (see README, "CPU builds")."""
     flags = cpu_flags() if flags is None else flags

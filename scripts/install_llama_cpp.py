@@ -25,20 +25,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from localchat.hardware import cpu_flags
+from localchat.hardware import GGML_X86_FEATURES, cpu_flags
 
 VERSION = "0.3.36"
 # /proc/cpuinfo flag -> ggml CMake option, for the extensions ggml has switches for (AMX left out on purpose).
-X86_FEATURES = {
-    "avx": "GGML_AVX",
-    "avx2": "GGML_AVX2",
-    "fma": "GGML_FMA",
-    "f16c": "GGML_F16C",
-    "bmi2": "GGML_BMI2",
-    "avx512f": "GGML_AVX512",
-    "avx512_vnni": "GGML_AVX512_VNNI",
-    "avx_vnni": "GGML_AVX_VNNI",
-}
+X86_FEATURES = {flag: f"GGML_{name}" for flag, name in GGML_X86_FEATURES.items()}
 
 
 def cmake_args() -> str:
