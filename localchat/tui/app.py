@@ -23,6 +23,7 @@ from localchat.models.library import Library, LocalModel
 from localchat.models.manager import find_local, looks_like_path
 from localchat.store.db import Conversation, Store, open_database
 from localchat.tui.messages import ModelLoaded
+from localchat.tui.pacing import FramePacer, ReplyBuffer
 from localchat.tui.replies import MOUNTED_MESSAGES, OlderMessagesMixin, RepliesMixin
 from localchat.tui.screens.dialogs import AskText, Confirm
 from localchat.tui.screens.models import CatalogScreen, Choice, ModelPicker
@@ -71,10 +72,10 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
         self.session: ChatSession | None = None
         self.conversation: Conversation | None = None
         self.streaming: MessageView | None = None
-        self.reply_tokens = 0
         self.loading_older = False
         self.watching_scroll = False
-        self.pending: list[str] = []  # reply text received but not rendered yet
+        self.reply_buffer = ReplyBuffer()  # reply text received but not drawn yet
+        self.pacer = FramePacer(contended=False)
         self.render_timer: Timer | None = None
         self.budget = Budget(0, 0)
         self.count_timer: Timer | None = None

@@ -15,10 +15,8 @@ class ReplyStarted(Message):
     message_id: int
 
 
-@dataclass
-class ReplyDelta(Message):
-    text: str
-    tokens: int
+class ReplyPending(Message):
+    """Reply text is waiting in the app's ReplyBuffer (posted once per frame, not once per delta)."""
 
 
 @dataclass

@@ -6,6 +6,7 @@ session calls in threads and only post typed messages; the handlers here update 
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, TypeVar
 
 from textual import work
@@ -19,7 +20,8 @@ from localchat.engine.protocol import Delta
 from localchat.errors import LocalchatError
 from localchat.store.db import Conversation, Store
 from localchat.store.db import Message as StoredMessage
-from localchat.tui.messages import BudgetCounted, ReplyDelta, ReplyFinished, ReplyStarted
+from localchat.tui.messages import BudgetCounted, ReplyFinished, ReplyPending, ReplyStarted
+from localchat.tui.pacing import FramePacer, ReplyBuffer, available_cores, contended
 from localchat.tui.screens.dialogs import AskText
 from localchat.tui.widgets import Composer, ContextCounter, MessageView
 
@@ -28,7 +30,6 @@ if TYPE_CHECKING:
 
 W = TypeVar("W", bound=Widget)
 COUNT_DELAY_S = 0.25  # debounce: count the draft when typing pauses
-RENDER_INTERVAL_S = 0.2  # 5 updates a second: see on_reply_delta
 MOUNTED_MESSAGES = 200  # a long chat opens with its last 200 messages; older ones mount when scrolled to
 MOUNT_MORE = 100
 
@@ -41,10 +42,10 @@ class RepliesMixin:
     conversation: Conversation
     streaming: MessageView | None
     budget: Budget
-    pending: list[str]
+    reply_buffer: ReplyBuffer
+    pacer: FramePacer
     render_timer: Timer | None
     count_timer: Timer | None
-    reply_tokens: int
 
     # --- the live counter -----------------------------------------------------------------------------------
 
@@ -140,7 +141,7 @@ class RepliesMixin:
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def generate(self, kind: str, text: str | None, message_id: int | None = None) -> None:
-        listener = _Poster(self)
+        listener = ReplyListener(self)
         try:
             if kind == "send":
                 self.session.send(self.conversation.id, text, listener)
@@ -156,24 +157,26 @@ class RepliesMixin:
     async def on_reply_started(self, message: ReplyStarted) -> None:
         await self.reopen_branch()
         self.streaming = next((v for v in self.query(MessageView) if v.message.id == message.message_id), None)
-        self.reply_tokens = 0
+        model = self.session.engine.model
+        busy = model is not None and contended(model.threads, available_cores(), model.gpu_layers > model.layers)
+        self.pacer.start_reply(busy)
+        composer = self.chat_widget(Composer)
+        if composer is not None:
+            composer.cursor_blink = not busy  # a blink is a frame too: 2 a second, ≈1% of generation on 2 cores
 
-    async def on_reply_delta(self, message: ReplyDelta) -> None:
-        """Collect deltas and render them at most every RENDER_INTERVAL_S. llama.cpp keeps every physical core
-        busy, so each frame the UI draws is taken from generation: measured on 2 cores, the UI used 27% of a
-        core at 10 frames/s, 17% at 5 and 12% at 3, while a reply streamed (each frame scrolls, so the whole
-        screen is recomposed)."""
-        self.pending.append(message.text)
-        self.reply_tokens = message.tokens
+    def on_reply_pending(self, message: ReplyPending) -> None:
+        """Text is waiting: draw it at the pacer's next frame (see tui/pacing.py for why not at once)."""
         if self.render_timer is None:
-            self.render_timer = self.set_timer(RENDER_INTERVAL_S, self.render_pending)
+            wait = max(0.001, self.pacer.delay(time.monotonic()))  # (a timer of 0 divides by 0)
+            self.render_timer = self.set_timer(wait, self.render_pending)
 
     async def render_pending(self) -> None:
         self.render_timer = None
-        text, self.pending = "".join(self.pending), []
+        text, tokens = self.reply_buffer.take()
         if self.streaming is not None and text:
+            self.pacer.frame(time.monotonic(), time.thread_time())
             await self.streaming.append(text)
-            self.show_budget(extra=self.reply_tokens)
+            self.show_budget(extra=tokens)
 
     async def on_reply_finished(self, message: ReplyFinished) -> None:
         if message.error:
@@ -185,6 +188,9 @@ class RepliesMixin:
         if streaming is not None and streaming.is_attached:
             await streaming.finish(self.store.message(streaming.message.id))
         self.streaming = None  # only now: the reply is fully rendered
+        composer = self.chat_widget(Composer)
+        if composer is not None:
+            composer.cursor_blink = True
         await self.reopen_branch()
         self.refresh_conversations(self.query_one("#search", Input).value.strip() or None)
         last = self.store.branch(self.conversation.id)
@@ -242,8 +248,8 @@ class RepliesMixin:
         self.push_screen(AskText("Edit and resend (the old version is kept):", view.message.content), resend)
 
 
-class _Poster:
-    """Turns the session's reply callbacks (on a worker thread) into messages for the UI thread."""
+class ReplyListener:
+    """Turns the session's reply callbacks (on a worker thread) into the reply buffer and messages for the UI."""
 
     def __init__(self, app: LocalchatApp) -> None:
         self.app = app
@@ -252,7 +258,8 @@ class _Poster:
         self.app.post_message(ReplyStarted(reply.id))
 
     def delta(self, delta: Delta) -> None:
-        self.app.post_message(ReplyDelta(delta.text, delta.tokens))
+        if self.app.reply_buffer.put(delta.text, delta.tokens):
+            self.app.post_message(ReplyPending())
 
 
 class OlderMessagesMixin:

@@ -25,6 +25,8 @@ async def test_send_streams_a_reply_with_stats_and_keeps_it(make_app) -> None:
         stats = str(reply.query_one(".stats").render())
         assert "tokens" in stats and "tok/s" in stats and "TTFT" in stats
         assert stored.model == app.session.model_name
+        assert app.pacer.frames >= 1  # drawn through the paced frames (tui/pacing.py)
+        assert app.query_one(Composer).cursor_blink  # steady only while a reply streams on busy cores
         conversation_id = app.conversation.id
     # Everything is there after a restart.
     app = make_app(None)
