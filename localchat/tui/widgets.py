@@ -34,6 +34,17 @@ def stats_line(message: Message) -> str:
 
 
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
+FENCE = re.compile(r"^ {0,3}(```|~~~)", re.MULTILINE)
+SEGMENT_CHARS = 2000  # a streaming reply goes on in a new Markdown widget at a blank line after this much text
+
+
+def segment_cut(segment: str, text: str) -> int | None:
+    """Where in `text` the live segment may end (after a blank line, not inside a code fence), once it is long."""
+    cut = text.rfind("\n\n")
+    if cut < 0 or len(segment) + cut < SEGMENT_CHARS:
+        return None
+    cut += 2
+    return cut if len(FENCE.findall(segment + text[:cut])) % 2 == 0 else None
 
 
 class MessageView(Vertical, can_focus=True):
@@ -51,6 +62,7 @@ class MessageView(Vertical, can_focus=True):
         self.message = message
         self.stream: MarkdownStream | None = None
         self.text = message.content
+        self.segment = ""  # the text streamed into the last Markdown widget
 
     def compose(self) -> ComposeResult:
         yield Label(ROLE_LABELS.get(self.message.role, self.message.role), classes="role")
@@ -59,13 +71,23 @@ class MessageView(Vertical, can_focus=True):
 
     @property
     def body(self) -> Markdown:
-        return self.query_one(".body", Markdown)
+        return self.query(".body").first(Markdown)
 
     async def append(self, text: str) -> None:
-        """Stream: each delta is appended (O(n) over the reply), not the whole message re-rendered."""
+        """Stream: each delta is appended (O(n) over the reply), not the whole message re-rendered. A long reply
+        streams into a chain of Markdown widgets: each frame lays out only the last one (Textual arranges every
+        block of a widget whose children changed, which made the last frames of a long reply the costliest)."""
+        self.text += text
         if self.stream is None:
             self.stream = Markdown.get_stream(self.body)
-        self.text += text
+        cut = segment_cut(self.segment, text)
+        if cut is not None:
+            await self.stream.write(inert(text[:cut]))
+            await self.stream.stop()
+            segment = Markdown(classes="body")
+            await self.mount(segment, before=self.query_one(".stats"))
+            self.stream, self.segment, text = Markdown.get_stream(segment), "", text[cut:]
+        self.segment += text
         await self.stream.write(inert(text))
 
     async def finish(self, message: Message) -> None:
@@ -74,6 +96,10 @@ class MessageView(Vertical, can_focus=True):
             self.stream = None
         self.message = message
         self.text = message.content
+        self.segment = ""
+        extra = list(self.query(".body"))[1:]
+        if extra:
+            await self.remove_children(extra)  # the segments of the streamed reply become one widget again
         await self.body.update(inert(message.content))  # one full render at the end
         self.query_one(".stats", Label).update(stats_line(message))
 
@@ -120,10 +146,9 @@ class ContextCounter(Static):
     """`used / n_ctx` for system prompt + history + draft + reply budget, from the model's own tokenizer."""
 
     def show(self, used: int, n_ctx: int, note: str = "") -> None:
-        if not n_ctx:
-            self.update("no model")
-            return
-        share = used / n_ctx
+        share = used / n_ctx if n_ctx else 0.0
         self.set_class(share > 1, "over")
         self.set_class(0.8 < share <= 1, "near")
-        self.update(f"{used:,} / {n_ctx:,} tokens" + (f" · {note}" if note else ""))
+        text = f"{used:,} / {n_ctx:,} tokens" + (f" · {note}" if note else "") if n_ctx else "no model"
+        # A fixed width and one line: no layout pass, only this line is redrawn (it changes every frame of a reply)
+        self.update(text, layout=False)
