@@ -6,7 +6,7 @@ Random weights run at exactly the speed of trained ones (the same matmuls on the
 is copied from a real GGUF (SmolLM2's, 49,152 tokens) so prompts tokenize as they would. Quantize the result
 with llama.cpp's own tool: `llama-quantize OUT.gguf OUT-Q4_K_M.gguf Q4_K_M`.
 
-Usage: bench/random_gguf.py --tokenizer SOURCE.gguf --shape 1b|7b|tiny OUT.gguf
+Usage: bench/random_gguf.py --tokenizer SOURCE.gguf --shape 135m|1b|7b|tiny OUT.gguf
        bench/random_gguf.py --tokenizer SOURCE.gguf --shape none OUT.gguf   (the tokenizer alone, ~2 MB,
        small enough to carry to a GPU machine)
 """
@@ -33,6 +33,7 @@ class Shape:
 
 SHAPES = {
     "tiny": Shape(layers=2, embedding=256, feed_forward=512, heads=4, kv_heads=2),  # for tests of this script
+    "135m": Shape(layers=30, embedding=576, feed_forward=1536, heads=9, kv_heads=3),  # SmolLM2-135M's shape
     "1b": Shape(layers=22, embedding=2048, feed_forward=5632, heads=32, kv_heads=4),  # TinyLlama-1.1B's shape
     "7b": Shape(layers=32, embedding=4096, feed_forward=11008, heads=32, kv_heads=32),  # Llama-2-7B's shape
 }
