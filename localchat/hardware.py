@@ -43,6 +43,11 @@ def has_amx(flags: set[str] | None = None) -> bool:
     return bool({"amx_int8", "amx_tile"} & flags)
 
 
+def usable_cores() -> int:
+    """Logical CPUs this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def physical_cores() -> int:
     """Physical cores: llama.cpp decodes slower on hyper-threads than on one thread per core."""
     logical = os.cpu_count() or 1
@@ -54,8 +59,7 @@ def physical_cores() -> int:
             siblings.add(path.read_text().strip())
         except OSError:
             continue
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else logical
-    return max(1, min(len(siblings) or logical, usable))
+    return max(1, min(len(siblings) or logical, usable_cores()))
 
 
 def available_memory_bytes() -> int | None:

@@ -6,26 +6,19 @@ Why pace at all: llama.cpp runs a thread per physical core, and its threads wait
 spin. On a machine where those threads fill every core, each millisecond the UI thread draws is taken from one of
 them and the others spin until it is back: measured on 2 cores, drawing 5 frames a second (≈13% of a core)
 cost generation 17% of its speed. So while llama.cpp has every core, the app draws only as often as a small share
-of one core allows (the share is measured per frame, so a bigger window or a busier screen draws less often);
+of one core allows (the UI thread's CPU time is measured between frames, so a bigger window or a busier screen
+draws less often);
 with a core to spare it draws at full rate.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 
 FASTEST_S = 0.1  # 10 frames a second when the UI has a core of its own
 SLOWEST_S = 1.0  # never fewer than one frame a second, whatever a frame costs
-CONTENDED_SHARE = 0.015  # of one core, for drawing, while llama.cpp's threads fill every core
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+CONTENDED_SHARE = 0.015  # of one core, for all the UI thread does, while llama.cpp's threads fill every core
 
 
 def contended(engine_threads: int, cores: int, all_on_gpu: bool) -> bool:

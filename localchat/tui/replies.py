@@ -18,10 +18,11 @@ from textual.widgets import Input
 from localchat.chat.session import Budget, ChatSession
 from localchat.engine.protocol import Delta
 from localchat.errors import LocalchatError
+from localchat.hardware import usable_cores
 from localchat.store.db import Conversation, Store
 from localchat.store.db import Message as StoredMessage
 from localchat.tui.messages import BudgetCounted, ReplyFinished, ReplyPending, ReplyStarted
-from localchat.tui.pacing import FramePacer, ReplyBuffer, available_cores, contended
+from localchat.tui.pacing import FramePacer, ReplyBuffer, contended
 from localchat.tui.screens.dialogs import AskText
 from localchat.tui.widgets import Composer, ContextCounter, MessageView
 
@@ -158,11 +159,14 @@ class RepliesMixin:
         await self.reopen_branch()
         self.streaming = next((v for v in self.query(MessageView) if v.message.id == message.message_id), None)
         model = self.session.engine.model
-        busy = model is not None and contended(model.threads, available_cores(), model.gpu_layers > model.layers)
+        busy = model is not None and contended(model.threads, usable_cores(), model.gpu_layers > model.layers)
         self.pacer.start_reply(busy)
+        self.set_cursor_blink(not busy)  # a blink is a frame too: 2 a second, ≈1% of generation on 2 cores
+
+    def set_cursor_blink(self, blink: bool) -> None:
         composer = self.chat_widget(Composer)
         if composer is not None:
-            composer.cursor_blink = not busy  # a blink is a frame too: 2 a second, ≈1% of generation on 2 cores
+            composer.cursor_blink = blink
 
     def on_reply_pending(self, message: ReplyPending) -> None:
         """Text is waiting: draw it at the pacer's next frame (see tui/pacing.py for why not at once)."""
@@ -188,9 +192,7 @@ class RepliesMixin:
         if streaming is not None and streaming.is_attached:
             await streaming.finish(self.store.message(streaming.message.id))
         self.streaming = None  # only now: the reply is fully rendered
-        composer = self.chat_widget(Composer)
-        if composer is not None:
-            composer.cursor_blink = True
+        self.set_cursor_blink(True)
         await self.reopen_branch()
         self.refresh_conversations(self.query_one("#search", Input).value.strip() or None)
         last = self.store.branch(self.conversation.id)
