@@ -33,10 +33,10 @@ from common import default_model, emit  # noqa: E402
 from localchat.chat.sampling import SamplingParams  # noqa: E402
 from localchat.config import Paths  # noqa: E402
 from localchat.engine.protocol import Delta, Done, Generate, LoadOptions  # noqa: E402
-from localchat.tui import replies  # noqa: E402
+from localchat.tui import chat_view  # noqa: E402
 from localchat.tui.app import LocalchatApp  # noqa: E402
+from localchat.tui.chat_view import ReplyListener  # noqa: E402
 from localchat.tui.messages import ReplyFinished  # noqa: E402
-from localchat.tui.replies import ReplyListener  # noqa: E402
 
 PROMPT = "Write a very long story about a river, a bridge and a town, with many chapters.\n\n"
 
@@ -99,12 +99,12 @@ async def run(model: str, tokens: int, rounds: int, threads: int | None = None) 
 @contextlib.contextmanager
 def full_frame_rate() -> Iterator[None]:
     """Make the app draw as if llama.cpp left it a core (tui/pacing.py: 10 frames a second)."""
-    saved = replies.contended
-    replies.contended = lambda *args: False
+    saved = chat_view.contended
+    chat_view.contended = lambda *args: False
     try:
         yield
     finally:
-        replies.contended = saved
+        chat_view.contended = saved
 
 
 async def through_app(app, pilot, engine, tokens: int, state: dict, ui_cpu: list) -> tuple[Done, dict[str, float]]:
@@ -116,7 +116,7 @@ async def through_app(app, pilot, engine, tokens: int, state: dict, ui_cpu: list
     finished: dict = {}
 
     def stream() -> None:  # the worker thread's part, as in RepliesMixin.generate
-        listener = ReplyListener(app)
+        listener = ReplyListener(app.chat)
         listener.started(reply)
         for event in engine.generate(request(tokens)):
             if isinstance(event, Delta):
@@ -125,15 +125,15 @@ async def through_app(app, pilot, engine, tokens: int, state: dict, ui_cpu: list
             else:
                 finished["done"] = event
         app.store.update_message(reply.id, finished["done"].text, "complete")
-        app.post_message(ReplyFinished(finished["done"]))
+        app.chat.post_message(ReplyFinished(finished["done"]))
 
     await asyncio.get_running_loop().run_in_executor(None, stream)
-    while app.streaming is not None:
+    while app.chat.streaming is not None:
         await pilot.pause(0.05)
     await pilot.pause(0.3)  # the last frames
     state["sampling"] = False
     figures = ui_figures(ui_cpu, tokens)
-    figures["frames_per_s"] = app.pacer.frames / (ui_cpu[-1][2] - ui_cpu[0][2])
+    figures["frames_per_s"] = app.chat.pacer.frames / (ui_cpu[-1][2] - ui_cpu[0][2])
     return finished["done"], figures
 
 

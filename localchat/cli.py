@@ -25,21 +25,25 @@ def cli(ctx: click.Context, model: str | None) -> None:
 
 
 def open_app(model: str | None) -> None:
+    app = build_app(model)
+    if not sys.stdout.isatty():
+        raise LocalchatError("the app needs a terminal: use `localchat run MODEL` for pipes and scripts")
+    app.run()
+
+
+def build_app(model: str | None):  # -> LocalchatApp (imported here: the app's imports stay out of other commands)
+    """The app as the settings file configures it: keys, sampling defaults and [engine], checked as for `run`.
+    A locked or damaged database fails here, in one line, before the screen changes."""
     from localchat.chat.sampling import from_settings
     from localchat.commands.options import build_load_options
-    from localchat.config import load_settings, paths  # the app's imports stay out of the other commands
-    from localchat.store.db import open_database
+    from localchat.config import load_settings, paths
     from localchat.tui.app import LocalchatApp
 
     settings = load_settings()
     keymap = {str(k): str(v) for k, v in settings.get("keys", {}).items()}
     sampling = from_settings(settings.get("sampling", {}))
-    load_options = build_load_options({})  # [engine]: gpu_layers, threads, ctx, checked as for `run`
-    state = paths().ensure()
-    open_database(state.database).close()  # a locked or damaged database: one line, before the screen changes
-    if not sys.stdout.isatty():
-        raise LocalchatError("the app needs a terminal: use `localchat run MODEL` for pipes and scripts")
-    LocalchatApp(state, model, keymap, sampling, load_options).run()
+    load_options = build_load_options({})  # [engine]: gpu_layers, threads, ctx
+    return LocalchatApp(paths().ensure(), model, keymap, sampling, load_options)
 
 
 for command in (run, pull, list_models, show, rm, import_model, search, bench, doctor):

@@ -46,6 +46,10 @@ class Paths:
     def engine_log(self) -> Path:
         return self.log_dir / "engine.log"
 
+    @property
+    def app_log(self) -> Path:
+        return self.log_dir / "app.log"
+
     def ensure(self) -> Paths:
         for directory in (self.config_dir, self.data_dir, self.cache_dir, self.log_dir):
             try:

@@ -15,7 +15,7 @@ from localchat.chat.context import PromptPlan, plan_prompt
 from localchat.chat.sampling import DEFAULT_PRESET, SamplingParams, preset
 from localchat.engine.client import EngineClient
 from localchat.engine.protocol import ChatMessage, Delta, Done, Generate, LoadOptions, ModelInfo
-from localchat.errors import ContextOverflow
+from localchat.errors import ContextOverflow, LocalchatError
 from localchat.store.db import Conversation, Message, Store
 
 SAVE_EVERY_S = 0.5  # how often a streaming reply is written to the database
@@ -96,9 +96,15 @@ class ChatSession:
     def regenerate(self, conversation_id: int, listener: ReplyListener) -> Done:
         """Another reply to the last user message; the previous reply stays as a sibling."""
         branch = self.store.branch(conversation_id)
-        last_user = next(m for m in reversed(branch) if m.role == "user")
+        last_user = next((m for m in reversed(branch) if m.role == "user"), None)
+        if last_user is None:
+            raise LocalchatError("nothing to regenerate: this chat has no message of yours yet")
         self.store.update_conversation(conversation_id, head_id=last_user.id)
         return self._reply(conversation_id, last_user, listener)
+
+    def prepare_reply(self) -> None:
+        """Called when a reply is asked for, before its worker starts: a stop from now on stops that reply."""
+        self.engine.reset_cancel()
 
     def stop(self) -> None:
         self.engine.cancel()
@@ -123,7 +129,8 @@ class ChatSession:
         saved_at = time.monotonic()
         done: Done | None = None
         try:
-            for event in self.engine.generate(Generate(plan.messages, sampling=self.sampling_for(conversation))):
+            request = Generate(plan.messages, sampling=self.sampling_for(conversation))
+            for event in self.engine.generate(request, reset_cancel=False):
                 if isinstance(event, Done):
                     done = event
                     break

@@ -28,6 +28,7 @@ from localchat.models.gguf import read_gguf
 
 R = TypeVar("R")
 STOP_TIMEOUT_S = 5.0
+CLOSE_GRACE_S = 0.5  # close(): how long a request in flight may take to end after its cancel before the kill
 
 
 class EngineCrashed(EngineError):
@@ -81,15 +82,26 @@ class EngineClient:
             self._conn = Connection(ours.detach())
 
     def close(self) -> None:
-        with self._lock:
+        """End the engine. Whatever runs is cancelled first; if it does not let go of the engine within
+        CLOSE_GRACE_S (a model still loading cannot be cancelled), the process is killed, so that closing never
+        waits for a reply or a load to finish."""
+        self.cancel()
+        if not self._lock.acquire(timeout=CLOSE_GRACE_S):
+            process = self._process
+            if process is not None and process.poll() is None:
+                process.kill()  # the thread in the request reads EOF and ends it as a crash
+            self._lock.acquire()
+        try:
             if self._conn is not None and self.alive:
                 with contextlib.suppress(OSError):
                     self._conn.send(p.Shutdown())
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._process.wait(STOP_TIMEOUT_S)
+                    self._process.wait(CLOSE_GRACE_S)
             self._discard_process()
             self.model = None
             self._model_request = None
+        finally:
+            self._lock.release()
 
     def _discard_process(self) -> None:
         if self._process is not None and self._process.poll() is None:
@@ -190,16 +202,27 @@ class EngineClient:
         return self._call(p.GetStats(), p.Stats)
 
     def cancel(self) -> None:
-        """Stop the generation in progress (safe from any thread); a no-op when nothing runs."""
+        """Stop the generation in progress (safe from any thread). Until `reset_cancel`, the next generation
+        stops at once too: a stop pressed while a reply is still being prepared is not lost."""
         self._abort_flag[0] = 1
 
-    def generate(self, request: p.Generate) -> Iterator[p.Delta | p.Done]:
-        """Stream `Delta`s, then one `Done`. A crash ends the stream with Done(stop_reason="error")."""
+    def reset_cancel(self) -> None:
+        """A new reply begins: forget any earlier stop."""
+        self._abort_flag[0] = 0
+
+    @property
+    def cancelled(self) -> bool:
+        return self._abort_flag[0] == 1
+
+    def generate(self, request: p.Generate, *, reset_cancel: bool = True) -> Iterator[p.Delta | p.Done]:
+        """Stream `Delta`s, then one `Done`. A crash ends the stream with Done(stop_reason="error").
+        With reset_cancel=False a stop requested before this call (see `cancel`) still applies."""
         with self._lock:
             self._ensure_engine()
             if self._model_request is None:
                 raise LocalchatError("no model is loaded: load one first")
-            self._abort_flag[0] = 0
+            if reset_cancel:
+                self.reset_cancel()
             self._conn.send(request)
             parts: list[str] = []
             finished = False

@@ -19,7 +19,7 @@ from localchat.models.gguf import read_gguf
 from localchat.models.memory import ModelShape, shape_of
 from localchat.models.refs import group_gguf_files
 
-Source = Literal["pulled", "imported", "hf-cache"]
+Source = Literal["pulled", "imported", "hf-cache", "file"]  # file: opened by path, not in the library
 SUMMARY_VERSION = 2  # bump when ModelSummary or ModelShape change: cached summaries are then read again
 
 
@@ -104,8 +104,14 @@ class Library:
     def find(self, ref: str) -> LocalModel | None:
         return next((m for m in self.models() if m.matches(ref)), None)
 
+    def local_file(self, path: Path) -> LocalModel:
+        """The model a path names: the library's entry for that file, else an unregistered one."""
+        real = os.path.realpath(path)
+        known = next((m for m in self.models() if os.path.realpath(m.files[0]) == real), None)
+        return known or LocalModel(name=Path(path).name, files=[str(Path(path).resolve())], source="file")
+
     def touch(self, model: LocalModel) -> None:
-        if model.source != "hf-cache":
+        if model.source in ("pulled", "imported"):
             model.last_used = time.time()
             self.save(model)
 

@@ -2,39 +2,38 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Vertical
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Input, Label, ListItem, ListView
 
 from localchat.chat.export import to_markdown, to_openai_json
 from localchat.chat.sampling import SamplingParams
-from localchat.chat.session import Budget, ChatSession
+from localchat.chat.session import ChatSession
 from localchat.config import Paths
 from localchat.engine.client import EngineClient
 from localchat.engine.protocol import LoadOptions
 from localchat.errors import LocalchatError
 from localchat.models.library import Library, LocalModel
 from localchat.models.manager import find_local, looks_like_path
-from localchat.store.db import Conversation, Store, open_database
+from localchat.store.db import Store, open_database
+from localchat.text import inert
+from localchat.tui.chat_view import ChatView
 from localchat.tui.messages import ModelLoaded
-from localchat.tui.pacing import FramePacer, ReplyBuffer
-from localchat.tui.replies import MOUNTED_MESSAGES, OlderMessagesMixin, RepliesMixin
 from localchat.tui.screens.dialogs import AskText, Confirm
 from localchat.tui.screens.models import CatalogScreen, Choice, ModelPicker
 from localchat.tui.screens.settings import PromptsScreen, SettingsScreen
 from localchat.tui.themes import load_themes
-from localchat.tui.widgets import Composer, ContextCounter, MessageView
 
 DEFAULT_THEME = "localchat-dusk"
 
 
-class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
+class LocalchatApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "localchat"
     BINDINGS = [
@@ -67,18 +66,19 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
         self.load_options = load_options or LoadOptions()
         self.model_ref = model_ref
         self.keymap = keymap or {}
-        self.store: Store | None = None
         self.library = Library(paths)
-        self.session: ChatSession | None = None
-        self.conversation: Conversation | None = None
-        self.streaming: MessageView | None = None
-        self.loading_older = False
-        self.watching_scroll = False
-        self.reply_buffer = ReplyBuffer()  # reply text received but not drawn yet
-        self.pacer = FramePacer(contended=False)
-        self.render_timer: Timer | None = None
-        self.budget = Budget(0, 0)
-        self.count_timer: Timer | None = None
+        # Opened here, not on mount, so the chat view can be composed with them.
+        self.store: Store = open_database(paths.database)
+        self.session = ChatSession(self.store, EngineClient(paths.engine_log), load_options=self.load_options)
+        self.loaded_model: Choice | None = None  # what the picker shows as loaded (also a model opened by path)
+
+    @property
+    def chat(self) -> ChatView:
+        return self.query_one(ChatView)
+
+    @property
+    def conversation(self):
+        return self.chat.conversation
 
     # --- layout ---------------------------------------------------------------------------------------------
 
@@ -86,25 +86,19 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
         with Vertical(id="sidebar"):
             yield Input(placeholder="search chats", id="search")
             yield ListView(id="conversations")
-        with Vertical(id="chat"):
-            yield VerticalScroll(id="messages")
-            yield Composer(id="composer", soft_wrap=True, show_line_numbers=False)
-            with Horizontal(id="status"):
-                yield Label("no model", id="model-name")
-                yield ContextCounter("", id="counter")
+        yield ChatView(self.store, self.session, id="chat")
         yield Footer()
 
     async def on_mount(self) -> None:
+        _log_to(self.paths.app_log)
         for theme in load_themes():
             self.register_theme(theme)
         if self.keymap:
             self.set_keymap(self.keymap)
-        self.store = open_database(self.paths.database)
         self.store.recover_interrupted()
         saved_theme = self.store.setting("theme", DEFAULT_THEME)
         if saved_theme in self.available_themes:
             self.theme = saved_theme
-        self.session = ChatSession(self.store, EngineClient(self.paths.engine_log), load_options=self.load_options)
         if self.default_sampling is not None:
             self.session.default_sampling = self.default_sampling
         default = self.store.setting("default_sampling")
@@ -119,15 +113,24 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
             self.load_model(ref)
         elif not self.library.models():
             self.push_screen(CatalogScreen(self.library, WELCOME), self._picked)
-        self.query_one(Composer).focus()
+        self.chat.composer.focus()
 
     def watch_theme(self, theme: str) -> None:
-        if self.store is not None:
-            self.store.set_setting("theme", theme)
+        self.store.set_setting("theme", theme)
+
+    async def action_quit(self) -> None:
+        """Quit at once, whatever runs: the reply is stopped and stored, a load is abandoned (engine killed)."""
+        self._close_chat()
+        self.exit()
 
     def on_unmount(self) -> None:
-        if self.session is not None:
-            self.session.engine.close()
+        self._close_chat()
+
+    def _close_chat(self) -> None:
+        chats = self.query(ChatView)
+        if chats:
+            chats.first().close()
+        self.session.engine.close()  # cancels first; never waits for a reply or a load to finish
 
     # --- conversations --------------------------------------------------------------------------------------
 
@@ -140,26 +143,23 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
         view.clear()
         chats = self.store.conversations(search)
         for chat in chats:
-            view.append(ListItem(Label(chat.title), name=str(chat.id)))
+            view.append(ListItem(Label(chat.title, markup=False), name=str(chat.id)))
         current = [i for i, chat in enumerate(chats) if self.conversation and chat.id == self.conversation.id]
         view.index = current[0] if current else None
 
+    def _search_text(self) -> str | None:
+        return self.query_one("#search", Input).value.strip() or None
+
     async def open_conversation(self, conversation_id: int) -> None:
-        self.conversation = self.store.conversation(conversation_id)
-        self.refresh_conversations(self.query_one("#search", Input).value.strip() or None)
-        container = self.query_one("#messages", VerticalScroll)
-        await container.remove_children()
-        branch = self.store.branch(conversation_id)
-        await container.mount_all([MessageView(m) for m in branch[-MOUNTED_MESSAGES:]])
-        container.anchor()  # stay at the bottom while replies stream, unless the user scrolls up
-        if not self.watching_scroll:
-            self.watch(container, "scroll_y", self.watch_messages_scroll, init=False)
-            self.watching_scroll = True
-        self.schedule_count()
+        await self.chat.open(conversation_id)
+        self.refresh_conversations(self._search_text())
+
+    def on_chat_view_changed(self, _message: ChatView.Changed) -> None:
+        self.refresh_conversations(self._search_text())
 
     @on(ListView.Selected, "#conversations")
     async def conversation_selected(self, event: ListView.Selected) -> None:
-        if self.streaming is None:
+        if not self.chat.busy:
             await self.open_conversation(int(event.item.name))
 
     @on(Input.Changed, "#search")
@@ -170,7 +170,7 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
         self.query_one("#search", Input).focus()
 
     async def action_new_chat(self) -> None:
-        if self.streaming is None:
+        if not self.chat.busy:
             chat = self.store.create_conversation(system_prompt=self._default_prompt())
             await self.open_conversation(chat.id)
 
@@ -184,17 +184,33 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
 
     def action_delete_chat(self) -> None:
         async def delete(yes: bool | None) -> None:
-            if yes and self.streaming is None:
+            if yes and not self.chat.busy:
                 self.store.delete_conversation(self.conversation.id)
+                self.chat.conversation = None  # gone: nothing to keep a draft for
                 chats = self.store.conversations()
                 await self.open_conversation(chats[0].id if chats else self.store.create_conversation().id)
 
         self.push_screen(Confirm(f"Delete “{self.conversation.title}” and all its messages?"), delete)
 
+    # --- the reply (the chat view does the work) ------------------------------------------------------------
+
+    def action_stop(self) -> None:
+        self.chat.stop()
+
+    def action_regenerate(self) -> None:
+        self.chat.regenerate()
+
+    def action_edit_last(self) -> None:
+        focused = self.focused
+        self.chat.edit(focused if focused in self.chat.views() else None)
+
+    def action_copy_message(self) -> None:
+        self.chat.copy_message(self.focused)
+
     # --- models ---------------------------------------------------------------------------------------------
 
     def action_pick_model(self) -> None:
-        self.push_screen(ModelPicker(self.library), self._picked)
+        self.push_screen(ModelPicker(self.library, self.loaded_model), self._picked)
 
     def action_catalog(self) -> None:
         self.push_screen(CatalogScreen(self.library), self._picked)
@@ -203,9 +219,12 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
         if choice is not None:
             self.load_model(choice.name, choice.model)
 
-    @work(thread=True, exclusive=True, group="model", exit_on_error=False)
     def load_model(self, ref: str, model: LocalModel | None = None) -> None:
-        self.call_from_thread(self.query_one("#model-name", Label).update, f"loading {ref}…")
+        self.chat.show_model_loading(ref)
+        self._load_model(ref, model)
+
+    @work(thread=True, exclusive=True, group="model", exit_on_error=False)
+    def _load_model(self, ref: str, model: LocalModel | None = None) -> None:
         try:
             if model is None and not looks_like_path(ref):
                 model = find_local(ref, self.library)
@@ -214,28 +233,26 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
                         f"{ref} is not downloaded: pull it from the catalog (ctrl+o) or with `localchat pull {ref}`"
                     )
             path = model.path if model else Path(ref).expanduser()
-            name = (model.alias or model.name) if model else Path(ref).name
+            if model is None:
+                model = self.library.local_file(path)
+            name = model.alias or model.name
             info = self.session.load_model(path, name, self.conversation.n_ctx if self.conversation else None)
         except LocalchatError as exc:
             self.post_message(ModelLoaded(None, ref, exc.message))
             return
-        if model is not None:
-            self.library.touch(model)
-        self.store.set_setting("last_model", ref if model is None else (model.alias or model.name))
-        self.post_message(ModelLoaded(info, name))
+        self.library.touch(model)
+        self.store.set_setting("last_model", ref if looks_like_path(ref) else name)
+        self.post_message(ModelLoaded(info, name, model=model))
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
-        label = self.query_one("#model-name", Label)
+        self.chat.show_model_loaded(message.info, message.name)
         if message.info is None:
-            label.update("no model")
-            self.notify(f"Could not load {message.name}: {message.error}", severity="error", timeout=10)
-            return
-        info = message.info
-        label.update(
-            f"{message.name} · {info.quantization} · ctx {info.n_ctx:,} · {info.threads} threads"
-            + (f" · {info.offload_text}" if info.gpu_layers or info.offload_note else "")
-        )
-        self.schedule_count()
+            self.loaded_model = None
+            self.notify(
+                f"Could not load {message.name}: {inert(message.error)}", severity="error", timeout=10, markup=False
+            )
+        else:
+            self.loaded_model = Choice(message.name, message.model)
 
     # --- settings, prompts, export ---------------------------------------------------------------------------
 
@@ -250,10 +267,10 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
                 self.store.set_setting("default_sampling", params.to_dict())
                 self.session.default_sampling = params
             self.store.update_conversation(self.conversation.id, sampling=params.to_dict(), n_ctx=n_ctx)
-            self.conversation = self.store.conversation(self.conversation.id)
+            self.chat.conversation = self.store.conversation(self.conversation.id)
             if n_ctx and self.session.engine.model and n_ctx != self.session.n_ctx:
                 self.load_model(self.store.setting("last_model"))
-            self.schedule_count()
+            self.chat.schedule_count()
             self.notify("Settings saved for this chat; they apply to the next reply.")
 
         self.push_screen(SettingsScreen(sampling, self.conversation.n_ctx), saved)
@@ -262,8 +279,8 @@ class LocalchatApp(RepliesMixin, OlderMessagesMixin, App[None]):
         def chosen(text: str | None) -> None:
             if text is not None:
                 self.store.update_conversation(self.conversation.id, system_prompt=text or None)
-                self.conversation = self.store.conversation(self.conversation.id)
-                self.schedule_count()
+                self.chat.conversation = self.store.conversation(self.conversation.id)
+                self.chat.schedule_count()
                 self.notify("System prompt set for this chat.")
 
         self.push_screen(PromptsScreen(self.store, self.conversation.system_prompt), chosen)
@@ -303,3 +320,14 @@ WELCOME = (
     "(smollm2:135m is tiny and quick to try; qwen2.5:1.5b is a good everyday start). It runs entirely on this "
     "machine. You can also run `localchat import FILE.gguf`."
 )
+
+
+def _log_to(path: Path) -> None:
+    """The app's own log (tracebacks of unexpected failures); the screen shows one line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("localchat")
+    if not any(isinstance(h, logging.FileHandler) and h.baseFilename == handler.baseFilename for h in logger.handlers):
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)

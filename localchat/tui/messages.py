@@ -8,6 +8,7 @@ from textual.message import Message
 
 from localchat.chat.session import Budget
 from localchat.engine.protocol import Done, ModelInfo
+from localchat.models.library import LocalModel
 
 
 @dataclass
@@ -36,3 +37,4 @@ class ModelLoaded(Message):
     info: ModelInfo | None
     name: str
     error: str | None = None
+    model: LocalModel | None = None  # the library's entry (or an unregistered file) that was loaded

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message as TextualMessage
 from textual.widgets import Label, Markdown, Static, TextArea
-from textual.widgets._markdown import MarkdownStream
+from textual.widgets.markdown import MarkdownStream
 
 from localchat.store.db import Message
 from localchat.text import inert
@@ -115,15 +116,27 @@ class MessageView(Vertical, can_focus=True):
         else:
             self.notify("This message has no code block.", severity="warning")
 
+    class EditRequested(TextualMessage):
+        def __init__(self, view: MessageView) -> None:
+            super().__init__()
+            self.view = view
+
     def action_edit(self) -> None:
-        self.app.edit_message(self)
+        self.post_message(self.EditRequested(self))
 
     def set_left_out(self, left_out: bool) -> None:
         self.set_class(left_out, "left-out")
 
 
 class Composer(TextArea):
-    """Enter sends; Ctrl+J (or Alt+Enter) inserts a newline."""
+    """Enter sends; Ctrl+J (or Alt+Enter) inserts a newline.
+
+    Both are priority bindings (TextArea would take Enter as a newline), and a priority binding runs when the App
+    reads the key, while the keys typed just before it may still wait in this widget's own queue: a fast typist,
+    a paste or a text expander delivers "text" + Enter in one burst. So the actions only post a message to this
+    widget's queue, behind those keys, and act when it comes up: the text sent is every key that came before
+    Enter, and keys after it stay in the composer.
+    """
 
     BINDINGS = [
         Binding("enter", "submit", "Send", id="composer.send", priority=True),
@@ -131,15 +144,40 @@ class Composer(TextArea):
     ]
 
     class Submitted(TextualMessage):
+        """The user sent `text`; it has left the composer (`give_back` returns it if it cannot be sent)."""
+
         def __init__(self, text: str) -> None:
             super().__init__()
             self.text = text
 
+    @dataclass
+    class InOrder(TextualMessage):
+        """An action waiting behind the keys that arrived before it."""
+
+        action: str
+
     def action_submit(self) -> None:
-        self.post_message(self.Submitted(self.text))
+        self.post_message(self.InOrder("submit"))
 
     def action_newline(self) -> None:
-        self.insert("\n")
+        self.post_message(self.InOrder("newline"))
+
+    def on_composer_in_order(self, message: InOrder) -> None:
+        message.stop()
+        if message.action == "newline":
+            self.insert("\n")
+            return
+        text = self.text
+        if text.strip():  # an empty message is not sent (and the spaces stay where they are)
+            # Cleared here, in key order: the next message's keys may already be behind this one in the queue.
+            self.clear()
+            self.post_message(self.Submitted(text))
+
+    def give_back(self, text: str) -> None:
+        """A message that could not be sent returns in front of whatever was typed since."""
+        rest = self.text
+        self.text = text + (("\n" + rest) if rest else "")
+        self.move_cursor(self.document.end)
 
 
 class ContextCounter(Static):

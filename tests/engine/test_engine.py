@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -10,7 +11,7 @@ import pytest
 
 from localchat.chat.sampling import SamplingParams
 from localchat.engine.client import EngineClient
-from localchat.engine.protocol import ChatMessage, Delta, Generate, LoadOptions
+from localchat.engine.protocol import ChatMessage, Delta, Done, Generate, LoadOptions
 from localchat.errors import LocalchatError
 from tests.conftest import collect
 
@@ -161,3 +162,22 @@ def test_model_without_chat_template_falls_back_to_chatml(model_path: Path, tmp_
         # ChatML without SmolLM2's default system prompt: fewer tokens than with the model's own template.
         assert client.count_chat_tokens(conversation) < 20
         assert collect(client, Generate(conversation, sampling=GREEDY))[1].stop_reason in ("eos", "length")
+
+
+def test_close_during_a_reply_cancels_it_instead_of_waiting(model_path: Path, tmp_path: Path) -> None:
+    """close() from another thread (the app quitting) ends a streaming reply as cancelled and the engine with it;
+    it used to wait for the whole reply behind the client's lock."""
+    client = EngineClient(tmp_path / "log")
+    client.load(model_path)
+    events: list = []
+    request = Generate(prompt="Count: 1, 2, 3,", sampling=SamplingParams(max_tokens=3000), ignore_eos=True)
+    reader = threading.Thread(target=lambda: events.extend(client.generate(request)))
+    reader.start()
+    while not any(isinstance(e, Delta) for e in events) and reader.is_alive():
+        time.sleep(0.01)
+    pid = client.pid
+    client.close()
+    reader.join(120)
+    done = events[-1]
+    assert isinstance(done, Done) and done.stop_reason == "cancelled" and done.usage.completion_tokens < 3000
+    assert client.pid is None and not os.path.exists(f"/proc/{pid}/status")

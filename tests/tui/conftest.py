@@ -27,7 +27,7 @@ async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
 async def model_ready(pilot) -> None:
     app = pilot.app
     await wait_for(pilot, lambda: app.session is not None and app.session.engine.model is not None)
-    await wait_for(pilot, lambda: app.budget.n_ctx > 0)
+    await wait_for(pilot, lambda: app.chat.budget.n_ctx > 0)
 
 
 async def send(pilot, text: str) -> None:
@@ -45,7 +45,7 @@ async def wait_until_replied(pilot, replies: int) -> None:
 
     def done() -> bool:
         rows = app.store.rows("SELECT status FROM messages WHERE role = 'assistant'").fetchall()
-        return len(rows) >= replies and all(r[0] != "streaming" for r in rows) and app.streaming is None
+        return len(rows) >= replies and all(r[0] != "streaming" for r in rows) and app.chat.streaming is None
 
     await wait_for(pilot, done)
     await pilot.pause(0.2)

@@ -181,34 +181,15 @@ async def test_the_settings_file_sets_the_apps_default_sampling(make_app, home) 
         assert app.session.sampling_for(app.conversation).max_tokens == 77
 
 
-async def test_the_settings_file_sets_the_engine_options(make_app, home) -> None:
-    """[engine] in config.toml (GPU layers, threads) reaches the app's engine, as it does `localchat run`."""
-    from localchat.engine.protocol import LoadOptions
+async def test_the_settings_file_sets_the_engine_options(model_path, home) -> None:
+    """[engine] in config.toml (GPU layers, threads) reaches the app's engine, as it does `localchat run`: the
+    app is built the way `localchat` builds it, from a real settings file."""
+    from localchat import cli, config
 
-    app = make_app()
-    app.load_options = LoadOptions(gpu_layers=0, threads=1)
+    config.paths().ensure()
+    (config.paths().config_dir / "config.toml").write_text("[engine]\nthreads = 1\ngpu_layers = 0\n")
+    app = cli.build_app(str(model_path))
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
         info = app.session.engine.model
         assert info.threads == 1 and info.gpu_layers_setting == "0"
-
-
-def test_open_app_reads_engine_settings(home, monkeypatch) -> None:
-    from localchat import cli, config
-    from localchat.tui import app as app_module
-
-    config.paths().ensure()
-    (config.paths().config_dir / "config.toml").write_text('[engine]\nthreads = 1\ngpu_layers = "all"\n')
-    seen = {}
-
-    class Recorder:
-        def __init__(self, state, model, keymap, sampling, load_options) -> None:
-            seen["options"] = load_options
-
-        def run(self) -> None:
-            pass
-
-    monkeypatch.setattr(app_module, "LocalchatApp", Recorder)
-    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
-    cli.open_app(None)
-    assert seen["options"].threads == 1 and seen["options"].gpu_layers == "all"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from textual.widgets import OptionList
+
 from localchat.chat.sampling import SamplingParams
 from localchat.engine.protocol import ChatMessage
 from localchat.tui.screens.dialogs import AskText
@@ -25,7 +27,7 @@ async def test_send_streams_a_reply_with_stats_and_keeps_it(make_app) -> None:
         stats = str(reply.query_one(".stats").render())
         assert "tokens" in stats and "tok/s" in stats and "TTFT" in stats
         assert stored.model == app.session.model_name
-        assert app.pacer.frames >= 1  # drawn through the paced frames (tui/pacing.py)
+        assert app.chat.pacer.frames >= 1  # drawn through the paced frames (tui/pacing.py)
         assert app.query_one(Composer).cursor_blink  # steady only while a reply streams on busy cores
         conversation_id = app.conversation.id
     # Everything is there after a restart.
@@ -56,7 +58,7 @@ async def test_counter_equals_the_models_tokenizer(make_app) -> None:
         await wait_for(pilot, lambda: "/ 4,096" in str(app.query_one(ContextCounter).render()))
         await pilot.pause(0.6)
         expected = app.session.engine.count_chat_tokens([ChatMessage("user", draft)]) + SamplingParams().max_tokens
-        assert app.budget.used == expected
+        assert app.chat.budget.used == expected
         assert str(app.query_one(ContextCounter).render()).startswith(f"{expected:,} / 4,096")
 
 
@@ -67,7 +69,7 @@ async def test_stop_during_a_long_prompt(make_app) -> None:
         app.query_one(Composer).text = "The river runs past old stone bridges. " * 320  # ~3k tokens: seconds to read
         await pilot.pause(0.1)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.streaming is not None)
+        await wait_for(pilot, lambda: app.chat.streaming is not None)
         await pilot.pause(0.5)
         await pilot.press("escape")
         await wait_until_replied(pilot, 1)
@@ -115,18 +117,25 @@ async def test_settings_are_validated_saved_and_applied(make_app) -> None:
         assert app.store.branch(app.conversation.id)[-1].stats["completion_tokens"] <= 3
 
 
-async def test_switching_models_keeps_the_conversation(make_app, model_path) -> None:
+async def test_switching_models_keeps_the_conversation(make_app, model_path, tmp_path) -> None:
+    import shutil
+
     from localchat.models.library import Library
     from localchat.tui.screens.models import ModelPicker
 
+    other = tmp_path / "smol-b.gguf"  # another file: the library's smol-b is not the model opened by path
+    shutil.copy(model_path, other)
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        Library(app.paths).import_file(model_path, "smol-b")
+        Library(app.paths).import_file(other, "smol-b")
         await model_ready(pilot)
         await send(pilot, "Hi")
         await pilot.press("ctrl+l")
         await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
-        await pilot.press("enter")  # the only library model: smol-b
+        # The model opened by path is listed first and marked loaded, so one can switch back to it.
+        lines = [str(o.prompt) for o in app.screen.query_one(OptionList).options]
+        assert lines[0].startswith("● ") and lines[0].endswith("(loaded)") and "smol-b" in lines[1]
+        await pilot.press("down", "enter")  # smol-b
         await wait_for(pilot, lambda: app.session.model_name == "smol-b")
         await send(pilot, "Hi again")
         replies = [v.message for v in views(app) if v.message.role == "assistant"]
@@ -139,7 +148,7 @@ async def test_overflowing_paste_is_shown_not_sent_and_the_ui_stays_responsive(m
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
         app.query_one(Composer).text = "lorem ipsum dolor sit amet " * 40_000  # ~1 MB
-        await wait_for(pilot, lambda: app.budget.overflow_by > 0, timeout=120)
+        await wait_for(pilot, lambda: app.chat.budget.overflow_by > 0, timeout=120)
         assert "over by" in str(app.query_one(ContextCounter).render())
         await pilot.press("enter")
         await pilot.pause(0.3)
@@ -167,7 +176,7 @@ async def test_engine_crash_keeps_the_partial_reply_and_recovers(make_app) -> No
         await model_ready(pilot)
         app.query_one(Composer).text = "The river runs past old stone bridges. " * 200
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.streaming is not None)
+        await wait_for(pilot, lambda: app.chat.streaming is not None)
         os.kill(app.session.engine.pid, signal.SIGKILL)
         await wait_until_replied(pilot, 1)
         assert app.store.branch(app.conversation.id)[-1].status == "error"
@@ -202,12 +211,12 @@ async def test_old_turns_that_will_not_fit_are_marked(make_app) -> None:
         app.store.update_conversation(chat.id, sampling={"max_tokens": 3000})
         await app.open_conversation(chat.id)
         app.query_one(Composer).text = "And now?"
-        await wait_for(pilot, lambda: len(app.budget.dropped_ids) > 0)
+        await wait_for(pilot, lambda: len(app.chat.budget.dropped_ids) > 0)
         await pilot.pause(0.3)
         marked = [v.message.content[:6] for v in views(app) if v.has_class("left-out")]
         assert marked and marked[0] == "turn 0"  # oldest first
         assert "oldest messages will be left out" in str(app.query_one(ContextCounter).render())
-        assert app.budget.used <= app.budget.n_ctx
+        assert app.chat.budget.used <= app.chat.budget.n_ctx
 
 
 async def test_copy_a_message_and_its_code_block(make_app) -> None:
@@ -247,9 +256,9 @@ async def test_a_count_that_lands_while_a_dialog_is_open_updates_the_counter(mak
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
-        before = app.budget.used
+        before = app.chat.budget.used
         app.query_one(Composer).text = "hello " * 50
         app.action_settings()  # opens before the debounced count has even started
-        await wait_for(pilot, lambda: app.budget.used > before)
+        await wait_for(pilot, lambda: app.chat.budget.used > before)
         assert len(app.screen_stack) == 2  # the dialog is still open, and the app did not fail
-        assert f"{app.budget.used:,}" in str(app.screen_stack[0].query_one(ContextCounter).render())
+        assert f"{app.chat.budget.used:,}" in str(app.screen_stack[0].query_one(ContextCounter).render())

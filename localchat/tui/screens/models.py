@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -43,22 +44,30 @@ class ModelPicker(ModalScreen[Choice | None]):
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
 
-    def __init__(self, library: Library) -> None:
+    def __init__(self, library: Library, loaded: Choice | None = None) -> None:
         super().__init__()
         self.library = library
         self.models = library.models()
+        self.loaded = loaded
+        if loaded is not None and loaded.model.source == "file":  # opened by path: listed so one can come back
+            self.models.insert(0, loaded.model)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label("Choose a model (Enter)  ·  the catalog has more: ctrl+o")
-            options = [Option(describe(self.library, m), id=str(i)) for i, m in enumerate(self.models)]
+            yield Label("Choose a model (Enter)  ·  the catalog has more: ctrl+o", markup=False)
+            options = [Option(self._line(m), id=str(i)) for i, m in enumerate(self.models)]
             yield OptionList(*options, id="models")
             if not self.models:
                 yield Label("No models yet: open the catalog with ctrl+o.")
 
+    def _line(self, model: LocalModel) -> Text:
+        loaded = self.loaded is not None and self.loaded.model.files[0] == model.files[0]
+        return Text(("● " if loaded else "  ") + describe(self.library, model) + ("  (loaded)" if loaded else ""))
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         model = self.models[int(event.option.id)]
-        self.dismiss(Choice(model.alias or model.name, model))
+        name = str(model.path) if model.source == "file" else (model.alias or model.name)
+        self.dismiss(Choice(name, model))
 
 
 class CatalogScreen(ModalScreen[Choice | None]):

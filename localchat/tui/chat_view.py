@@ -1,0 +1,400 @@
+"""The chat on screen: a reply's whole life — compose, count, send, stream, stop, regenerate, edit.
+
+The App composes one ChatView and tells it which conversation is open and which model is loading or loaded; the
+view tells the App when a reply changed the conversation (`Changed`, for the sidebar). Workers run the blocking
+session calls in threads and only post typed messages (tui/messages.py) to this view.
+
+Messages sent while a reply streams or the model loads wait in a queue shown above the composer and go out in
+order; whatever is still queued or typed when the app closes is kept as the chat's draft, so no keystroke is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message as TextualMessage
+from textual.timer import Timer
+from textual.widgets import Label, Static
+
+from localchat.chat.session import Budget, ChatSession
+from localchat.engine.protocol import Delta, ModelInfo
+from localchat.errors import LocalchatError
+from localchat.hardware import usable_cores
+from localchat.store.db import Conversation, Store
+from localchat.store.db import Message as StoredMessage
+from localchat.text import inert
+from localchat.tui.messages import BudgetCounted, ReplyFinished, ReplyPending, ReplyStarted
+from localchat.tui.pacing import FramePacer, ReplyBuffer, contended
+from localchat.tui.screens.dialogs import AskText
+from localchat.tui.widgets import Composer, ContextCounter, MessageView
+
+log = logging.getLogger(__name__)
+
+COUNT_DELAY_S = 0.25  # debounce: count the draft when typing pauses
+MOUNTED_MESSAGES = 200  # a long chat opens with its last 200 messages; older ones mount when scrolled to
+MOUNT_MORE = 100
+DRAFT_KEY = "draft:{}"  # settings key of a conversation's unsent text
+
+
+class ChatView(Vertical):
+    """The messages of the open conversation, the queue, the composer and the status line."""
+
+    class Changed(TextualMessage):
+        """A reply changed the open conversation (its title, its order in the sidebar)."""
+
+    def __init__(self, store: Store, session: ChatSession, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.store = store
+        self.session = session
+        self.conversation: Conversation | None = None
+        self.streaming: MessageView | None = None
+        self.replying = False  # from the moment a send is accepted until its reply is fully drawn
+        self.model_loading = False
+        self.queue: list[str] = []  # sent while busy: go out in order
+        self.budget = Budget(0, 0)
+        self.reply_buffer = ReplyBuffer()  # reply text received but not drawn yet
+        self.pacer = FramePacer(contended=False)
+        self.render_timer: Timer | None = None
+        self.count_timer: Timer | None = None
+        self.loading_older = False
+
+    def compose(self) -> ComposeResult:
+        yield VerticalScroll(id="messages")
+        yield Static("", id="queued", markup=False)
+        yield Composer(id="composer", soft_wrap=True, show_line_numbers=False)
+        with Horizontal(id="status"):
+            yield Label("no model", id="model-name", markup=False)
+            yield ContextCounter("", id="counter", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#queued").display = False
+        self.watch(self.messages, "scroll_y", self._scrolled, init=False)
+
+    @property
+    def messages(self) -> VerticalScroll:
+        return self.query_one("#messages", VerticalScroll)
+
+    @property
+    def composer(self) -> Composer:
+        return self.query_one(Composer)
+
+    @property
+    def busy(self) -> bool:
+        """A reply is on its way or being drawn: conversations cannot be switched now."""
+        return self.replying
+
+    def views(self) -> list[MessageView]:
+        return list(self.messages.query(MessageView))
+
+    # --- the open conversation ------------------------------------------------------------------------------
+
+    async def open(self, conversation_id: int) -> None:
+        if self.conversation is not None:
+            self.save_draft()
+        self.conversation = self.store.conversation(conversation_id)
+        container = self.messages
+        await container.remove_children()
+        branch = self.store.branch(conversation_id)
+        await container.mount_all([MessageView(m) for m in branch[-MOUNTED_MESSAGES:]])
+        container.anchor()  # stay at the bottom while replies stream, unless the user scrolls up
+        self.composer.text = self.store.setting(DRAFT_KEY.format(conversation_id), "")
+        self.composer.move_cursor(self.composer.document.end)
+        self.schedule_count()
+
+    def save_draft(self) -> None:
+        """Unsent text (queued messages first, then the composer) is kept with its conversation."""
+        if self.conversation is None:
+            return
+        text = "\n\n".join([*self.queue, self.composer.text] if self.composer.text.strip() else self.queue)
+        key = DRAFT_KEY.format(self.conversation.id)
+        if text.strip() or self.store.setting(key):
+            self.store.set_setting(key, text)
+
+    def close(self) -> None:
+        """The app is closing: stop the reply (the session stores it as stopped) and keep unsent text."""
+        if self.replying:
+            self.session.stop()
+        self.save_draft()
+        self.queue.clear()
+
+    # --- the model --------------------------------------------------------------------------------------------
+
+    def show_model_loading(self, name: str) -> None:
+        self.model_loading = True
+        self.query_one("#model-name", Label).update(f"loading {name}…")
+
+    def show_model_loaded(self, info: ModelInfo | None, name: str) -> None:
+        self.model_loading = False
+        label = self.query_one("#model-name", Label)
+        if info is None:
+            label.update("no model")
+            self.unqueue_all()
+            return
+        label.update(
+            f"{name} · {info.quantization} · ctx {info.n_ctx:,} · {info.threads} threads"
+            + (f" · {info.offload_text}" if info.gpu_layers or info.offload_note else "")
+        )
+        self.schedule_count()
+        self.send_next()
+
+    # --- the live counter -----------------------------------------------------------------------------------
+
+    def on_text_area_changed(self, event: Composer.Changed) -> None:
+        if isinstance(event.text_area, Composer):
+            self.schedule_count()
+
+    def schedule_count(self) -> None:
+        if self.count_timer is not None:
+            self.count_timer.stop()
+        self.count_timer = self.set_timer(COUNT_DELAY_S, self.count_draft)
+
+    def count_draft(self) -> None:
+        if self.session.engine.model is not None and not self.replying and self.conversation is not None:
+            self.count(self.composer.text)
+
+    @work(thread=True, exclusive=True, group="count", exit_on_error=False)
+    def count(self, draft: str) -> None:
+        try:
+            branch = self.store.branch(self.conversation.id)
+            budget = self.session.budget(self.conversation, branch, draft)
+        except LocalchatError as exc:
+            log.info("count failed: %s", exc.message)
+            return
+        self.post_message(BudgetCounted(budget, draft))
+
+    def on_budget_counted(self, message: BudgetCounted) -> None:
+        if not self.is_attached or message.draft != self.composer.text or self.replying:
+            return  # closing, or a count for an older draft that finished late: a newer one is on its way
+        self.budget = message.budget
+        self.show_budget()
+
+    def show_budget(self, extra: int = 0) -> None:
+        """Before a send: prompt + reply budget. While a reply streams: prompt + the reply so far (it grows)."""
+        budget = self.budget
+        used = budget.used
+        note = ""
+        if budget.overflow_by:
+            note = f"over by {budget.overflow_by:,}: shorten the message or raise the context size"
+        elif budget.dropped_ids:
+            note = f"{len(budget.dropped_ids)} oldest messages will be left out"
+        if extra:
+            used = budget.used - self.session.sampling_for(self.conversation).max_tokens + extra
+            note = f"replying: {extra:,} tokens"
+        self.query_one(ContextCounter).show(used, budget.n_ctx, note)
+        if extra:
+            return  # while a reply streams, which messages are left out does not change
+        dropped = set(budget.dropped_ids)
+        for view in self.views():
+            view.set_left_out(view.message.id in dropped)
+
+    # --- sending --------------------------------------------------------------------------------------------
+
+    def on_composer_submitted(self, event: Composer.Submitted) -> None:
+        event.stop()
+        text = event.text
+        if self.session.engine.model is None and not self.model_loading:
+            self.composer.give_back(text)
+            self.notify("Choose a model first (ctrl+l, or ctrl+o for the catalog).", severity="warning")
+            return
+        if not self.replying and not self.model_loading and self.budget.overflow_by:
+            self.composer.give_back(text)
+            self.notify(f"The message does not fit: over by {self.budget.overflow_by:,} tokens.", severity="error")
+            return
+        self.queue.append(text)
+        self.show_queue()
+        self.send_next()
+
+    def send_next(self) -> None:
+        """Send the oldest queued message once nothing else is in flight."""
+        if self.replying or self.model_loading or not self.queue or self.session.engine.model is None:
+            return
+        text = self.queue.pop(0)
+        self.show_queue()
+        self.start_reply("send", text)
+
+    def unqueue_all(self) -> None:
+        """Nothing can be sent (the model failed to load): queued messages go back into the composer."""
+        if self.queue:
+            self.composer.text = "\n\n".join([*self.queue, self.composer.text]).rstrip("\n")
+            self.queue.clear()
+            self.show_queue()
+
+    def show_queue(self) -> None:
+        queued = self.query_one("#queued", Static)
+        queued.display = bool(self.queue)
+        if self.queue:
+            first = " ".join(self.queue[0].split())
+            more = f" (+{len(self.queue) - 1} more)" if len(self.queue) > 1 else ""
+            queued.update(f"queued: {inert(first[:80])}{'…' if len(first) > 80 else ''}{more}")
+
+    def start_reply(self, kind: str, text: str | None, message_id: int | None = None) -> None:
+        self.replying = True
+        self.session.prepare_reply()  # from here on a stop (Esc) stops this reply, even before it starts
+        self.generate(kind, text, message_id)
+
+    def regenerate(self) -> None:
+        if not self.replying and any(v.message.role == "user" for v in self.views()):
+            self.start_reply("regenerate", None)
+
+    def edit(self, view: MessageView | None = None) -> None:
+        """Edit a user message (the given one, else the last) and resend; the old branch stays in the database."""
+        if view is None:
+            users = [v for v in self.views() if v.message.role == "user"]
+            view = users[-1] if users else None
+        if view is None or view.message.role != "user" or self.replying:
+            return
+
+        def resend(text: str | None) -> None:
+            if text and not self.replying:
+                self.start_reply("edit", text, view.message.id)
+
+        self.app.push_screen(AskText("Edit and resend (the old version is kept):", view.message.content), resend)
+
+    def on_message_view_edit_requested(self, message: MessageView.EditRequested) -> None:
+        self.edit(message.view)
+
+    def stop(self) -> None:
+        self.session.stop()
+
+    def copy_message(self, focused: object) -> None:
+        views = self.views()
+        target = focused if isinstance(focused, MessageView) else (views[-1] if views else None)
+        if target is not None:
+            target.action_copy()
+
+    @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
+    def generate(self, kind: str, text: str | None, message_id: int | None = None) -> None:
+        listener = ReplyListener(self)
+        try:
+            if kind == "send":
+                self.session.send(self.conversation.id, text, listener)
+            elif kind == "edit":
+                self.session.edit(message_id, text, listener)
+            else:
+                self.session.regenerate(self.conversation.id, listener)
+        except LocalchatError as exc:
+            self.post_message(ReplyFinished(None, exc.message))
+            return
+        except Exception as exc:  # any failure must end the reply, or every later send would wait for ever
+            log.exception("the reply failed")
+            self.post_message(ReplyFinished(None, f"the reply failed: {exc!r} (details in the log)"))
+            return
+        self.post_message(ReplyFinished(None))
+
+    # --- streaming ------------------------------------------------------------------------------------------
+
+    async def on_reply_started(self, message: ReplyStarted) -> None:
+        await self.reopen_branch()
+        self.streaming = next((v for v in self.views() if v.message.id == message.message_id), None)
+        model = self.session.engine.model
+        busy = model is not None and contended(model.threads, usable_cores(), model.gpu_layers > model.layers)
+        self.pacer.start_reply(busy)
+        self.composer.cursor_blink = not busy  # a blink is a frame too: ≈1% of generation on 2 busy cores
+
+    def on_reply_pending(self, message: ReplyPending) -> None:
+        """Text is waiting: draw it at the pacer's next frame (see tui/pacing.py for why not at once)."""
+        if self.render_timer is None:
+            wait = max(0.001, self.pacer.delay(time.monotonic()))  # (a timer of 0 divides by 0)
+            self.render_timer = self.set_timer(wait, self.render_pending)
+
+    async def render_pending(self) -> None:
+        self.render_timer = None
+        text, tokens = self.reply_buffer.take()
+        if self.streaming is not None and text:
+            self.pacer.frame(time.monotonic(), time.thread_time())
+            await self.streaming.append(text)
+            self.show_budget(extra=tokens)
+
+    async def on_reply_finished(self, message: ReplyFinished) -> None:
+        if not self.is_attached:
+            return
+        if message.error:
+            self.notify(inert(message.error), severity="error", timeout=8, markup=False)
+        if self.render_timer is not None:
+            self.render_timer.stop()
+        await self.render_pending()
+        streaming = self.streaming
+        if streaming is not None and streaming.is_attached:
+            await streaming.finish(self.store.message(streaming.message.id))
+        self.streaming = None
+        self.composer.cursor_blink = True
+        await self.reopen_branch()
+        self.post_message(self.Changed())
+        last = self.store.branch(self.conversation.id)
+        if last and last[-1].status == "error":
+            self.notify(
+                "The engine stopped; the partial reply is kept and the next message starts a new engine.",
+                severity="error",
+                timeout=8,
+            )
+        self.replying = False  # only now: the reply is fully drawn
+        self.schedule_count()
+        self.send_next()
+
+    async def reopen_branch(self) -> None:
+        """Show the stored branch: mount new messages, refresh changed ones, drop ones from another branch."""
+        self.conversation = self.store.conversation(self.conversation.id)
+        branch = self.store.branch(self.conversation.id)
+        views = self.views()
+        ids = [m.id for m in branch]
+        mounted = [v.message.id for v in views if v.message.id in ids]
+        # Keep what is shown from its first message on (older ones stay unmounted until scrolled to).
+        branch = branch[ids.index(mounted[0]) if mounted else max(0, len(branch) - MOUNTED_MESSAGES) :]
+        wanted = {m.id for m in branch}
+        for view in views:
+            if view.message.id not in wanted:
+                await view.remove()
+        have = {v.message.id: v for v in views if v.message.id in wanted}
+        for message in branch:
+            view = have.get(message.id)
+            if view is None:
+                await self.messages.mount(MessageView(message))
+            elif view is not self.streaming and (view.message.content, view.message.status) != (
+                message.content,
+                message.status,
+            ):
+                await view.finish(message)
+
+    # --- older messages of a long chat ----------------------------------------------------------------------
+
+    def _scrolled(self, scroll_y: float) -> None:
+        if scroll_y <= 0 and not self.loading_older:
+            self.loading_older = True
+            self.call_later(self.load_older)
+
+    async def load_older(self) -> None:
+        """Mount older messages when the view is scrolled to the top, keeping the reading position."""
+        views = self.views()
+        branch = self.store.branch(self.conversation.id) if views else []
+        ids = [m.id for m in branch]
+        first = ids.index(views[0].message.id) if views and views[0].message.id in ids else 0
+        older = branch[max(0, first - MOUNT_MORE) : first]
+        if not older:
+            self.loading_older = False
+            return
+        container = self.messages
+        await container.mount_all([MessageView(m) for m in older], before=views[0])
+
+        def keep_place() -> None:  # once laid out: back to the message that was on top
+            container.scroll_to_widget(views[0], top=True, animate=False)
+            self.loading_older = False
+
+        self.call_after_refresh(keep_place)
+
+
+class ReplyListener:
+    """Turns the session's reply callbacks (on a worker thread) into the reply buffer and messages for the view."""
+
+    def __init__(self, view: ChatView) -> None:
+        self.view = view
+
+    def started(self, reply: StoredMessage) -> None:
+        self.view.post_message(ReplyStarted(reply.id))
+
+    def delta(self, delta: Delta) -> None:
+        if self.view.reply_buffer.put(delta.text, delta.tokens):
+            self.view.post_message(ReplyPending())

@@ -1,0 +1,128 @@
+"""Every keystroke kept: keys that arrive in one burst (a fast typist, a text expander, tmux send-keys), keys typed
+while a reply streams, a stop pressed before the reply starts, and quitting mid-reply."""
+
+from __future__ import annotations
+
+import os
+
+from textual import events
+
+from localchat.tui.widgets import Composer
+from tests.tui.conftest import SIZE, model_ready, wait_for, wait_until_replied
+
+
+def burst(app, text: str, *then: str) -> None:
+    """Deliver `text` and then keys such as "enter" to the app at once, with no pause between them: the way a
+    terminal hands over a burst of input. (Pilot.press waits for the app to be idle after every key.)"""
+    for char in text:
+        key = {" ": "space", "?": "question_mark", "+": "plus", ".": "full_stop"}.get(char, char)
+        app.post_message(events.Key(key, char))
+    for key in then:
+        app.post_message(events.Key(key, None))
+
+
+def user_messages(app) -> list[str]:
+    return [r[0] for r in app.store.rows("SELECT content FROM messages WHERE role = 'user' ORDER BY id")]
+
+
+async def test_a_message_and_enter_in_one_burst_is_sent_whole_five_times(make_app) -> None:
+    app = make_app()
+    texts = [f"What is {n}+{n}? Answer briefly." for n in range(2, 7)]
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        for count, text in enumerate(texts, 1):
+            burst(app, text, "enter")
+            await wait_until_replied(pilot, count)
+        assert user_messages(app) == texts
+        assert app.query_one(Composer).text == ""
+
+
+async def test_five_messages_in_one_burst_are_queued_and_all_sent_in_order(make_app) -> None:
+    app = make_app()
+    texts = [f"Say the number {n}." for n in range(1, 6)]
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        for text in texts:
+            burst(app, text, "enter")
+        burst(app, "still typing")  # keys after the last Enter stay in the composer
+        await wait_for(pilot, lambda: len(user_messages(app)) == 5, timeout=120)
+        await wait_until_replied(pilot, 5)
+        assert user_messages(app) == texts
+        branch = app.store.branch(app.conversation.id)
+        assert [m.role for m in branch] == ["user", "assistant"] * 5  # each reply answers its own message
+        assert app.query_one(Composer).text == "still typing"
+
+
+async def test_keys_typed_while_a_reply_streams_are_kept(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        burst(app, "Tell me a long story about a river.", "enter")
+        await wait_for(pilot, lambda: app.chat.streaming is not None)
+        burst(app, "and a draft that is not sent")
+        await wait_until_replied(pilot, 1)
+        assert app.query_one(Composer).text == "and a draft that is not sent"
+        assert user_messages(app) == ["Tell me a long story about a river."]
+
+
+async def test_a_newline_key_in_a_burst_lands_where_it_was_typed(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        burst(app, "first line", "ctrl+j")
+        burst(app, "second line")
+        await wait_for(pilot, lambda: app.query_one(Composer).text.endswith("second line"))
+        assert app.query_one(Composer).text == "first line\nsecond line"
+
+
+async def test_a_stop_pressed_before_the_reply_starts_stops_it(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        # Esc right behind Enter: the reply is still being planned when the stop arrives.
+        burst(app, "Write a very long story about a town.", "enter", "escape")
+        await wait_until_replied(pilot, 1)
+        reply = app.store.branch(app.conversation.id)[-1]
+        assert reply.role == "assistant" and reply.status == "cancelled"
+
+
+async def test_quit_mid_reply_stores_the_partial_reply_and_ends_the_engine(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        burst(app, "Write a very long story about a town with many chapters.", "enter")
+        await wait_for(pilot, lambda: app.chat.streaming is not None and len(app.chat.streaming.text) > 20)
+        pid, chat = app.session.engine.pid, app.conversation.id
+        burst(app, "unsent draft")
+        await pilot.pause(0.1)
+        await pilot.press("ctrl+q")
+    reply = app.store.branch(chat)[-1]
+    assert reply.role == "assistant" and reply.status == "cancelled" and reply.content
+    assert not _alive(pid)
+    assert app.store.setting(f"draft:{chat}") == "unsent draft"
+
+
+async def test_a_draft_comes_back_with_its_chat(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        first = app.conversation.id
+        burst(app, "half a thought")
+        await wait_for(pilot, lambda: app.query_one(Composer).text == "half a thought")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.conversation.id != first)
+        assert app.query_one(Composer).text == ""
+        await app.open_conversation(first)
+        assert app.query_one(Composer).text == "half a thought"
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie that nobody reaped still answers kill(0): count it as gone.
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().split()[2] != "Z"
