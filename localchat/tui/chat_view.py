@@ -38,6 +38,8 @@ COUNT_DELAY_S = 0.25  # debounce: count the draft when typing pauses
 MOUNTED_MESSAGES = 200  # a long chat opens with its last 200 messages; older ones mount when scrolled to
 MOUNT_MORE = 100
 DRAFT_KEY = "draft:{}"  # settings key of a conversation's unsent text
+COUNTER_EVERY_S = 0.5  # while a reply streams, the counter's "replying: N tokens" moves twice a second
+RESERVE_LINES = 8  # a streaming reply asks for a layout once per this many new lines when the cores are busy
 
 
 class ChatView(Vertical):
@@ -61,6 +63,7 @@ class ChatView(Vertical):
         self.render_timer: Timer | None = None
         self.count_timer: Timer | None = None
         self.loading_older = False
+        self.counter_shown_at = 0.0
 
     def compose(self) -> ComposeResult:
         yield VerticalScroll(id="messages")
@@ -290,10 +293,17 @@ class ChatView(Vertical):
     async def on_reply_started(self, message: ReplyStarted) -> None:
         await self.reopen_branch()
         self.streaming = next((v for v in self.views() if v.message.id == message.message_id), None)
-        model = self.session.engine.model
-        busy = model is not None and contended(model.threads, usable_cores(), model.gpu_layers > model.layers)
+        busy = self.cores_contended()
         self.pacer.start_reply(busy)
+        if self.streaming is not None:
+            # With every core busy a layout (≈10 ms) is paid for by llama.cpp: lay out every few lines, not each.
+            self.streaming.start_stream(RESERVE_LINES if busy else 1)
         self.composer.cursor_blink = not busy  # a blink is a frame too: ≈1% of generation on 2 busy cores
+
+    def cores_contended(self) -> bool:
+        """llama.cpp's threads fill every core: what the UI draws is taken from generation (tui/pacing.py)."""
+        model = self.session.engine.model
+        return model is not None and contended(model.threads, usable_cores(), model.gpu_layers > model.layers)
 
     def on_reply_pending(self, message: ReplyPending) -> None:
         """Text is waiting: draw it at the pacer's next frame (see tui/pacing.py for why not at once)."""
@@ -305,9 +315,14 @@ class ChatView(Vertical):
         self.render_timer = None
         text, tokens = self.reply_buffer.take()
         if self.streaming is not None and text:
-            self.pacer.frame(time.monotonic(), time.thread_time())
-            await self.streaming.append(text)
-            self.show_budget(extra=tokens)
+            now = time.monotonic()
+            self.pacer.frame(now)
+            self.streaming.append(text)
+            if now - self.counter_shown_at >= COUNTER_EVERY_S:
+                # Not in the same repaint as the reply: Textual repaints the box around all changed regions, and
+                # the counter at the bottom would stretch that box over the whole column, every frame.
+                self.counter_shown_at = now
+                self.call_after_refresh(self.show_budget, tokens)
 
     async def on_reply_finished(self, message: ReplyFinished) -> None:
         if not self.is_attached:
@@ -319,7 +334,7 @@ class ChatView(Vertical):
         await self.render_pending()
         streaming = self.streaming
         if streaming is not None and streaming.is_attached:
-            await streaming.finish(self.store.message(streaming.message.id))
+            streaming.finish(self.store.message(streaming.message.id))
         self.streaming = None
         self.composer.cursor_blink = True
         await self.reopen_branch()
@@ -357,7 +372,7 @@ class ChatView(Vertical):
                 message.content,
                 message.status,
             ):
-                await view.finish(message)
+                view.finish(message)
 
     # --- older messages of a long chat ----------------------------------------------------------------------
 

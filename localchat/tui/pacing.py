@@ -3,12 +3,10 @@
 No Textual here: pure logic (unit-tested) plus one lock.
 
 Why pace at all: llama.cpp runs a thread per physical core, and its threads wait for each other at every step in a
-spin. On a machine where those threads fill every core, each millisecond the UI thread draws is taken from one of
-them and the others spin until it is back: measured on 2 cores, drawing 5 frames a second (≈13% of a core)
-cost generation 17% of its speed. So while llama.cpp has every core, the app draws only as often as a small share
-of one core allows (the UI thread's CPU time is measured between frames, so a bigger window or a busier screen
-draws less often);
-with a core to spare it draws at full rate.
+spin. On a machine where those threads fill every core, each millisecond the UI thread works is taken from one of
+them while the others spin until it is back: measured on 2 cores, the UI's CPU costs generation about 1:1. So while
+llama.cpp has every core the app draws 8 frames a second (smooth to the eye; each frame costs a few milliseconds,
+see tui/markdown_body.py), and with a core to spare 20.
 """
 
 from __future__ import annotations
@@ -16,9 +14,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-FASTEST_S = 0.1  # 10 frames a second when the UI has a core of its own
-SLOWEST_S = 1.0  # never fewer than one frame a second, whatever a frame costs
-CONTENDED_SHARE = 0.015  # of one core, for all the UI thread does, while llama.cpp's threads fill every core
+FRAME_S = 0.05  # 20 frames a second when the UI has a core of its own
+CONTENDED_FRAME_S = (
+    0.11  # ≥ 8 frames a second (a frame waits for the next batch of text) while llama.cpp's threads fill every core
+)
 
 
 def contended(engine_threads: int, cores: int, all_on_gpu: bool) -> bool:
@@ -29,38 +28,26 @@ def contended(engine_threads: int, cores: int, all_on_gpu: bool) -> bool:
 
 @dataclass
 class FramePacer:
-    """The wait between frames of a streaming reply. While llama.cpp fills every core it is steered so that
-    everything the UI thread does (messages, Markdown, layout, drawing, the cursor) stays near `share` of one core:
-    measured, not assumed, since a frame's cost depends on the window's size and what is on screen."""
+    """The wait between frames of a streaming reply; the first text of a reply is drawn at once."""
 
     contended: bool = False
-    share: float = CONTENDED_SHARE
-    fastest_s: float = FASTEST_S
-    slowest_s: float = SLOWEST_S
-    wait_s: float = FASTEST_S  # kept from one reply to the next: the screen costs about the same
-    last_frame_at: float = 0.0  # 0: no frame yet in this reply, so its first text is drawn at once
-    last_cpu_s: float = 0.0
-    frames: int = 0  # in this reply, for the benchmark
+    wait_s: float = FRAME_S
+    last_frame_at: float = 0.0  # 0: no frame yet in this reply
+    frames: int = 0  # in this reply, for the benchmark and tests
 
     def start_reply(self, contended: bool) -> None:
         self.contended = contended
+        self.wait_s = CONTENDED_FRAME_S if contended else FRAME_S
         self.last_frame_at = 0.0
         self.frames = 0
-        if not contended:
-            self.wait_s = self.fastest_s
 
     def delay(self, now: float) -> float:
         """How long to wait before drawing text that has just arrived."""
         return max(0.0, self.last_frame_at + self.wait_s - now) if self.last_frame_at else 0.0
 
-    def frame(self, now: float, cpu_s: float) -> None:
-        """A frame starts at `now` (time.monotonic()); `cpu_s` is the UI thread's CPU time (time.thread_time())."""
-        if self.contended and self.last_frame_at and now > self.last_frame_at:
-            used = (cpu_s - self.last_cpu_s) / (now - self.last_frame_at)  # of one core, since the last frame
-            # The square root damps the step: the wait converges on `share` without swinging around it.
-            wait = self.wait_s * (max(used, 1e-6) / self.share) ** 0.5
-            self.wait_s = min(self.slowest_s, max(self.fastest_s, wait))
-        self.last_frame_at, self.last_cpu_s = now, cpu_s
+    def frame(self, now: float) -> None:
+        """A frame is drawn at `now` (time.monotonic())."""
+        self.last_frame_at = now
         self.frames += 1
 
 

@@ -9,11 +9,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.message import Message as TextualMessage
-from textual.widgets import Label, Markdown, Static, TextArea
-from textual.widgets.markdown import MarkdownStream
+from textual.widgets import Label, Static, TextArea
 
 from localchat.store.db import Message
-from localchat.text import inert
+from localchat.tui.markdown_body import MarkdownBody
 
 ROLE_LABELS = {"user": "You", "assistant": "Assistant", "system": "System"}
 
@@ -35,17 +34,6 @@ def stats_line(message: Message) -> str:
 
 
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)
-FENCE = re.compile(r"^ {0,3}(```|~~~)", re.MULTILINE)
-SEGMENT_CHARS = 2000  # a streaming reply goes on in a new Markdown widget at a blank line after this much text
-
-
-def segment_cut(segment: str, text: str) -> int | None:
-    """Where in `text` the live segment may end (after a blank line, not inside a code fence), once it is long."""
-    cut = text.rfind("\n\n")
-    if cut < 0 or len(segment) + cut < SEGMENT_CHARS:
-        return None
-    cut += 2
-    return cut if len(FENCE.findall(segment + text[:cut])) % 2 == 0 else None
 
 
 class MessageView(Vertical, can_focus=True):
@@ -61,47 +49,31 @@ class MessageView(Vertical, can_focus=True):
     def __init__(self, message: Message) -> None:
         super().__init__(classes=f"message {message.role}")
         self.message = message
-        self.stream: MarkdownStream | None = None
-        self.text = message.content
-        self.segment = ""  # the text streamed into the last Markdown widget
+
+    @property
+    def text(self) -> str:
+        return self.body.text
 
     def compose(self) -> ComposeResult:
         yield Label(ROLE_LABELS.get(self.message.role, self.message.role), classes="role")
-        yield Markdown(inert(self.message.content), classes="body")
-        yield Label(stats_line(self.message) if self.message.role == "assistant" else "", classes="stats")
+        yield MarkdownBody(self.message.content, classes="body")
+        yield Label(stats_line(self.message) if self.message.role == "assistant" else "", classes="stats", markup=False)
 
     @property
-    def body(self) -> Markdown:
-        return self.query(".body").first(Markdown)
+    def body(self) -> MarkdownBody:
+        return self.query_one(MarkdownBody)
 
-    async def append(self, text: str) -> None:
-        """Stream: each delta is appended (O(n) over the reply), not the whole message re-rendered. A long reply
-        streams into a chain of Markdown widgets: each frame lays out only the last one (Textual arranges every
-        block of a widget whose children changed, which made the last frames of a long reply the costliest)."""
-        self.text += text
-        if self.stream is None:
-            self.stream = Markdown.get_stream(self.body)
-        cut = segment_cut(self.segment, text)
-        if cut is not None:
-            await self.stream.write(inert(text[:cut]))
-            await self.stream.stop()
-            segment = Markdown(classes="body")
-            await self.mount(segment, before=self.query_one(".stats"))
-            self.stream, self.segment, text = Markdown.get_stream(segment), "", text[cut:]
-        self.segment += text
-        await self.stream.write(inert(text))
+    def start_stream(self, reserve: int = 1) -> None:
+        """The reply streams into this view from now on; `reserve` lines at a time (see MarkdownBody)."""
+        self.body.start_stream(reserve)
 
-    async def finish(self, message: Message) -> None:
-        if self.stream is not None:
-            await self.stream.stop()
-            self.stream = None
+    def append(self, text: str) -> None:
+        """Stream: only the block being written is rendered again, only changed lines are repainted."""
+        self.body.append(text)
+
+    def finish(self, message: Message) -> None:
         self.message = message
-        self.text = message.content
-        self.segment = ""
-        extra = list(self.query(".body"))[1:]
-        if extra:
-            await self.remove_children(extra)  # the segments of the streamed reply become one widget again
-        await self.body.update(inert(message.content))  # one full render at the end
+        self.body.update(message.content)  # one full render at the end
         self.query_one(".stats", Label).update(stats_line(message))
 
     def action_copy(self) -> None:
@@ -185,8 +157,15 @@ class ContextCounter(Static):
 
     def show(self, used: int, n_ctx: int, note: str = "") -> None:
         share = used / n_ctx if n_ctx else 0.0
-        self.set_class(share > 1, "over")
-        self.set_class(0.8 < share <= 1, "near")
+        # Classes and text are set only when they change: re-applying a class restyles the widget, and any
+        # change here is a repaint at the bottom of the screen (see ChatView.render_pending for why that matters).
+        for name, on in (("over", share > 1), ("near", 0.8 < share <= 1)):
+            if self.has_class(name) != on:
+                self.set_class(on, name)
         text = f"{used:,} / {n_ctx:,} tokens" + (f" · {note}" if note else "") if n_ctx else "no model"
-        # A fixed width and one line: no layout pass, only this line is redrawn (it changes every frame of a reply)
-        self.update(text, layout=False)
+        if text != self.shown:
+            self.shown = text
+            # A fixed width and one line: no layout pass, only this line is redrawn
+            self.update(text, layout=False)
+
+    shown = ""

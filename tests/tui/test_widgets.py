@@ -1,25 +1,25 @@
-"""The message widget on its own: a long streamed reply is laid out in segments and ends as one Markdown."""
+"""The message body on its own: a streamed reply renders block by block, repaints only what changed, lays out
+only when its reserved lines are full, and ends as one document."""
 
 from __future__ import annotations
 
 from textual.app import App, ComposeResult
-from textual.widgets import Markdown
 
 from localchat.store.db import Message
-from localchat.tui.widgets import SEGMENT_CHARS, MessageView, segment_cut
+from localchat.tui.markdown_body import settled_end
+from localchat.tui.widgets import MessageView
 
 
 def message(content: str = "", status: str = "streaming") -> Message:
     return Message(1, 1, None, "assistant", content, "m", status, None, None, 0.0)
 
 
-def test_segments_end_at_a_blank_line_outside_code_fences() -> None:
-    long = "a" * SEGMENT_CHARS
-    assert segment_cut("short", "one\n\ntwo") is None  # not long yet
-    assert segment_cut(long, "one\n\ntwo") == len("one\n\n")
-    assert segment_cut(long, "one two") is None  # no blank line to end at
-    assert segment_cut("```python\n" + long, "x = 1\n\ny = 2") is None  # inside a code block
-    assert segment_cut("```python\nx\n```\n" + long, "one\n\ntwo") == len("one\n\n")
+def test_the_settled_part_ends_at_the_last_blank_line_outside_code_fences() -> None:
+    assert settled_end("one two") == 0  # no blank line yet
+    assert settled_end("one\n\ntwo") == len("one\n\n")
+    assert settled_end("a\n\nb\n\nc") == len("a\n\nb\n\n")
+    assert settled_end("a\n\n```python\nx = 1\n\ny = 2") == len("a\n\n")  # inside a code block: not settled
+    assert settled_end("```python\nx\n```\n\nafter") == len("```python\nx\n```\n\n")
 
 
 class OneMessage(App[None]):
@@ -27,17 +27,62 @@ class OneMessage(App[None]):
         yield MessageView(message())
 
 
-async def test_a_long_streamed_reply_is_segmented_then_rendered_whole() -> None:
-    paragraphs = [f"Paragraph {i}: " + "word " * 60 + "\n\n" for i in range(30)]
+async def test_a_streamed_reply_shows_every_block_and_ends_as_one_document() -> None:
+    # Each block settles on its own (a list alone renders with a leading blank line in Rich: trimmed).
+    parts = ["# Title\n\nSome **bold** text ", "and more.\n\n", "- one\n- two\n\n", "```python\nx = 1\n", "```\n\nEnd."]
+    text = "".join(parts)
     app = OneMessage()
-    async with app.run_test(size=(100, 40)) as pilot:
+    async with app.run_test(size=(80, 40)) as pilot:
         view = app.query_one(MessageView)
-        for paragraph in paragraphs:
-            await view.append(paragraph)
+        view.start_stream(reserve=4)
+        for part in parts:
+            view.append(part)
             await pilot.pause()
-        segments = list(view.query(".body"))
-        assert len(segments) >= 4  # ≈ 10,000 characters in segments of ≈ 2,000
-        shown = "".join(segment.source for segment in segments if isinstance(segment, Markdown))
-        assert shown == "".join(paragraphs)  # nothing lost or doubled at the cuts
-        await view.finish(message("".join(paragraphs), "complete"))
-        assert len(view.query(".body")) == 1 and view.body.source == "".join(paragraphs)
+        body = view.body
+        shown = "\n".join(body.rendered_lines())
+        for piece in ("Title", "Some bold text and more.", "• one", "• two", "x = 1", "End."):
+            assert piece in shown
+        assert "**" not in shown and "```" not in shown  # rendered as Markdown, not shown raw
+        assert body.size.height % 4 == 0 and body.size.height >= len(body.rendered_lines())  # lines reserved
+        stored = MessageView(message(text, "complete"))  # the same text opened from the database
+        await app.mount(stored)
+        await pilot.pause()
+        assert body.rendered_lines() == stored.body.rendered_lines()  # streamed block by block = rendered whole
+        view.finish(message(text, "complete"))
+        await pilot.pause()
+        assert body.text == text and not body.streaming
+        assert body.size.height == len(body.rendered_lines())  # the reserve is given back
+        assert body.rendered_lines() == stored.body.rendered_lines()
+
+
+async def test_a_frame_that_fits_the_reserve_repaints_only_changed_lines_without_a_layout() -> None:
+    app = OneMessage()
+    async with app.run_test(size=(80, 40)) as pilot:
+        view = app.query_one(MessageView)
+        view.start_stream(reserve=8)
+        view.append("First paragraph.\n\nSecond")
+        await pilot.pause()
+        body = view.body
+        layouts, repaints = [], []
+        body.refresh = lambda *regions, layout=False, **kw: (layouts if layout else repaints).append(regions)
+        view.append(" paragraph grows")
+        assert layouts == [] and len(repaints) == 1
+        (region,) = repaints[0]
+        assert region.height == 1 and region.y == 2  # the one line that changed: line 3 (after the blank)
+        view.append("\n\n" + "\n\n".join(f"line {i}" for i in range(10)))
+        assert layouts  # past the reserved lines: now a layout
+
+
+async def test_model_text_is_inert_in_the_body() -> None:
+    app = OneMessage()
+    async with app.run_test(size=(80, 20)) as pilot:
+        view = app.query_one(MessageView)
+        view.finish(message("clip \x1b]52;c;aGk=\x07 and [b]markup[/b] and [link](http://x)", "complete"))
+        await pilot.pause()
+        shown = "\n".join(view.body.rendered_lines())
+        assert "\x1b" not in shown and "␛]52;c;aGk=" in shown and "[b]markup[/b]" in shown
+        assert all(
+            segment.style is None or segment.style.link is None
+            for line in view.body._settled_strips
+            for segment in line
+        )
