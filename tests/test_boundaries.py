@@ -35,3 +35,15 @@ def test_engine_never_imports_textual() -> None:
 def test_the_ui_never_loads_llama_cpp() -> None:
     loaded = modules_after_import("localchat.tui.app")
     assert "textual" in loaded and "llama_cpp" not in loaded
+
+
+# What a command's start may not pay for: each of these takes tens of milliseconds to import (measured with
+# `python -X importtime`), and `localchat --help` must answer in ~0.1 s. A command imports them when it runs.
+HEAVY_AT_START = ("huggingface_hub", "httpx", "httpx2", "numpy", "gguf", "llama_cpp", "textual")
+
+
+def test_the_cli_starts_without_heavy_packages() -> None:
+    loaded = modules_after_import("localchat.cli")
+    heavy = sorted(name for name in loaded if name.split(".")[0] in HEAVY_AT_START)
+    assert heavy == []
+    assert "localchat.engine.client" not in loaded and "localchat.bench" not in loaded

@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-from localchat.bench import run_bench
 from localchat.commands.models import resolve_model
 from localchat.commands.options import build_load_options, engine_options
 from localchat.config import paths
@@ -22,6 +21,8 @@ from localchat.config import paths
 @engine_options
 def bench(model: str, repetitions: int, as_json: bool, **flags: Any) -> None:
     """Measure MODEL's speed with this build of the engine."""
+    from localchat.bench import run_bench  # the engine client: only for this command
+
     path = resolve_model(model)
     result = run_bench(path, build_load_options(flags), repetitions, paths().ensure().engine_log)
     if as_json:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,10 +17,12 @@ from localchat.chat.sampling import SamplingParams
 from localchat.commands.models import resolve_model
 from localchat.commands.options import build_load_options, build_sampling, engine_options, sampling_options
 from localchat.config import paths
-from localchat.engine.client import EngineClient
 from localchat.engine.protocol import ChatMessage, Done, Generate, ModelInfo
 from localchat.errors import LocalchatError
 from localchat.text import inert
+
+if TYPE_CHECKING:
+    from localchat.engine.client import EngineClient
 
 EXIT_INTERRUPTED = 130
 
@@ -43,6 +45,8 @@ def run(model: str, prompt: str | None, system: str | None, as_json: bool, **fla
         prompt = f"{prompt}\n\n{piped}" if prompt else piped
     elif prompt is not None and not prompt.strip():
         raise LocalchatError("the prompt is empty: give some text, or leave PROMPT out to chat")
+    from localchat.engine.client import EngineClient  # the engine's client: only when a model runs
+
     with EngineClient(paths().ensure().engine_log) as engine:
         info = engine.load(path, options)
         if info.offload_note or info.gpu_layers:

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from huggingface_hub.utils import get_session
-
 from localchat.errors import LocalchatError
 from localchat.models.hub import is_transport_error
 
@@ -101,6 +99,8 @@ def _fetch(
     if have:
         headers["Range"] = f"bytes={have}-"
     try:
+        from huggingface_hub.utils import get_session  # imported when a download starts (0.1 s of import)
+
         with get_session().stream("GET", transfer.url, headers=headers, follow_redirects=True) as response:
             if response.status_code == 416 and have:  # the server says we have it all already
                 return have, digest

@@ -14,12 +14,31 @@ import re
 import stat
 import struct
 from dataclasses import dataclass, field
+from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, LlamaFileType
-
 from localchat.errors import ModelFileError
+
+
+class GGUFValueType(IntEnum):
+    """The value types of GGUF metadata (the GGUF spec; the same as the `gguf` package's, which is not imported
+    here: it brings numpy, ~60 ms of every command's start)."""
+
+    UINT8 = 0
+    INT8 = 1
+    UINT16 = 2
+    INT16 = 3
+    UINT32 = 4
+    INT32 = 5
+    FLOAT32 = 6
+    BOOL = 7
+    STRING = 8
+    ARRAY = 9
+    UINT64 = 10
+    INT64 = 11
+    FLOAT64 = 12
+
 
 MAGIC = b"GGUF"
 SHORT_ARRAY = 64  # arrays up to this length are kept (per-layer head counts); longer ones only counted
@@ -110,6 +129,8 @@ class GgufInfo:
         if file_type is None:
             return "unknown"
         try:
+            from gguf.constants import LlamaFileType  # only when a name is asked for (see GGUFValueType)
+
             return LlamaFileType(int(file_type)).name.removeprefix("MOSTLY_").removeprefix("ALL_")
         except ValueError:
             return f"type {file_type}"
@@ -257,6 +278,9 @@ def _parse(buffer: mmap.mmap, path: Path, size: int) -> GgufInfo:
             key = cursor.string()
             metadata[key] = cursor.value(cursor.take("<I"))
         alignment = int(metadata.get("general.alignment", DEFAULT_ALIGNMENT)) or DEFAULT_ALIGNMENT
+        # Block sizes of ggml's tensor types, imported only here (see GGUFValueType for why).
+        from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
         data_end = 0
         parameters = 0
         groups = {"blk": 0, "token_embd": 0, "output": 0, "other": 0}

@@ -12,17 +12,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from huggingface_hub import HfApi, hf_hub_url
-from huggingface_hub.errors import (
-    EntryNotFoundError,
-    GatedRepoError,
-    HfHubHTTPError,
-    OfflineModeIsEnabled,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.utils import build_hf_headers
-
 from localchat.errors import LocalchatError
 from localchat.models.refs import group_gguf_files
 
@@ -55,6 +44,16 @@ def offline() -> bool:
 def hub_errors(repo: str) -> Iterator[None]:
     if offline():
         raise HubUnreachable(f"offline (HF_HUB_OFFLINE is set): cannot reach the hub for {repo}")
+    # Imported when the hub is used: huggingface_hub takes ~0.13 s to import, more than `localchat list` may.
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
     try:
         yield
     except GatedRepoError:
@@ -95,6 +94,8 @@ def _call(repo: str, fn: Callable[[], T]) -> T:
 
 
 def repo_files(repo: str) -> list[HubFile]:
+    from huggingface_hub import HfApi
+
     info = _call(repo, lambda: HfApi().model_info(repo, files_metadata=True))
     files = []
     for sibling in info.siblings or []:
@@ -105,14 +106,20 @@ def repo_files(repo: str) -> list[HubFile]:
 
 
 def file_url(repo: str, filename: str) -> str:
+    from huggingface_hub import hf_hub_url
+
     return hf_hub_url(repo, filename)
 
 
 def auth_headers() -> dict[str, str]:
+    from huggingface_hub.utils import build_hf_headers
+
     return build_hf_headers()
 
 
 def search(query: str, limit: int = 20) -> list[SearchResult]:
+    from huggingface_hub import HfApi
+
     def run() -> list[SearchResult]:
         results = []
         models = HfApi().list_models(search=query, filter="gguf", sort="downloads", limit=limit, full=True)

@@ -220,7 +220,7 @@ class LocalchatApp(App[None]):
             self.load_model(choice.name, choice.model)
 
     def load_model(self, ref: str, model: LocalModel | None = None) -> None:
-        self.chat.show_model_loading(ref)
+        self.chat.show_model_loading(Path(ref).name if looks_like_path(ref) else ref)
         self._load_model(ref, model)
 
     @work(thread=True, exclusive=True, group="model", exit_on_error=False)
