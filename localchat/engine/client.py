@@ -225,6 +225,7 @@ class EngineClient:
                 self.reset_cancel()
             self._conn.send(request)
             parts: list[str] = []
+            tokens = 0  # reply tokens so far, as the engine counted them
             finished = False
             try:
                 while True:
@@ -232,10 +233,11 @@ class EngineClient:
                         reply = self._receive()
                     except EngineCrashed as exc:
                         finished = True
-                        yield _crashed(exc.message, "".join(parts))
+                        yield _crashed(exc.message, "".join(parts), tokens)
                         return
                     if isinstance(reply, p.Delta):
                         parts.append(reply.text)
+                        tokens = reply.tokens
                         yield reply
                     elif isinstance(reply, p.Done):
                         finished = True
@@ -254,11 +256,11 @@ class EngineClient:
                         pass
 
 
-def _crashed(message: str, partial: str) -> p.Done:
+def _crashed(message: str, partial: str, tokens: int) -> p.Done:
     return p.Done(
         stop_reason="error",
         text=partial,
-        usage=p.Usage(0, 0, 0),
+        usage=p.Usage(0, 0, tokens),
         timings=p.Timings(0.0, 0.0, 0.0, 0.0, 0.0),
         error=message,
     )

@@ -149,6 +149,9 @@ async def test_catalog_pulls_with_progress_and_loads_the_model(make_app, model_p
         template = server.url + "/{repo_id}/resolve/{revision}/{filename}"
         monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE", template)
         monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+        # huggingface_hub reads HF_HUB_OFFLINE once, when it is imported (here: by this test, while the autouse
+        # fixture's HF_HUB_OFFLINE=1 is set).
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
         app = make_app(None)
         async with app.run_test(size=SIZE) as pilot:
             await wait_for(pilot, lambda: isinstance(app.screen, CatalogScreen))

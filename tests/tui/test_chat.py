@@ -182,6 +182,17 @@ async def test_engine_crash_keeps_the_partial_reply_and_recovers(make_app) -> No
         assert app.store.branch(app.conversation.id)[-1].status == "error"
         await send(pilot, "Hello?")  # a new engine starts and answers
         assert app.store.branch(app.conversation.id)[-1].status == "complete"
+        # Killed mid-reply: the text so far is kept and its stats give its real token count, not 0.
+        app.query_one(Composer).text = "Write a long story about a bridge."
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.chat.streaming is not None and len(app.chat.streaming.text) > 40)
+        os.kill(app.session.engine.pid, signal.SIGKILL)
+        await wait_until_replied(pilot, 3)
+        reply = app.store.branch(app.conversation.id)[-1]
+        assert reply.status == "error" and len(reply.content) > 40
+        tokens = reply.stats["completion_tokens"]
+        assert tokens > 0  # the engine's own count of what streamed (it was 0 after a crash)
+        assert f"{tokens} tokens" in str(views(app)[-1].query_one(".stats").render())
 
 
 async def test_export_and_command_palette(make_app) -> None:

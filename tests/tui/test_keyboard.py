@@ -126,3 +126,22 @@ def _alive(pid: int | None) -> bool:
     # A zombie that nobody reaped still answers kill(0): count it as gone.
     with open(f"/proc/{pid}/stat") as stat:
         return stat.read().split()[2] != "Z"
+
+
+async def test_keys_typed_as_a_dialog_closes_go_to_the_composer(make_app) -> None:
+    from localchat.tui.screens.models import ModelPicker
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        burst(app, "", "escape")
+        burst(app, "hi")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ModelPicker))
+        await pilot.press("ctrl+l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+        burst(app, "", "enter")  # choose the highlighted model (the loaded one) and keep typing
+        burst(app, " there")
+        await wait_for(pilot, lambda: app.query_one(Composer).text == "hi there")
+        await model_ready(pilot)

@@ -1,4 +1,8 @@
-"""Small dialogs: confirm, ask for a line of text."""
+"""Small dialogs: confirm, ask for a line of text.
+
+Every dialog closes on Escape as a *priority* binding: it then closes when the App reads the key, so the keys typed
+right after it go to the composer instead of into a dialog that is going away (a non-priority binding acts only
+once the key has come back up from the focused widget, after the keys behind it were handed to that widget)."""
 
 from __future__ import annotations
 
@@ -10,7 +14,10 @@ from textual.widgets import Button, Input, Label
 
 
 class Confirm(ModalScreen[bool]):
-    BINDINGS = [Binding("escape", "dismiss(False)", "Cancel"), Binding("y", "dismiss(True)", "Yes", show=False)]
+    BINDINGS = [
+        Binding("escape", "dismiss(False)", "Cancel", priority=True),
+        Binding("y", "dismiss(True)", "Yes", show=False),
+    ]
 
     def __init__(self, question: str) -> None:
         super().__init__()
@@ -28,7 +35,7 @@ class Confirm(ModalScreen[bool]):
 
 
 class AskText(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel", priority=True)]
 
     def __init__(self, prompt: str, value: str = "") -> None:
         super().__init__()

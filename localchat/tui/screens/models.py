@@ -42,7 +42,11 @@ def describe(library: Library, model: LocalModel) -> str:
 class ModelPicker(ModalScreen[Choice | None]):
     """Local models: name, parameters, quant, size, context and whether it fits in memory."""
 
-    BINDINGS = [Binding("escape", "dismiss(None)", "Close")]
+    # Enter as a priority binding too, so that it closes the picker in key order (see screens/dialogs.py).
+    BINDINGS = [
+        Binding("escape", "dismiss(None)", "Close", priority=True),
+        Binding("enter", "choose", "Choose", priority=True),
+    ]
 
     def __init__(self, library: Library, loaded: Choice | None = None) -> None:
         super().__init__()
@@ -64,8 +68,15 @@ class ModelPicker(ModalScreen[Choice | None]):
         loaded = self.loaded is not None and self.loaded.model.files[0] == model.files[0]
         return Text(("● " if loaded else "  ") + describe(self.library, model) + ("  (loaded)" if loaded else ""))
 
+    def action_choose(self) -> None:
+        highlighted = self.query_one(OptionList).highlighted
+        if highlighted is not None:
+            self.choose(self.models[highlighted])
+
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        model = self.models[int(event.option.id)]
+        self.choose(self.models[int(event.option.id)])
+
+    def choose(self, model: LocalModel) -> None:
         name = str(model.path) if model.source == "file" else (model.alias or model.name)
         self.dismiss(Choice(name, model))
 
@@ -74,7 +85,7 @@ class CatalogScreen(ModalScreen[Choice | None]):
     """The curated catalog: pull one with a progress bar (Enter), remove a pulled one (Delete)."""
 
     BINDINGS = [
-        Binding("escape", "dismiss(None)", "Close"),
+        Binding("escape", "dismiss(None)", "Close", priority=True),
         Binding("delete", "remove", "Remove", id="catalog.remove"),
     ]
 

@@ -27,7 +27,7 @@ class SettingsScreen(ModalScreen[tuple[SamplingParams, int | None, bool] | None]
     Ctrl+S saves for this chat; Ctrl+D also makes them the default for new chats."""
 
     BINDINGS = [
-        Binding("escape", "dismiss(None)", "Cancel"),
+        Binding("escape", "dismiss(None)", "Cancel", priority=True),
         Binding("ctrl+s", "save", "Save", id="settings.save"),
         Binding("ctrl+d", "save(True)", "Save as default", id="settings.save_default"),
     ]
@@ -91,7 +91,7 @@ class PromptsScreen(ModalScreen[str | None]):
     """Named system prompts: pick one for this conversation (Enter), save (ctrl+s), delete, make default."""
 
     BINDINGS = [
-        Binding("escape", "dismiss(None)", "Close"),
+        Binding("escape", "dismiss(None)", "Close", priority=True),
         Binding("ctrl+s", "save", "Save prompt", id="prompts.save"),
         Binding("ctrl+d", "delete", "Delete prompt", id="prompts.delete"),
         Binding("ctrl+t", "make_default", "Default for new chats", id="prompts.default"),
