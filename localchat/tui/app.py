@@ -10,7 +10,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, ListItem, ListView
+from textual.widgets import Input, Label, ListItem, ListView
 
 from localchat.chat.export import to_markdown, to_openai_json
 from localchat.chat.sampling import SamplingParams
@@ -29,6 +29,7 @@ from localchat.tui.screens.dialogs import AskText, Confirm
 from localchat.tui.screens.models import CatalogScreen, Choice, ModelPicker
 from localchat.tui.screens.settings import PromptsScreen, SettingsScreen
 from localchat.tui.themes import load_themes
+from localchat.tui.widgets import KeyBar
 
 DEFAULT_THEME = "localchat-dusk"
 
@@ -87,7 +88,7 @@ class LocalchatApp(App[None]):
             yield Input(placeholder="search chats", id="search")
             yield ListView(id="conversations")
         yield ChatView(self.store, self.session, id="chat")
-        yield Footer()
+        yield KeyBar()
 
     async def on_mount(self) -> None:
         _log_to(self.paths.app_log)

@@ -306,13 +306,15 @@ class ChatView(Vertical):
         return model is not None and contended(model.threads, usable_cores(), model.gpu_layers > model.layers)
 
     def on_reply_pending(self, message: ReplyPending) -> None:
-        """Text is waiting: draw it at the pacer's next frame (see tui/pacing.py for why not at once)."""
+        """Text is waiting. The first of a reply (or after a pause) is drawn at once; then one interval timer
+        draws a frame at the pacer's rate while the reply streams (see tui/pacing.py) — one timer per reply,
+        not a new one (an asyncio task) per frame."""
+        if self.pacer.delay(time.monotonic()) == 0:
+            self.call_later(self.render_pending)
         if self.render_timer is None:
-            wait = max(0.001, self.pacer.delay(time.monotonic()))  # (a timer of 0 divides by 0)
-            self.render_timer = self.set_timer(wait, self.render_pending)
+            self.render_timer = self.set_interval(self.pacer.wait_s, self.render_pending)
 
     async def render_pending(self) -> None:
-        self.render_timer = None
         text, tokens = self.reply_buffer.take()
         if self.streaming is not None and text:
             now = time.monotonic()
@@ -331,6 +333,7 @@ class ChatView(Vertical):
             self.notify(inert(message.error), severity="error", timeout=8, markup=False)
         if self.render_timer is not None:
             self.render_timer.stop()
+            self.render_timer = None
         await self.render_pending()
         streaming = self.streaming
         if streaming is not None and streaming.is_attached:

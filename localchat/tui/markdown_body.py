@@ -25,15 +25,16 @@ from localchat.text import inert
 FENCE = re.compile(r"^ {0,3}(```|~~~)", re.MULTILINE)
 
 
-def settled_end(text: str) -> int:
-    """Where the settled part of a streaming text ends: after its last blank line outside a code fence (0: none).
-    What comes before that cannot change when more text arrives."""
+def settled_end(text: str, start: int = 0) -> int:
+    """Where the settled part of a streaming text ends: after its last blank line outside a code fence (`start`
+    when there is none). What comes before that cannot change when more text arrives. `start` must itself be
+    settled (outside a fence): only the text after it is searched, so each frame costs what arrived since."""
     end = len(text)
     while True:
-        cut = text.rfind("\n\n", 0, end)
+        cut = text.rfind("\n\n", start, end)
         if cut < 0:
-            return 0
-        if len(FENCE.findall(text, 0, cut)) % 2 == 0:
+            return start
+        if len(FENCE.findall(text, start, cut)) % 2 == 0:
             return cut + 2
         end = cut
 
@@ -139,8 +140,10 @@ class MarkdownBody(Widget):
         if not width:
             self.refresh(layout=True)  # not laid out yet: it renders all when it gets its width
             return
-        before = [self._line(y) for y in range(self._lines)]
-        end = settled_end(self.text)
+        # Only lines from the old tail on can change (settled strips stay as they are).
+        first = self._lines - len(self._tail_strips)
+        before = [self._line(y) for y in range(first, self._lines)]
+        end = settled_end(self.text, self._settled)
         if end > self._settled:
             chunk = self._render(self.text[self._settled : end], width)
             if chunk:
@@ -152,9 +155,10 @@ class MarkdownBody(Widget):
             self.refresh(layout=True)
             return
         # Repaint only the lines that differ (usually the last one or two): the compositor's cost is per line.
-        changed = [y for y in range(max(lines, len(before))) if y >= len(before) or self._line(y) != before[y]]
+        span = max(lines - first, len(before))
+        changed = [i for i in range(span) if i >= len(before) or self._line(first + i) != before[i]]
         if changed:
-            self.refresh(Region(0, changed[0], width, changed[-1] - changed[0] + 1))
+            self.refresh(Region(0, first + changed[0], width, changed[-1] - changed[0] + 1))
 
     def rendered_lines(self) -> list[str]:
         """The text as drawn (for tests)."""

@@ -20,6 +20,9 @@ def test_the_settled_part_ends_at_the_last_blank_line_outside_code_fences() -> N
     assert settled_end("a\n\nb\n\nc") == len("a\n\nb\n\n")
     assert settled_end("a\n\n```python\nx = 1\n\ny = 2") == len("a\n\n")  # inside a code block: not settled
     assert settled_end("```python\nx\n```\n\nafter") == len("```python\nx\n```\n\n")
+    # From a settled point on (each frame searches only what came after the last settled block):
+    assert settled_end("a\n\nb\n\nc", start=len("a\n\n")) == len("a\n\nb\n\n")
+    assert settled_end("a\n\n```x\n\ny", start=len("a\n\n")) == len("a\n\n")
 
 
 class OneMessage(App[None]):
