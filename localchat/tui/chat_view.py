@@ -306,12 +306,11 @@ class ChatView(Vertical):
         return model is not None and contended(model.threads, usable_cores(), model.gpu_layers > model.layers)
 
     def on_reply_pending(self, message: ReplyPending) -> None:
-        """Text is waiting. The first of a reply (or after a pause) is drawn at once; then one interval timer
+        """Text is waiting. The first of a reply is drawn at once; then one interval timer
         draws a frame at the pacer's rate while the reply streams (see tui/pacing.py) — one timer per reply,
         not a new one (an asyncio task) per frame."""
-        if self.pacer.delay(time.monotonic()) == 0:
-            self.call_later(self.render_pending)
         if self.render_timer is None:
+            self.call_later(self.render_pending)
             self.render_timer = self.set_interval(self.pacer.wait_s, self.render_pending)
 
     async def render_pending(self) -> None:
