@@ -15,7 +15,7 @@ import time
 
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.message import Message as TextualMessage
 from textual.timer import Timer
 from textual.widgets import Label, Static
@@ -27,6 +27,7 @@ from localchat.hardware import usable_cores
 from localchat.store.db import Conversation, Store
 from localchat.store.db import Message as StoredMessage
 from localchat.text import inert
+from localchat.tui.message_list import MOUNTED_MESSAGES, MessageList
 from localchat.tui.messages import BudgetCounted, ReplyFinished, ReplyPending, ReplyStarted
 from localchat.tui.pacing import FramePacer, ReplyBuffer, contended
 from localchat.tui.screens.dialogs import AskText
@@ -35,8 +36,6 @@ from localchat.tui.widgets import Composer, ContextCounter, MessageView
 log = logging.getLogger(__name__)
 
 COUNT_DELAY_S = 0.25  # debounce: count the draft when typing pauses
-MOUNTED_MESSAGES = 200  # a long chat opens with its last 200 messages; older ones mount when scrolled to
-MOUNT_MORE = 100
 DRAFT_KEY = "draft:{}"  # settings key of a conversation's unsent text
 COUNTER_EVERY_S = 0.5  # while a reply streams, the counter's "replying: N tokens" moves twice a second
 RESERVE_LINES = 8  # a streaming reply asks for a layout once per this many new lines when the cores are busy
@@ -62,11 +61,10 @@ class ChatView(Vertical):
         self.pacer = FramePacer(contended=False)
         self.render_timer: Timer | None = None
         self.count_timer: Timer | None = None
-        self.loading_older = False
         self.counter_shown_at = 0.0
 
     def compose(self) -> ComposeResult:
-        yield VerticalScroll(id="messages")
+        yield MessageList(self.store, id="messages")
         yield Static("", id="queued", markup=False)
         yield Composer(id="composer", soft_wrap=True, show_line_numbers=False)
         with Horizontal(id="status"):
@@ -75,11 +73,10 @@ class ChatView(Vertical):
 
     def on_mount(self) -> None:
         self.query_one("#queued").display = False
-        self.watch(self.messages, "scroll_y", self._scrolled, init=False)
 
     @property
-    def messages(self) -> VerticalScroll:
-        return self.query_one("#messages", VerticalScroll)
+    def messages(self) -> MessageList:
+        return self.query_one(MessageList)
 
     @property
     def composer(self) -> Composer:
@@ -91,7 +88,7 @@ class ChatView(Vertical):
         return self.replying
 
     def views(self) -> list[MessageView]:
-        return list(self.messages.query(MessageView))
+        return self.messages.views()
 
     # --- the open conversation ------------------------------------------------------------------------------
 
@@ -99,11 +96,7 @@ class ChatView(Vertical):
         if self.conversation is not None:
             self.save_draft()
         self.conversation = self.store.conversation(conversation_id)
-        container = self.messages
-        await container.remove_children()
-        branch = self.store.branch(conversation_id)
-        await container.mount_all([MessageView(m) for m in branch[-MOUNTED_MESSAGES:]])
-        container.anchor()  # stay at the bottom while replies stream, unless the user scrolls up
+        await self.messages.show(conversation_id)
         self.composer.text = self.store.setting(DRAFT_KEY.format(conversation_id), "")
         self.composer.move_cursor(self.composer.document.end)
         self.schedule_count()
@@ -375,32 +368,6 @@ class ChatView(Vertical):
                 message.status,
             ):
                 view.finish(message)
-
-    # --- older messages of a long chat ----------------------------------------------------------------------
-
-    def _scrolled(self, scroll_y: float) -> None:
-        if scroll_y <= 0 and not self.loading_older:
-            self.loading_older = True
-            self.call_later(self.load_older)
-
-    async def load_older(self) -> None:
-        """Mount older messages when the view is scrolled to the top, keeping the reading position."""
-        views = self.views()
-        branch = self.store.branch(self.conversation.id) if views else []
-        ids = [m.id for m in branch]
-        first = ids.index(views[0].message.id) if views and views[0].message.id in ids else 0
-        older = branch[max(0, first - MOUNT_MORE) : first]
-        if not older:
-            self.loading_older = False
-            return
-        container = self.messages
-        await container.mount_all([MessageView(m) for m in older], before=views[0])
-
-        def keep_place() -> None:  # once laid out: back to the message that was on top
-            container.scroll_to_widget(views[0], top=True, animate=False)
-            self.loading_older = False
-
-        self.call_after_refresh(keep_place)
 
 
 class ReplyListener:
