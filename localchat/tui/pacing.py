@@ -15,9 +15,7 @@ import threading
 from dataclasses import dataclass
 
 FRAME_S = 0.05  # 20 frames a second when the UI has a core of its own
-CONTENDED_FRAME_S = (
-    0.11  # ≥ 8 frames a second (a frame waits for the next batch of text) while llama.cpp's threads fill every core
-)
+CONTENDED_FRAME_S = 0.125  # 8 frames a second while llama.cpp's threads fill every core
 
 
 def contended(engine_threads: int, cores: int, all_on_gpu: bool) -> bool:
