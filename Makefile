@@ -37,6 +37,7 @@ $(VENV)/.installed-test: $(VENV)/.installed
 bench: install-test
 	$(BIN)/python bench/compare_native.py
 	$(BIN)/python bench/tui_stream.py
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV)
