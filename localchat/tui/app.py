@@ -21,7 +21,7 @@ from localchat.engine.protocol import LoadOptions
 from localchat.errors import LocalchatError
 from localchat.models.library import Library, LocalModel
 from localchat.models.manager import find_local, looks_like_path
-from localchat.store.db import Store, open_database
+from localchat.store.db import Conversation, Store, open_database
 from localchat.text import inert
 from localchat.tui.chat_view import ChatView
 from localchat.tui.messages import ModelLoaded
@@ -78,7 +78,7 @@ class LocalchatApp(App[None]):
         return self.query_one(ChatView)
 
     @property
-    def conversation(self):
+    def conversation(self) -> Conversation | None:
         return self.chat.conversation
 
     # --- layout ---------------------------------------------------------------------------------------------
@@ -120,18 +120,16 @@ class LocalchatApp(App[None]):
         self.store.set_setting("theme", theme)
 
     async def action_quit(self) -> None:
-        """Quit at once, whatever runs: the reply is stopped and stored, a load is abandoned (engine killed)."""
-        self._close_chat()
+        """Quit at once, whatever runs: the reply is stopped and stored, unsent text kept as the chat's draft (done
+        here, while the chat view is still mounted), a load abandoned (engine killed)."""
+        self.chat.close()
+        self.session.engine.close()
         self.exit()
 
     def on_unmount(self) -> None:
-        self._close_chat()
-
-    def _close_chat(self) -> None:
-        chats = self.query(ChatView)
-        if chats:
-            chats.first().close()
-        self.session.engine.close()  # cancels first; never waits for a reply or a load to finish
+        # However the app ends: the engine must go, or the reply's worker thread (which asyncio waits for on
+        # exit) would run on. close() cancels first and never waits for a reply or a load to finish.
+        self.session.engine.close()
 
     # --- conversations --------------------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ class ChatView(Vertical):
         self.queue: list[str] = []  # sent while busy: go out in order
         self.budget = Budget(0, 0)
         self.reply_buffer = ReplyBuffer()  # reply text received but not drawn yet
-        self.pacer = FramePacer(contended=False)
+        self.pacer = FramePacer()
         self.render_timer: Timer | None = None
         self.count_timer: Timer | None = None
         self.counter_shown_at = 0.0
@@ -310,7 +310,7 @@ class ChatView(Vertical):
         text, tokens = self.reply_buffer.take()
         if self.streaming is not None and text:
             now = time.monotonic()
-            self.pacer.frame(now)
+            self.pacer.frame()
             self.streaming.append(text)
             if now - self.counter_shown_at >= COUNTER_EVERY_S:
                 # Not in the same repaint as the reply: Textual repaints the box around all changed regions, and

@@ -26,26 +26,16 @@ def contended(engine_threads: int, cores: int, all_on_gpu: bool) -> bool:
 
 @dataclass
 class FramePacer:
-    """The wait between frames of a streaming reply; the first text of a reply is drawn at once."""
+    """How often a streaming reply is drawn (one interval timer per reply, see ChatView), and how many frames."""
 
-    contended: bool = False
     wait_s: float = FRAME_S
-    last_frame_at: float = 0.0  # 0: no frame yet in this reply
     frames: int = 0  # in this reply, for the benchmark and tests
 
     def start_reply(self, contended: bool) -> None:
-        self.contended = contended
         self.wait_s = CONTENDED_FRAME_S if contended else FRAME_S
-        self.last_frame_at = 0.0
         self.frames = 0
 
-    def delay(self, now: float) -> float:
-        """How long to wait before drawing text that has just arrived."""
-        return max(0.0, self.last_frame_at + self.wait_s - now) if self.last_frame_at else 0.0
-
-    def frame(self, now: float) -> None:
-        """A frame is drawn at `now` (time.monotonic())."""
-        self.last_frame_at = now
+    def frame(self) -> None:
         self.frames += 1
 
 

@@ -208,6 +208,8 @@ class KeyBar(Static):
 class ContextCounter(Static):
     """`used / n_ctx` for system prompt + history + draft + reply budget, from the model's own tokenizer."""
 
+    shown = ""  # the text on screen: set only when it changes
+
     def show(self, used: int, n_ctx: int, note: str = "") -> None:
         share = used / n_ctx if n_ctx else 0.0
         # Classes and text are set only when they change: re-applying a class restyles the widget, and any
@@ -220,5 +222,3 @@ class ContextCounter(Static):
             self.shown = text
             # A fixed width and one line: no layout pass, only this line is redrawn
             self.update(text, layout=False)
-
-    shown = ""
