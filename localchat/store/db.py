@@ -1,12 +1,18 @@
-"""The database: opened in WAL mode with a busy timeout, so two localchat instances can share it safely."""
+"""The database: opened in WAL mode with a busy timeout, so two localchat instances can share it safely.
+
+Within one process the UI thread and reply workers share one connection; a lock makes each call (and each
+transaction) whole, since a connection's transactions interleave across threads otherwise.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,25 +76,40 @@ def open_database(path: Path) -> Store:
 
 class Store:
     def __init__(self, connection: sqlite3.Connection) -> None:
-        self.db = connection
-        self.db.row_factory = sqlite3.Row
+        self._db = connection
+        self._db.row_factory = sqlite3.Row
+        self._lock = threading.RLock()
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, self._db:
+            yield self._db
+
+    def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def _fetch_one(self, sql: str, args: Sequence[Any] = ()) -> sqlite3.Row | None:
+        rows = self._fetch(sql, args)
+        return rows[0] if rows else None
 
     # --- conversations ------------------------------------------------------------------------------------
 
     def create_conversation(self, title: str = "New chat", system_prompt: str | None = None) -> Conversation:
         now = time.time()
-        with self.db:
-            cursor = self.db.execute(
+        with self._transaction() as db:
+            cursor = db.execute(
                 "INSERT INTO conversations (title, system_prompt, created_at, updated_at) VALUES (?, ?, ?, ?)",
                 (title, system_prompt, now, now),
             )
         return self.conversation(cursor.lastrowid)
 
     def conversation(self, conversation_id: int) -> Conversation:
-        row = self.db.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+        row = self._fetch_one("SELECT * FROM conversations WHERE id = ?", (conversation_id,))
         if row is None:
             raise StoreError(f"no conversation {conversation_id}")
         return _conversation(row)
@@ -96,10 +117,10 @@ class Store:
     def conversations(self, search: str | None = None) -> list[Conversation]:
         """Newest first; with `search`, those whose title or any message contains it (case-insensitive)."""
         if not search:
-            rows = self.db.execute("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC")
+            rows = self._fetch("SELECT * FROM conversations ORDER BY updated_at DESC, id DESC")
         else:
             pattern = f"%{_escape_like(search)}%"
-            rows = self.db.execute(
+            rows = self._fetch(
                 """SELECT * FROM conversations c WHERE c.title LIKE ? ESCAPE '\\' OR EXISTS (
                        SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.content LIKE ? ESCAPE '\\')
                    ORDER BY updated_at DESC, id DESC""",
@@ -114,15 +135,15 @@ class Store:
         if "sampling" in fields and fields["sampling"] is not None:
             fields["sampling"] = json.dumps(fields["sampling"])
         assignments = ", ".join(f"{name} = ?" for name in fields)
-        with self.db:
-            self.db.execute(
+        with self._transaction() as db:
+            db.execute(
                 f"UPDATE conversations SET {assignments}, updated_at = ? WHERE id = ?",
                 (*fields.values(), time.time(), conversation_id),
             )
 
     def delete_conversation(self, conversation_id: int) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
+        with self._transaction() as db:
+            db.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,))
 
     # --- messages -----------------------------------------------------------------------------------------
 
@@ -137,14 +158,14 @@ class Store:
     ) -> Message:
         """Append a message under `parent_id` and make it the conversation's head (the branch shown)."""
         now = time.time()
-        with self.db:
-            cursor = self.db.execute(
+        with self._transaction() as db:
+            cursor = db.execute(
                 """INSERT INTO messages
                    (conversation_id, parent_id, role, content, model, status, writer_pid, created_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
                 (conversation_id, parent_id, role, content, model, status, os.getpid(), now),
             )
-            self.db.execute(
+            db.execute(
                 "UPDATE conversations SET head_id = ?, updated_at = ? WHERE id = ?",
                 (cursor.lastrowid, now, conversation_id),
             )
@@ -153,15 +174,15 @@ class Store:
     def update_message(
         self, message_id: int, content: str, status: str | None = None, stats: dict[str, Any] | None = None
     ) -> None:
-        with self.db:
-            self.db.execute(
+        with self._transaction() as db:
+            db.execute(
                 "UPDATE messages SET content = ?, status = COALESCE(?, status), stats = COALESCE(?, stats) "
                 "WHERE id = ?",
                 (content, status, json.dumps(stats) if stats is not None else None, message_id),
             )
 
     def message(self, message_id: int) -> Message:
-        row = self.db.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+        row = self._fetch_one("SELECT * FROM messages WHERE id = ?", (message_id,))
         if row is None:
             raise StoreError(f"no message {message_id}")
         return _message(row)
@@ -171,7 +192,7 @@ class Store:
         head = self.conversation(conversation_id).head_id
         if head is None:
             return []
-        rows = self.db.execute(
+        rows = self._fetch(
             """WITH RECURSIVE path(id) AS (
                    SELECT ? UNION ALL SELECT m.parent_id FROM messages m JOIN path ON m.id = path.id
                    WHERE m.parent_id IS NOT NULL)
@@ -183,7 +204,7 @@ class Store:
     def siblings(self, message_id: int) -> list[Message]:
         """Other versions of a message (edits and regenerations share its parent)."""
         message = self.message(message_id)
-        rows = self.db.execute(
+        rows = self._fetch(
             "SELECT * FROM messages WHERE conversation_id = ? AND parent_id IS ? AND role = ? ORDER BY id",
             (message.conversation_id, message.parent_id, message.role),
         )
@@ -192,44 +213,44 @@ class Store:
     def recover_interrupted(self) -> int:
         """Replies still marked streaming by a process that is gone were cut off by a crash or a kill: keep
         their text, mark them interrupted. A reply another running instance is streaming is left alone."""
-        rows = self.db.execute("SELECT id, writer_pid FROM messages WHERE status = 'streaming'").fetchall()
+        rows = self._fetch("SELECT id, writer_pid FROM messages WHERE status = 'streaming'")
         dead = [row["id"] for row in rows if not _alive(row["writer_pid"])]
-        with self.db:
-            self.db.executemany("UPDATE messages SET status = 'interrupted' WHERE id = ?", [(i,) for i in dead])
+        with self._transaction() as db:
+            db.executemany("UPDATE messages SET status = 'interrupted' WHERE id = ?", [(i,) for i in dead])
         return len(dead)
 
     # --- prompts and settings -----------------------------------------------------------------------------
 
     def prompts(self) -> list[tuple[str, str]]:
-        return [(r["name"], r["text"]) for r in self.db.execute("SELECT name, text FROM prompts ORDER BY name")]
+        return [(r["name"], r["text"]) for r in self._fetch("SELECT name, text FROM prompts ORDER BY name")]
 
     def save_prompt(self, name: str, text: str) -> None:
         if not name.strip():
             raise StoreError("a system prompt needs a name")
-        with self.db:
-            self.db.execute(
+        with self._transaction() as db:
+            db.execute(
                 "INSERT INTO prompts (name, text, created_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(name) DO UPDATE SET text = excluded.text",
                 (name.strip(), text, time.time()),
             )
 
     def delete_prompt(self, name: str) -> None:
-        with self.db:
-            self.db.execute("DELETE FROM prompts WHERE name = ?", (name,))
+        with self._transaction() as db:
+            db.execute("DELETE FROM prompts WHERE name = ?", (name,))
 
     def setting(self, key: str, default: Any = None) -> Any:
-        row = self.db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        row = self._fetch_one("SELECT value FROM settings WHERE key = ?", (key,))
         return json.loads(row["value"]) if row else default
 
     def set_setting(self, key: str, value: Any) -> None:
-        with self.db:
-            self.db.execute(
+        with self._transaction() as db:
+            db.execute(
                 "INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, json.dumps(value)),
             )
 
-    def rows(self, sql: str, *args: Any) -> Iterator[sqlite3.Row]:
-        return self.db.execute(sql, args)
+    def rows(self, sql: str, *args: Any) -> list[sqlite3.Row]:
+        return self._fetch(sql, args)
 
 
 def _alive(pid: int | None) -> bool:

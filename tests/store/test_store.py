@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -35,14 +36,14 @@ EXPECTED_TABLES = {
 
 def test_blank_database_reaches_the_exact_schema(tmp_path: Path) -> None:
     store = open_database(tmp_path / "db.sqlite")
-    tables = {r[0] for r in store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    tables = {r[0] for r in store.rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == set(EXPECTED_TABLES)
     for table, columns in EXPECTED_TABLES.items():
-        assert [r[1] for r in store.db.execute(f"PRAGMA table_info({table})")] == columns
-    assert [r[0] for r in store.db.execute("SELECT name FROM _migrations")] == [name for name, _ in MIGRATIONS]
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert [r[1] for r in store.rows(f"PRAGMA table_info({table})")] == columns
+    assert [r[0] for r in store.rows("SELECT name FROM _migrations")] == [name for name, _ in MIGRATIONS]
+    assert store.rows("PRAGMA journal_mode")[0][0] == "wal"
     store.close()
-    assert open_database(tmp_path / "db.sqlite").db.execute("SELECT count(*) FROM _migrations").fetchone()[0] == 1
+    assert open_database(tmp_path / "db.sqlite").rows("SELECT count(*) FROM _migrations")[0][0] == 1
 
 
 def test_branches_survive_edits_and_regenerations(tmp_path: Path) -> None:
@@ -70,8 +71,37 @@ def test_search_and_order(tmp_path: Path) -> None:
     assert [c.title for c in store.conversations("100%")] == ["Gardening"]
     assert [c.title for c in store.conversations("cook")] == ["Cooking"]
     store.delete_conversation(a.id)
-    assert store.rows("SELECT count(*) FROM messages").fetchone()[0] == 0
-    assert b.id
+    assert store.rows("SELECT count(*) FROM messages")[0][0] == 0
+    assert [c.id for c in store.conversations()] == [b.id]
+
+
+def test_threads_sharing_the_store_never_interleave_transactions(tmp_path: Path) -> None:
+    """The app's UI thread and reply workers share one Store: every call must be whole (it raised
+    'cannot commit - no transaction is active' and lost messages when they shared the bare connection)."""
+    store = open_database(tmp_path / "db.sqlite")
+    chat = store.create_conversation()
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            parent = None
+            for i in range(150):
+                message = store.add_message(chat.id, "user", f"{worker}-{i}", parent)
+                store.update_message(message.id, f"{worker}-{i}.", status="complete")
+                store.branch(chat.id)
+                store.set_setting(f"draft:{worker}", i)
+                parent = message.id
+        except BaseException as exc:  # any failure in a thread is the finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert store.rows("SELECT count(*) FROM messages WHERE content LIKE '%.'")[0][0] == 600
+    assert store.rows("PRAGMA integrity_check")[0][0] == "ok"
 
 
 def test_reply_of_a_killed_process_is_kept_and_marked_interrupted(tmp_path: Path) -> None:
@@ -127,8 +157,8 @@ def test_a_reply_another_live_instance_streams_is_left_alone(tmp_path: Path) -> 
     assert store.recover_interrupted() == 0
     writer.communicate("\n", timeout=30)
     assert writer.returncode == 0
-    assert store.rows("SELECT count(*) FROM conversations").fetchone()[0] == 201
-    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert store.rows("SELECT count(*) FROM conversations")[0][0] == 201
+    assert store.rows("PRAGMA integrity_check")[0][0] == "ok"
 
 
 def test_corrupt_or_foreign_database_is_refused_untouched(tmp_path: Path) -> None:

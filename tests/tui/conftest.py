@@ -32,7 +32,7 @@ async def model_ready(pilot) -> None:
 
 async def send(pilot, text: str) -> None:
     app = pilot.app
-    before = len(app.store.rows("SELECT id FROM messages WHERE role = 'assistant'").fetchall())
+    before = len(app.store.rows("SELECT id FROM messages WHERE role = 'assistant'"))
     composer = app.query_one(Composer)
     composer.text = text
     composer.focus()
@@ -44,7 +44,7 @@ async def wait_until_replied(pilot, replies: int) -> None:
     app = pilot.app
 
     def done() -> bool:
-        rows = app.store.rows("SELECT status FROM messages WHERE role = 'assistant'").fetchall()
+        rows = app.store.rows("SELECT status FROM messages WHERE role = 'assistant'")
         return len(rows) >= replies and all(r[0] != "streaming" for r in rows) and app.chat.streaming is None
 
     await wait_for(pilot, done)

@@ -46,7 +46,7 @@ async def test_empty_message_is_not_sent(make_app) -> None:
         app.query_one(Composer).text = "   \n  "
         await pilot.press("enter")
         await pilot.pause(0.5)
-        assert views(app) == [] and app.store.rows("SELECT count(*) FROM messages").fetchone()[0] == 0
+        assert views(app) == [] and app.store.rows("SELECT count(*) FROM messages")[0][0] == 0
 
 
 async def test_counter_equals_the_models_tokenizer(make_app) -> None:
@@ -152,7 +152,7 @@ async def test_overflowing_paste_is_shown_not_sent_and_the_ui_stays_responsive(m
         assert "over by" in str(app.query_one(ContextCounter).render())
         await pilot.press("enter")
         await pilot.pause(0.3)
-        assert app.store.rows("SELECT count(*) FROM messages").fetchone()[0] == 0
+        assert app.store.rows("SELECT count(*) FROM messages")[0][0] == 0
 
 
 async def test_escape_sequences_in_output_are_inert(make_app) -> None:
