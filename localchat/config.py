@@ -74,9 +74,39 @@ def paths() -> Paths:
     )
 
 
+# Every binding id the app defines (tests/tui checks this against the app's bindings): [keys] accepts only these.
+BINDING_IDS = frozenset(
+    {
+        "app.quit",
+        "chat.new",
+        "chat.stop",
+        "chat.regenerate",
+        "chat.edit",
+        "chat.copy",
+        "chat.settings",
+        "chat.prompts",
+        "chat.rename",
+        "chat.delete",
+        "chat.search",
+        "model.pick",
+        "model.catalog",
+        "message.copy",
+        "message.copy_code",
+        "message.edit",
+        "composer.send",
+        "composer.newline",
+        "settings.save",
+        "settings.save_default",
+        "prompts.save",
+        "prompts.delete",
+        "prompts.default",
+        "catalog.remove",
+    }
+)
+
 # Each section lists the keys it accepts; anything else is a typo we report rather than ignore.
-KNOWN_KEYS: dict[str, set[str] | None] = {
-    "keys": None,  # binding id -> keys, e.g. "chat.regenerate" = "ctrl+g" (any binding id; see README)
+KNOWN_KEYS: dict[str, set[str]] = {
+    "keys": set(BINDING_IDS),  # binding id -> keys, e.g. "chat.regenerate" = "f5" (see README)
     "engine": {"ctx", "gpu_layers", "threads"},
     "sampling": {
         "preset",
@@ -109,14 +139,18 @@ def load_settings(path: Path | None = None) -> dict[str, dict[str, object]]:
             raise InvalidSetting(
                 f"settings file {path}: unknown section [{section}] (known: {', '.join(sorted(KNOWN_KEYS))})"
             )
-        if KNOWN_KEYS[section] is None:
-            if not all(isinstance(v, str) for v in values.values()):
-                raise InvalidSetting(f"settings file {path}: [{section}] values must be strings of keys")
-            continue
         unknown = set(values) - KNOWN_KEYS[section]
         if unknown:
+            what = "binding id" if section == "keys" else "key"
             raise InvalidSetting(
-                f"settings file {path}: unknown key {section}.{sorted(unknown)[0]} "
+                f"settings file {path}: unknown {what} {section}.{sorted(unknown)[0]} "
                 f"(known: {', '.join(sorted(KNOWN_KEYS[section]))})"
             )
+        if section == "keys":
+            for binding, keys in values.items():
+                if not isinstance(keys, str) or not all(k.strip() and " " not in k.strip() for k in keys.split(",")):
+                    raise InvalidSetting(
+                        f'settings file {path}: keys.{binding} must be a string of keys such as "f5" or '
+                        f'"ctrl+g,f5" (got {keys!r})'
+                    )
     return raw

@@ -172,6 +172,12 @@ def test_bad_settings_file(model_path: Path, home: Path) -> None:
     assert_one_line_error(run_cli("run", str(model_path), "hi"), "not valid TOML")
     (home / "config" / "config.toml").write_text("[sampling]\ntemperature = 7\n")
     assert_one_line_error(run_cli("run", str(model_path), "hi"), "temperature must be between 0 and 5")
+    (home / "config" / "config.toml").write_text("[engine]\nctx = true\n")
+    assert_one_line_error(run_cli("run", str(model_path), "hi"), "engine.ctx must be a positive whole number")
+    (home / "config" / "config.toml").write_text('[keys]\n"chat.regenrate" = "f5"\n')
+    assert_one_line_error(run_cli(), "unknown binding id keys.chat.regenrate")
+    (home / "config" / "config.toml").write_text('[keys]\n"chat.regenerate" = "ctrl g"\n')
+    assert_one_line_error(run_cli(), "keys.chat.regenerate must be a string of keys")
 
 
 def test_settings_file_defaults_apply(model_path: Path, home: Path) -> None:

@@ -84,7 +84,7 @@ def build_load_options(flags: dict[str, Any]) -> LoadOptions:
     gpu_layers = parse_gpu_layers(pick("gpu_layers", "auto"), _bad_setting("engine.gpu_layers"))
     ctx, threads = pick("ctx"), pick("threads")
     for name, value in (("engine.ctx", ctx), ("engine.threads", threads)):
-        if value is not None and (not isinstance(value, int) or value < 1):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InvalidSetting(f"settings: {name} must be a positive whole number (got {value!r})")
     return LoadOptions(n_ctx=ctx, gpu_layers=gpu_layers, threads=threads)
 

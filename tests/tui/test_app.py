@@ -196,3 +196,24 @@ async def test_the_settings_file_sets_the_engine_options(model_path, home) -> No
         await model_ready(pilot)
         info = app.session.engine.model
         assert info.threads == 1 and info.gpu_layers_setting == "0"
+
+
+def test_every_binding_id_is_one_the_settings_file_accepts() -> None:
+    """[keys] refuses ids it does not know; the list it knows is exactly the app's bindings."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import localchat.tui
+    from localchat.config import BINDING_IDS
+
+    modules = [importlib.import_module(m.name) for m in pkgutil.walk_packages(localchat.tui.__path__, "localchat.tui.")]
+    defined = {
+        binding.id
+        for module in modules
+        for _, cls in inspect.getmembers(module, inspect.isclass)
+        if cls.__module__ == module.__name__
+        for binding in getattr(cls, "BINDINGS", [])
+        if getattr(binding, "id", None)
+    }
+    assert defined == BINDING_IDS
