@@ -19,6 +19,9 @@ _QUANT = re.compile(
     r"(?<![A-Za-z0-9])(I?Q\d(?:_[A-Z0-9]+)*|BF16|F16|F32|MXFP4(?:_MOE)?|TQ\d_\d)(?=[-.]|$)", re.IGNORECASE
 )
 _SPLIT = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
+# The hub's own rules for a repo id (huggingface_hub's validate_repo_id), checked here so that a bad reference
+# is one line naming it, not that library's traceback.
+_REPO_PART = re.compile(r"^(?![-.])[\w.-]{1,96}(?<![-.])$")
 _REPO = re.compile(r"^(?:(?:https?://)?(?:hf\.co|huggingface\.co)/)?([\w.-]+/[\w.-]+?)(?::([\w.-]+))?$")
 
 
@@ -36,7 +39,20 @@ def parse_hub_ref(text: str) -> HubRef | None:
     match = _REPO.match(text.strip())
     if not match:
         return None
+    check_repo_id(match.group(1))
     return HubRef(match.group(1), match.group(2).upper() if match.group(2) else None)
+
+
+def check_repo_id(repo: str) -> None:
+    """Refuse what the hub would refuse, in one line that names the reference and the rule."""
+    rule = (
+        "each of its two parts is 1–96 letters, digits, '-', '_' or '.', not starting or ending with '-' or '.', "
+        "without '--' or '..', and the name does not end in '.git'"
+    )
+    parts = repo.split("/")
+    valid = len(parts) == 2 and all(_REPO_PART.match(p) for p in parts)
+    if not valid or "--" in repo or ".." in repo or repo.endswith(".git"):
+        raise LocalchatError(f"{repo!r} is not a valid hub repo id: {rule}")
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,8 @@ def test_checksum_mismatch_removes_the_bad_file(hub: FakeHub, home: Path) -> Non
         ("acme/evil-GGUF", "refusing the hub file name"),
         ("acme/huge-GGUF", "not enough disk space"),
         ("not a ref!", "is not a model"),
+        ("a/..", "'a/..' is not a valid hub repo id: each of its two parts"),
+        ("acme/x.git", "'acme/x.git' is not a valid hub repo id"),
     ],
 )
 def test_pull_errors(hub: FakeHub, home: Path, ref: str, message: str) -> None:
