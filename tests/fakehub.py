@@ -2,7 +2,9 @@
 
 It serves real bytes (the SmolLM2 test model) with the hub's URL layout, LFS metadata, Range requests, and
 the hub's error headers (X-Error-Code). Knobs: `cut_after` drops the connection after N bytes of a response;
-`corrupt` serves other bytes than the LFS hash promises; `gated` answers like a gated repo without a token.
+`stall_after` sends N bytes, then nothing, with the connection open; `ignore_range` answers 200 with the whole
+file to a Range request; `corrupt` serves other bytes than the LFS hash promises; `gated` answers like a gated
+repo without a token; a file with `lfs=False` is listed without a sha256, as the hub lists small files.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 class FakeFile:
     source: Path | bytes
     size_override: int | None = None  # claim another size in the listing (disk-space checks)
+    lfs: bool = True
 
     def data(self) -> bytes:
         return self.source if isinstance(self.source, bytes) else self.source.read_bytes()
@@ -38,6 +41,9 @@ class FakeRepo:
 class FakeHub:
     repos: dict[str, FakeRepo] = field(default_factory=dict)
     cut_after: int | None = None  # bytes; applies to the next file responses until reset
+    stall_after: int | None = None  # bytes; then silence until `release` is set
+    release: threading.Event = field(default_factory=threading.Event)
+    ignore_range: bool = False
     corrupt: bool = False
     throttle_s: float = 0.0  # pause after each MiB sent (for interrupting a transfer midway)
     requests: list[str] = field(default_factory=list)
@@ -59,6 +65,8 @@ class FakeHub:
     def sibling(self, repo: str, name: str) -> dict:
         file = self.repos[repo].files[name]
         size = file.size_override or len(self.blob(repo, name))
+        if not file.lfs:
+            return {"rfilename": name, "size": size}
         return {
             "rfilename": name,
             "size": size,
@@ -143,7 +151,7 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             start = 0
             status = 200
             headers = {"ETag": f'"{hub.sha256(name, filename)}"', "Accept-Ranges": "bytes"}
-            requested = self.headers.get("Range")
+            requested = None if hub.ignore_range else self.headers.get("Range")
             if requested:
                 hub.ranges.append(requested)
                 start = int(re.match(r"bytes=(\d+)-", requested).group(1))
@@ -158,6 +166,12 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             if self.command == "HEAD":
+                return
+            if hub.stall_after is not None:
+                self.wfile.write(body[: hub.stall_after])
+                self.wfile.flush()
+                hub.release.wait(120)  # silent, the connection open
+                self.close_connection = True
                 return
             if hub.cut_after is not None:
                 self.wfile.write(body[: hub.cut_after])

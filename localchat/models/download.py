@@ -3,20 +3,23 @@
 huggingface_hub 2.x deletes its .incomplete file on failure and checks only the size. Here bytes go to a
 persistent partial file named after the expected sha256; the next attempt hashes what is there and asks the
 server for the rest with a Range request. Only a file whose sha256 matches the hub's LFS hash is moved (one
-atomic rename) to its final place: a partial or corrupt file never shows up as a model.
+atomic rename) to its final place: a partial or corrupt file never shows up as a model. A lock on the partial
+file keeps two pulls of one file (two terminals, the app and the CLI) from appending to it at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from localchat.errors import LocalchatError
-from localchat.models.hub import is_transport_error
+from localchat.models.hub import is_transport_error, session, silence_limit
 
 CHUNK = 1 << 20
 DISK_MARGIN = 64 << 20  # leave some room on the disk beyond the file itself
@@ -43,6 +46,16 @@ def partial_path(partial_dir: Path, transfer: Transfer) -> Path:
     return partial_dir / f"{key}.part"
 
 
+def bytes_still_needed(transfers: list[Transfer], partial_dir: Path) -> int:
+    """What the files not yet downloaded will take, less what their partial files hold already."""
+    needed = 0
+    for transfer in transfers:
+        part = partial_path(partial_dir, transfer)
+        have = part.stat().st_size if part.exists() else 0
+        needed += max(transfer.size - have, 0)
+    return needed
+
+
 def check_disk_space(directory: Path, needed: int) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     free = shutil.disk_usage(directory).free
@@ -62,10 +75,31 @@ def _hash_existing(path: Path, digest: hashlib._Hash) -> int:
     return size
 
 
+@contextmanager
+def exclusive(part: Path, name: str) -> Iterator[None]:
+    """Hold the partial file's lock (released by the OS if the process dies) or say who has it."""
+    with open(part.with_suffix(".lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LocalchatError(
+                f"{name} is being downloaded by another localchat right now: wait for it to finish, or stop it "
+                "and pull again (it resumes)"
+            ) from None
+        yield
+
+
 def download(transfer: Transfer, partial_dir: Path, progress: Progress | None = None) -> Path:
     """Fetch `transfer` into its destination, resuming a previous partial file; verify; rename into place."""
     part = partial_path(partial_dir, transfer)
     partial_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(part, transfer.destination.name):
+        path = _download(transfer, part, partial_dir, progress)
+        part.with_suffix(".lock").unlink(missing_ok=True)
+        return path
+
+
+def _download(transfer: Transfer, part: Path, partial_dir: Path, progress: Progress | None) -> Path:
     digest = hashlib.sha256()
     have = _hash_existing(part, digest) if part.exists() else 0
     if have > transfer.size:  # not ours, or the hub's file changed: start over
@@ -99,9 +133,7 @@ def _fetch(
     if have:
         headers["Range"] = f"bytes={have}-"
     try:
-        from huggingface_hub.utils import get_session  # imported when a download starts (0.1 s of import)
-
-        with get_session().stream("GET", transfer.url, headers=headers, follow_redirects=True) as response:
+        with session().stream("GET", transfer.url, headers=headers, follow_redirects=True) as response:
             if response.status_code == 416 and have:  # the server says we have it all already
                 return have, digest
             if response.status_code >= 400:
@@ -130,6 +162,12 @@ def _fetch(
             ) from None
         raise DownloadInterrupted(_interrupted(transfer, have)) from None
     except Exception as exc:
+        if {cls.__name__ for cls in type(exc).__mro__} & {"ReadTimeout", "TimeoutException"}:
+            raise DownloadInterrupted(
+                f"the hub sent nothing for {silence_limit():g} s while downloading {transfer.destination.name} "
+                f"({have} of {transfer.size} bytes kept): run the same pull again to resume "
+                "(HF_HUB_DOWNLOAD_TIMEOUT sets the wait)"
+            ) from None
         if is_transport_error(exc):
             raise DownloadInterrupted(_interrupted(transfer, have)) from None
         raise

@@ -2,6 +2,8 @@
 
 Every hub failure becomes a one-line LocalchatError that says what to do. The endpoint comes from HF_ENDPOINT
 (tests point it at a fake hub on 127.0.0.1); tokens from HF_TOKEN or `hf auth login`, as for every HF tool.
+huggingface_hub's shared HTTP client has no timeout: a hub that goes silent with the connection open would hang
+us for ever, so every call here gives up after HF_HUB_DOWNLOAD_TIMEOUT seconds of silence (default 30).
 """
 
 from __future__ import annotations
@@ -36,6 +38,32 @@ class SearchResult:
     four_bit: tuple[str, ...]  # 4-bit quants the repo offers
 
 
+DEFAULT_SILENCE_S = 30.0
+
+
+def silence_limit() -> float:
+    """Seconds without a byte from the hub before a call or a download gives up (HF_HUB_DOWNLOAD_TIMEOUT)."""
+    text = os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", "").strip()
+    if not text:
+        return DEFAULT_SILENCE_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= 3600:
+        raise LocalchatError(f"HF_HUB_DOWNLOAD_TIMEOUT={text!r} is not a number of seconds between 0 and 3600")
+    return seconds
+
+
+def session():  # -> huggingface_hub's shared httpx client, with our timeouts
+    from huggingface_hub.utils import get_session
+
+    client = get_session()
+    limit = silence_limit()
+    client.timeout = type(client.timeout)(limit, connect=min(limit, 10.0))  # httpx's Timeout, by its own class
+    return client
+
+
 def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -54,6 +82,7 @@ def hub_errors(repo: str) -> Iterator[None]:
         RevisionNotFoundError,
     )
 
+    session()  # timeouts on the shared client before any call
     try:
         yield
     except GatedRepoError:

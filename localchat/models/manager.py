@@ -11,7 +11,7 @@ from localchat import hardware
 from localchat.errors import LocalchatError
 from localchat.models import hub
 from localchat.models.catalog import lookup
-from localchat.models.download import Progress, Transfer, download
+from localchat.models.download import Progress, Transfer, bytes_still_needed, check_disk_space, download
 from localchat.models.library import Library, LocalModel, ModelSummary
 from localchat.models.memory import (
     Fit,
@@ -97,10 +97,15 @@ def run_pull(plan: PullPlan, library: Library, progress: Callable[[str], Progres
     """Download every part (each resumable and verified), then register the model in one manifest write."""
     headers = hub.auth_headers()
     partial_dir = library.paths.models_dir / ".partial"
-    for file, destination in zip(plan.files, plan.destinations, strict=True):
-        if destination.exists() and destination.stat().st_size == file.size:
-            continue  # a part finished by an earlier, interrupted pull of a split model
-        transfer = Transfer(hub.file_url(plan.ref.repo, file.name), destination, file.size, file.sha256, headers)
+    transfers = [
+        (file, Transfer(hub.file_url(plan.ref.repo, file.name), destination, file.size, file.sha256, headers))
+        for file, destination in zip(plan.files, plan.destinations, strict=True)
+        # a part finished by an earlier, interrupted pull of a split model is not fetched again
+        if not (destination.exists() and destination.stat().st_size == file.size)
+    ]
+    # The whole model must fit, not part by part: a split model would otherwise stop at its last part.
+    check_disk_space(partial_dir, bytes_still_needed([t for _, t in transfers], partial_dir))
+    for file, transfer in transfers:
         with hub.hub_errors(plan.ref.repo):
             download(transfer, partial_dir, progress(file.name) if progress else None)
     model = LocalModel(
