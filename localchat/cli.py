@@ -12,6 +12,7 @@ from localchat.commands.doctor import doctor
 from localchat.commands.models import import_model, list_models, pull, rm, search, show
 from localchat.commands.run import run
 from localchat.errors import LocalchatError
+from localchat.text import one_line
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
@@ -51,7 +52,7 @@ for command in (run, pull, list_models, show, rm, import_model, search, bench, d
 
 
 def fail(message: str, code: int = 2) -> None:
-    click.echo(f"localchat: error: {message}", err=True)
+    click.echo(f"localchat: error: {one_line(message)}", err=True)  # it may quote a model file or a server
     sys.exit(code)
 
 

@@ -1,4 +1,4 @@
-"""Write a real split GGUF (`-00001-of-0000N.gguf`, llama.cpp's split format) from a whole one, with gguf-py."""
+"""Real GGUF files for tests, written with gguf-py from the test model: split, or with other metadata."""
 
 from __future__ import annotations
 
@@ -25,3 +25,26 @@ def split_gguf(source: Path, destination_stem: Path, max_tensors: int) -> list[P
     writer.write_tensors_to_file()
     writer.close()
     return sorted(destination_stem.parent.glob(f"{destination_stem.name}-*-of-*.gguf"))
+
+
+def with_metadata(source: Path, destination: Path, strings: dict[str, str]) -> Path:
+    """A copy of `source` with the given string metadata set (added or replaced): a real model whose name,
+    licence or chat template says what a test needs."""
+    reader = gguf.GGUFReader(source)
+    arch = reader.fields["general.architecture"].contents()
+    writer = gguf.GGUFWriter(destination, arch)
+    for field in reader.fields.values():
+        if field.name == "general.architecture" or field.name.startswith("GGUF.") or field.name in strings:
+            continue
+        kind = field.types[0]
+        sub_type = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), kind, sub_type=sub_type)
+    for key, value in strings.items():
+        writer.add_string(key, value)
+    for tensor in reader.tensors:
+        writer.add_tensor(tensor.name, tensor.data, raw_dtype=tensor.tensor_type)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return destination

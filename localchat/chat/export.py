@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 
 from localchat.engine.protocol import ChatMessage
+from localchat.text import inert
 
 
 def to_openai_json(messages: Sequence[ChatMessage]) -> str:
@@ -13,9 +14,11 @@ def to_openai_json(messages: Sequence[ChatMessage]) -> str:
 
 
 def to_markdown(title: str, messages: Sequence[ChatMessage], models: Sequence[str | None] = ()) -> str:
+    """Meant to be read, also with `cat` in a terminal: control characters a model wrote are made inert (the
+    JSON export keeps the exact text, escaped)."""
     lines = [f"# {title}", ""]
     for index, message in enumerate(messages):
         model = models[index] if index < len(models) else None
         heading = {"system": "System", "user": "You", "assistant": "Assistant"}[message.role]
         lines += [f"## {heading}" + (f" ({model})" if model else ""), "", message.content.rstrip(), ""]
-    return "\n".join(lines)
+    return inert("\n".join(lines))

@@ -38,14 +38,25 @@ from localchat.models.manager import (
     unavailable_message,
 )
 from localchat.models.memory import offload_report
+from localchat.text import inert
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Names, licences and hub text are shown literally: no Rich markup or :emoji: codes, control characters inert.
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+def say(text: str) -> None:
+    """One line to stderr, literally: it may hold a model name, a file path or a hub answer."""
+    err.print(inert(text))
 
 
 def out() -> Console:
     """stdout; piped output is not cut to 80 columns."""
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=250)
+    console = Console(highlight=False, markup=False, emoji=False)
+    return console if console.is_terminal else Console(highlight=False, width=250, markup=False, emoji=False)
+
+
+def add_row(table: Table, *cells: object) -> None:
+    table.add_row(*(inert(str(cell)) for cell in cells))
 
 
 def library() -> Library:
@@ -56,10 +67,10 @@ def pull_with_progress(plan: PullPlan, lib: Library) -> LocalModel:
     """Say what will be downloaded and whether it fits, then download with a progress bar."""
     fit = plan.fit()
     if plan.note:
-        err.print(plan.note)
+        say(plan.note)
     for file in plan.files:
-        err.print(f"pulling {plan.ref.repo}/{file.name} ({file.size / 1e9:.2f} GB)")
-    err.print(f"memory: {fit.message}")
+        say(f"pulling {plan.ref.repo}/{file.name} ({file.size / 1e9:.2f} GB)")
+    say(f"memory: {fit.message}")
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
     with Progress(*columns, TimeRemainingColumn(), console=err, disable=not err.is_terminal) as bar:
         tasks: dict[str, int] = {}
@@ -76,9 +87,13 @@ def pull_with_progress(plan: PullPlan, lib: Library) -> LocalModel:
             model = run_pull(plan, lib, progress_for)
         except KeyboardInterrupt:
             bar.stop()
-            err.print("pull interrupted: run the same command again to resume")
+            say("pull interrupted: run the same command again to resume")
             sys.exit(130)
-    err.print(f"verified sha256 and saved {model.name}")
+    unchecked = [file.name for file in plan.files if not file.sha256]
+    if unchecked:
+        say(f"saved {model.name} (the hub gave no sha256 for {', '.join(unchecked)}: only the size was checked)")
+    else:
+        say(f"verified sha256 and saved {model.name}")
     return model
 
 
@@ -134,7 +149,7 @@ def list_models(as_json: bool, catalog: bool) -> None:
             return
         table = Table("NAME", "PARAMS", "REPO", "WHY", box=None)
         for entry in CATALOG:
-            table.add_row(entry.alias, entry.parameters, f"{entry.repo}:{entry.quant}", entry.why)
+            add_row(table, entry.alias, entry.parameters, f"{entry.repo}:{entry.quant}", entry.why)
         out().print(table)
         return
     lib = library()
@@ -164,9 +179,10 @@ def list_models(as_json: bool, catalog: bool) -> None:
     table = Table("NAME", "PARAMS", "QUANT", "SIZE", "CONTEXT", "SOURCE", "LAST USED", box=None)
     for row in rows:
         if "error" in row:
-            table.add_row(row["name"], "-", "-", "-", "-", row["source"], row["error"])
+            add_row(table, row["name"], "-", "-", "-", "-", row["source"], row["error"])
             continue
-        table.add_row(
+        add_row(
+            table,
             row["name"],
             f"{row['parameters'] / 1e9:.2f}B" if row["parameters"] >= 1e9 else f"{row['parameters'] / 1e6:.0f}M",
             row["quant"],
@@ -229,18 +245,22 @@ def show(ref: str, ctx: int, gpu_layers: GpuLayers | None, as_json: bool) -> Non
     if as_json:
         click.echo(json.dumps(report))
         return
+
+    def echo(line: str) -> None:  # every line may quote the model file
+        click.echo(inert(line))
+
     for key in ("name", "path", "architecture", "model_name", "parameters", "quant", "layers", "context_length"):
-        click.echo(f"{key.replace('_', ' '):<16}{report[key]}")
-    click.echo(f"{'chat template':<16}{'yes' if summary.chat_template else 'no (ChatML is used)'}")
-    click.echo(f"{'license':<16}{summary.license or 'unknown'}")
-    click.echo(
+        echo(f"{key.replace('_', ' '):<16}{report[key]}")
+    echo(f"{'chat template':<16}{'yes' if summary.chat_template else 'no (ChatML is used)'}")
+    echo(f"{'license':<16}{summary.license or 'unknown'}")
+    echo(
         f"{'memory':<16}{estimate.total / 1e9:.2f} GB at {ctx} tokens = weights {estimate.weights / 1e9:.2f} + "
         f"KV cache {estimate.kv_cache / 1e9:.2f} + buffers {estimate.compute / 1e9:.2f}"
     )
-    click.echo(f"{'fit':<16}{fit.message}")
+    echo(f"{'fit':<16}{fit.message}")
     if measured.free_vram is not None:
         plan = f"{offload.gpu_layers} of {summary.layers + 1} layers, ~{offload.vram_bytes / 1e9:.2f} GB VRAM"
-        click.echo(f"{'gpu layers':<16}{setting} → {plan}" + (f" ({offload.note})" if offload.note else ""))
+        echo(f"{'gpu layers':<16}{setting} → {plan}" + (f" ({offload.note})" if offload.note else ""))
 
 
 @click.command()
@@ -259,7 +279,7 @@ def rm(ref: str, yes: bool) -> None:
         if not click.confirm(f"Remove {model.name} and {what}?", err=True):
             raise LocalchatError("nothing removed")
     lib.remove(model)
-    err.print(f"removed {model.name}")
+    say(f"removed {model.name}")
 
 
 @click.command(name="import")
@@ -268,7 +288,7 @@ def rm(ref: str, yes: bool) -> None:
 def import_model(path: Path, name: str | None) -> None:
     """Register a local .gguf file (validated; not copied)."""
     model = library().import_file(path, name)
-    err.print(f"imported {model.name} ({model.path})")
+    say(f"imported {model.name} ({model.path})")
 
 
 @click.command()
@@ -283,5 +303,5 @@ def search(query: str, limit: int, as_json: bool) -> None:
         return
     table = Table("REPO", "DOWNLOADS", "4-BIT FILES", box=None)
     for result in results:
-        table.add_row(result.repo, f"{result.downloads:,}", ", ".join(result.four_bit) or "-")
+        add_row(table, result.repo, f"{result.downloads:,}", ", ".join(result.four_bit) or "-")
     out().print(table)

@@ -19,7 +19,7 @@ from localchat.commands.options import build_load_options, build_sampling, engin
 from localchat.config import paths
 from localchat.engine.protocol import ChatMessage, Done, Generate, ModelInfo
 from localchat.errors import LocalchatError
-from localchat.text import inert
+from localchat.text import inert, one_line
 
 if TYPE_CHECKING:
     from localchat.engine.client import EngineClient
@@ -50,7 +50,7 @@ def run(model: str, prompt: str | None, system: str | None, as_json: bool, **fla
     with EngineClient(paths().ensure().engine_log) as engine:
         info = engine.load(path, options)
         if info.offload_note or info.gpu_layers:
-            click.echo(f"localchat: {info.offload_text}", err=True)
+            click.echo(f"localchat: {one_line(info.offload_text)}", err=True)
         if prompt is None:
             if piped is not None:
                 raise LocalchatError("stdin was empty: pipe in a prompt, or give PROMPT")
@@ -111,7 +111,7 @@ def line_chat(engine: EngineClient, system: str | None, sampling: SamplingParams
     """A plain multi-turn chat for terminals where the TUI won't do. /bye or Ctrl-D leaves, /clear forgets."""
     history: list[ChatMessage] = [ChatMessage("system", system)] if system else []
     n_ctx = engine.model.n_ctx
-    click.echo(f"Chatting with {engine.model.name} ({n_ctx}-token context). /bye or Ctrl-D to leave.", err=True)
+    click.echo(f"Chatting with {inert(engine.model.name)} ({n_ctx}-token context). /bye or Ctrl-D to leave.", err=True)
     while True:
         try:
             line = input(">>> ")
@@ -134,14 +134,14 @@ def line_chat(engine: EngineClient, system: str | None, sampling: SamplingParams
         try:
             plan = plan_prompt(candidate, engine.measure(candidate), n_ctx, sampling.max_tokens)
         except LocalchatError as exc:
-            click.echo(f"localchat: {exc.message}", err=True)
+            click.echo(f"localchat: {one_line(exc.message)}", err=True)
             continue
         if plan.dropped:
             click.echo(f"(left out the {len(plan.dropped)} oldest messages to fit the context window)", err=True)
         done = stream_reply(engine, Generate(plan.messages, sampling=sampling), echo=True)
         click.echo()
         if done.stop_reason == "error":
-            click.echo(f"localchat: {done.error}; the next message starts a new engine", err=True)
+            click.echo(f"localchat: {one_line(done.error or '')}; the next message starts a new engine", err=True)
         elif done.stop_reason == "cancelled":
             click.echo("(stopped)", err=True)
         history = [*candidate, ChatMessage("assistant", done.text)]

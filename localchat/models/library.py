@@ -18,6 +18,7 @@ from localchat.errors import LocalchatError
 from localchat.models.gguf import read_gguf
 from localchat.models.memory import ModelShape, shape_of
 from localchat.models.refs import group_gguf_files
+from localchat.text import inert
 
 Source = Literal["pulled", "imported", "hf-cache", "file"]  # file: opened by path, not in the library
 SUMMARY_VERSION = 2  # bump when ModelSummary or ModelShape change: cached summaries are then read again
@@ -131,6 +132,8 @@ class Library:
         path = path.expanduser().resolve()
         info = read_gguf(path)  # validated before it is registered
         name = name or path.stem
+        if not name.strip() or not name.isprintable():
+            raise LocalchatError(f"the model name {inert(name)!r} is empty or holds a control character: pick another")
         existing = self.find(name)
         if existing is not None:
             raise LocalchatError(f"a model named {name} exists already: pick another with --name")

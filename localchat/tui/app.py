@@ -142,7 +142,7 @@ class LocalchatApp(App[None]):
         view.clear()
         chats = self.store.conversations(search)
         for chat in chats:
-            view.append(ListItem(Label(chat.title, markup=False), name=str(chat.id)))
+            view.append(ListItem(Label(inert(chat.title), markup=False), name=str(chat.id)))
         current = [i for i, chat in enumerate(chats) if self.conversation and chat.id == self.conversation.id]
         view.index = current[0] if current else None
 
@@ -297,7 +297,7 @@ class LocalchatApp(App[None]):
         else:
             path = exports / f"{stem}.json"
             path.write_text(to_openai_json(messages), encoding="utf-8")
-        self.notify(f"Exported to {path}")
+        self.notify(f"Exported to {inert(str(path))}", markup=False)
 
     def get_system_commands(self, screen: Screen) -> list[SystemCommand]:
         commands = list(super().get_system_commands(screen))

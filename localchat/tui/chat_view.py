@@ -121,7 +121,7 @@ class ChatView(Vertical):
 
     def show_model_loading(self, name: str) -> None:
         self.model_loading = True
-        self.query_one("#model-name", Label).update(f"loading {name}…")
+        self.query_one("#model-name", Label).update(f"loading {inert(name)}…")
 
     def show_model_loaded(self, info: ModelInfo | None, name: str) -> None:
         self.model_loading = False
@@ -131,8 +131,8 @@ class ChatView(Vertical):
             self.unqueue_all()
             return
         label.update(
-            f"{name} · {info.quantization} · ctx {info.n_ctx:,} · {info.threads} threads"
-            + (f" · {info.offload_text}" if info.gpu_layers or info.offload_note else "")
+            f"{inert(name)} · {inert(info.quantization)} · ctx {info.n_ctx:,} · {info.threads} threads"
+            + (f" · {inert(info.offload_text)}" if info.gpu_layers or info.offload_note else "")
         )
         self.schedule_count()
         self.send_next()

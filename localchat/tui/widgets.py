@@ -14,6 +14,7 @@ from textual.message import Message as TextualMessage
 from textual.widgets import Label, Static, TextArea
 
 from localchat.store.db import Message
+from localchat.text import inert
 from localchat.tui.markdown_body import MarkdownBody
 
 ROLE_LABELS = {"user": "You", "assistant": "Assistant", "system": "System"}
@@ -32,7 +33,7 @@ def stats_line(message: Message) -> str:
         parts.append({"interrupted": "interrupted", "cancelled": "stopped", "error": "error"}[message.status])
         if stats.get("error"):
             parts.append(str(stats["error"]))
-    return " · ".join(p for p in parts if p)
+    return inert(" · ".join(p for p in parts if p))  # a model name, an engine's error: literal, inert
 
 
 CODE_BLOCK = re.compile(r"```[^\n]*\n(.*?)```", re.DOTALL)

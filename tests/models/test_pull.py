@@ -167,7 +167,7 @@ def test_models_in_the_hugging_face_cache_are_listed_in_place(model_path: Path, 
 
 @pytest.fixture(scope="module")
 def split_parts(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    from tests.split_gguf import split_gguf
+    from tests.gguf_files import split_gguf
 
     return split_gguf(model_path, tmp_path_factory.mktemp("split") / "SmolLM2-Q4_K_M", max_tensors=150)
 
@@ -237,3 +237,108 @@ def test_interrupted_pull_resumes(how: str, hub: FakeHub, home: Path, model_path
     assert cli("pull", f"{REPO}:Q4_1").code == 0
     assert hub.ranges[-1] == f"bytes={kept}-"
     assert (models_dir(home) / REPO / "SmolLM2-135M-Instruct-Q4_1.gguf").read_bytes() == model_path.read_bytes()
+
+
+HOSTILE = "\x1b]52;c;aGVsbG8=\x07\x1b[2J\x9b31m"  # OSC 52 (writes the clipboard), clear screen, C1 CSI
+
+
+@pytest.fixture(scope="module")
+def hostile_model(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.gguf_files import with_metadata
+
+    strings = {"general.name": f"Evil{HOSTILE}", "general.license": f"[bold]mit[/bold]{HOSTILE}"}
+    return with_metadata(model_path, tmp_path_factory.mktemp("hostile") / "hostile.gguf", strings)
+
+
+def test_text_from_a_model_file_is_inert_on_every_output(hostile_model: Path, home: Path) -> None:
+    """A model file's name and licence reach stdout with no live escape sequence and no markup applied."""
+    assert run_cli("import", str(hostile_model), "--name", "hostile").code == 0
+    shown = run_cli("show", "hostile")
+    assert shown.code == 0, shown.stderr
+    for output in (shown.stdout, run_cli("list").stdout):
+        assert "\x1b" not in output and "\x9b" not in output and "\x07" not in output
+    assert "Evil␛]52;c;aGVsbG8=" in shown.stdout and "[bold]mit[/bold]␛" in shown.stdout
+    as_json = json.loads(run_cli("show", "hostile", "--json").stdout)  # scripts get the exact text, escaped
+    assert as_json["model_name"] == f"Evil{HOSTILE}"
+
+
+def test_a_name_with_markup_is_shown_literally(model_path: Path, home: Path) -> None:
+    """`--name 'x[/b]'` once crashed import after saving the manifest, and list and rm from then on."""
+    imported = run_cli("import", str(model_path), "--name", "x[/b]")
+    assert imported.code == 0 and "imported x[/b]" in imported.stderr, imported.stderr
+    listed = run_cli("list")
+    assert listed.code == 0 and "x[/b]" in listed.stdout, listed.stderr
+    removed = run_cli("rm", "x[/b]", "-y")
+    assert removed.code == 0 and "removed x[/b]" in removed.stderr
+    assert_one_line_error(run_cli("import", str(model_path), "--name", "a\x1b[2Jb"), "control character")
+    assert json.loads(run_cli("list", "--json").stdout) == []
+
+
+# --- a hub that misbehaves (#17 case 7) -----------------------------------------------------------------------
+
+
+def test_a_silent_hub_ends_the_pull_and_the_next_pull_resumes(hub: FakeHub, home: Path, model_path: Path) -> None:
+    """The hub stops sending mid-file with the connection open: the pull gives up after HF_HUB_DOWNLOAD_TIMEOUT
+    seconds of silence (it waited for ever), keeps what arrived, and the next pull asks only for the rest."""
+    hub.stall_after = 20_000_000
+    try:
+        first = cli("pull", f"{REPO}:Q4_1", env={"HF_HUB_DOWNLOAD_TIMEOUT": "2"})
+    finally:
+        hub.release.set()
+    assert_one_line_error(first, "the hub sent nothing for 2 s", "SmolLM2-135M-Instruct-Q4_1.gguf", "kept")
+    kept = next((models_dir(home) / ".partial").glob("*.part")).stat().st_size
+    assert 0 < kept <= 20_000_000 and f"({kept} of" in first.stderr
+    hub.stall_after = None
+    assert cli("pull", f"{REPO}:Q4_1").code == 0
+    assert hub.ranges[-1] == f"bytes={kept}-"
+    assert (models_dir(home) / REPO / "SmolLM2-135M-Instruct-Q4_1.gguf").read_bytes() == model_path.read_bytes()
+
+
+def test_a_hub_that_ignores_range_requests_restarts_the_file(hub: FakeHub, home: Path, model_path: Path) -> None:
+    hub.cut_after = 10_000_000
+    assert cli("pull", f"{REPO}:Q4_1").code == 2
+    hub.cut_after, hub.ignore_range = None, True  # 200 and the whole file instead of 206
+    assert cli("pull", f"{REPO}:Q4_1").code == 0
+    assert (models_dir(home) / REPO / "SmolLM2-135M-Instruct-Q4_1.gguf").read_bytes() == model_path.read_bytes()
+
+
+def test_free_disk_space_is_checked_for_the_whole_split_model(hub: FakeHub, home: Path) -> None:
+    """Each part fits alone, both do not: nothing is downloaded (part by part, the first was, then it stopped)."""
+    import shutil
+
+    models_dir(home).mkdir(parents=True, exist_ok=True)
+    part = int(shutil.disk_usage(models_dir(home)).free * 0.6)
+    names = ["big-Q4_K_M-00001-of-00002.gguf", "big-Q4_K_M-00002-of-00002.gguf"]
+    hub.repos["acme/big-split-GGUF"] = FakeRepo({n: FakeFile(n.encode(), size_override=part) for n in names})
+    assert_one_line_error(cli("pull", "acme/big-split-GGUF"), "not enough disk space")
+    assert not [r for r in hub.requests if "/resolve/" in r]
+
+
+def test_two_pulls_of_one_file_do_not_share_its_partial_file(hub: FakeHub, home: Path, model_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    hub.throttle_s = 0.05
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_TOKEN": ""}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "localchat", "pull", f"{REPO}:Q4_1"], env=env, stderr=subprocess.PIPE, text=True
+    )
+    partial = models_dir(home) / ".partial"
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(p.stat().st_size > 2_000_000 for p in partial.glob("*.part")):
+        time.sleep(0.05)
+    assert_one_line_error(cli("pull", f"{REPO}:Q4_1"), "is being downloaded by another localchat right now")
+    hub.throttle_s = 0.0
+    _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert (models_dir(home) / REPO / "SmolLM2-135M-Instruct-Q4_1.gguf").read_bytes() == model_path.read_bytes()
+    assert not list(partial.glob("*"))
+
+
+def test_verified_sha256_is_said_only_when_a_hash_was_checked(hub: FakeHub, model_path: Path) -> None:
+    hub.repos["acme/no-lfs-GGUF"] = FakeRepo({"m-Q4_K_M.gguf": FakeFile(model_path, lfs=False)})
+    result = cli("pull", "acme/no-lfs-GGUF")
+    assert result.code == 0, result.stderr
+    assert "verified sha256" not in result.stderr
+    assert "the hub gave no sha256 for m-Q4_K_M.gguf: only the size was checked" in result.stderr

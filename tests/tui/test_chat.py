@@ -199,13 +199,15 @@ async def test_export_and_command_palette(make_app) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
-        await send(pilot, "Hi")
+        await send(pilot, "Hi \x1b]52;c;aGVsbG8=\x07")  # pasted escapes: a Markdown export may be `cat` to a terminal
         app.export("md")
         app.export("json")
         exported = json.loads((app.paths.data_dir / "exports" / f"chat-{app.conversation.id}.json").read_text())
         assert [m["role"] for m in exported["messages"]] == ["user", "assistant"]
+        assert exported["messages"][0]["content"] == "Hi \x1b]52;c;aGVsbG8=\x07"  # JSON: exact, escaped
         markdown = (app.paths.data_dir / "exports" / f"chat-{app.conversation.id}.md").read_text()
         assert "## You" in markdown and "## Assistant" in markdown
+        assert "Hi ␛]52;c;aGVsbG8=\\x07" in markdown and "\x1b" not in markdown
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert {"Regenerate", "Model", "Settings", "Prompts", "Export as Markdown", "Export as JSON"} <= titles
 

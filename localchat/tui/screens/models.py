@@ -17,6 +17,7 @@ from localchat.errors import LocalchatError
 from localchat.models.catalog import CATALOG, CatalogEntry
 from localchat.models.library import Library, LocalModel
 from localchat.models.manager import machine_fit, plan_pull, run_pull
+from localchat.text import inert
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ class ModelPicker(ModalScreen[Choice | None]):
 
     def _line(self, model: LocalModel) -> Text:
         loaded = self.loaded is not None and self.loaded.model.files[0] == model.files[0]
-        return Text(("● " if loaded else "  ") + describe(self.library, model) + ("  (loaded)" if loaded else ""))
+        line = ("● " if loaded else "  ") + describe(self.library, model) + ("  (loaded)" if loaded else "")
+        return Text(inert(line))  # names and errors come from files and manifests: literal, inert
 
     def action_choose(self) -> None:
         highlighted = self.query_one(OptionList).highlighted
@@ -103,7 +105,7 @@ class CatalogScreen(ModalScreen[Choice | None]):
             bar = ProgressBar(id="pull-progress", show_eta=True)
             bar.display = False  # shown once a pull starts (an idle bar would animate for nothing)
             yield bar
-            yield Label("", id="pull-status")
+            yield Label("", id="pull-status", markup=False)
 
     def _line(self, entry: CatalogEntry) -> str:
         here = " (downloaded)" if self.library.find(entry.alias) else ""
@@ -122,7 +124,7 @@ class CatalogScreen(ModalScreen[Choice | None]):
         bar = self.query_one("#pull-progress", ProgressBar)
         try:
             plan = plan_pull(alias, self.library)
-            self.app.call_from_thread(status.update, f"pulling {plan.name}: {plan.fit().message}")
+            self.app.call_from_thread(status.update, inert(f"pulling {plan.name}: {plan.fit().message}"))
             self.app.call_from_thread(setattr, bar, "display", True)
 
             def progress(_name: str):
@@ -130,7 +132,7 @@ class CatalogScreen(ModalScreen[Choice | None]):
 
             model = run_pull(plan, self.library, progress)
         except LocalchatError as exc:
-            self.app.call_from_thread(status.update, f"[b]error:[/b] {exc.message}")
+            self.app.call_from_thread(status.update, f"error: {inert(exc.message)}")
             return
         self.app.call_from_thread(self.dismiss, Choice(alias, model))
 
@@ -145,7 +147,7 @@ class CatalogScreen(ModalScreen[Choice | None]):
         try:
             self.library.remove(model)
         except LocalchatError as exc:
-            self.query_one("#pull-status", Label).update(exc.message)
+            self.query_one("#pull-status", Label).update(inert(exc.message))
             return
         self.query_one("#pull-status", Label).update(f"removed {alias}")
         option_list.replace_option_prompt(alias, self._line(next(e for e in CATALOG if e.alias == alias)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -14,6 +15,7 @@ from textual.widgets.option_list import Option
 from localchat.chat.sampling import PRESETS, RANGES, SamplingParams
 from localchat.errors import InvalidSetting
 from localchat.store.db import Store
+from localchat.text import inert
 
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
 
@@ -50,7 +52,7 @@ class SettingsScreen(ModalScreen[tuple[SamplingParams, int | None, bool] | None]
             with Horizontal(classes="field"):
                 yield Label("context size (tokens; empty = model default)")
                 yield Input("" if self.n_ctx is None else str(self.n_ctx), id="n_ctx")
-            yield Label("", id="settings-error", classes="error")
+            yield Label("", id="settings-error", classes="error", markup=False)
             yield Button("Save", variant="primary", id="save")
 
     def on_select_changed(self, event: Select.Changed) -> None:
@@ -108,7 +110,7 @@ class PromptsScreen(ModalScreen[str | None]):
             yield OptionList(id="prompt-list")
             yield Input(placeholder="name", id="prompt-name")
             yield TextArea(self.current or "", id="prompt-text")
-            yield Label("", id="prompt-status")
+            yield Label("", id="prompt-status", markup=False)
 
     def on_mount(self) -> None:
         self.refresh_list()
@@ -116,7 +118,8 @@ class PromptsScreen(ModalScreen[str | None]):
     def refresh_list(self) -> None:
         default = self.store.setting("default_prompt")
         options = [
-            Option(f"{name}{'  (default)' if name == default else ''}", id=name) for name, _ in self.store.prompts()
+            Option(Text(inert(name) + ("  (default)" if name == default else "")), id=name)
+            for name, _ in self.store.prompts()
         ]
         option_list = self.query_one("#prompt-list", OptionList)
         option_list.clear_options()
@@ -137,7 +140,7 @@ class PromptsScreen(ModalScreen[str | None]):
             self.query_one("#prompt-status", Label).update("give the prompt a name first")
             return
         self.store.save_prompt(name, self.query_one("#prompt-text", TextArea).text)
-        self.query_one("#prompt-status", Label).update(f"saved {name}")
+        self.query_one("#prompt-status", Label).update(f"saved {inert(name)}")
         self.refresh_list()
 
     def action_delete(self) -> None:
