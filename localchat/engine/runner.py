@@ -30,7 +30,7 @@ from localchat.engine.protocol import (
     Timings,
     Usage,
 )
-from localchat.errors import ContextOverflow, EngineError
+from localchat.errors import ContextOverflow, EngineError, ModelFileError
 from localchat.models.gguf import GgufInfo, split_tensor_bytes
 from localchat.models.memory import default_context, gpu_bytes, plan_offload, shape_of
 
@@ -48,6 +48,22 @@ def abort_callback() -> ll.ggml_abort_callback:
     trip per node (hundreds per token); C's strlen on our flag bytes answers the same question in C: the flag
     buffer is b"\\0\\0" normally (length 0 → false) and b"\\1\\0" once cancelled (length 1 → true)."""
     return ll.ggml_abort_callback(ctypes.cast(_libc.strlen, ctypes.c_void_p).value)
+
+
+def check_template(template: str | None, gguf: GgufInfo) -> None:
+    """The model's chat template must compile (in the sandbox llama-cpp-python renders it in)."""
+    if not template:
+        return
+    from jinja2 import TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    try:
+        ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(template)
+    except TemplateError as exc:
+        raise ModelFileError(
+            f"the chat template in {gguf.path.name} does not compile ({exc.__class__.__name__}: {exc}): "
+            "use another build of this model, or fix tokenizer.chat_template in the file"
+        ) from None
 
 
 @dataclass
@@ -77,45 +93,51 @@ class LlamaRunner:
         offload = plan_offload(
             options.gpu_layers, shape, n_ctx, free_vram, ll.llama_supports_gpu_offload(), context_started=True
         )
+        template = gguf.chat_template
+        check_template(template, gguf)  # before the weights and the context take memory
         (self.model, self.ctx), gpu_layers = load_with_fallback(
             offload.gpu_layers,
             options.gpu_layers == "auto",
             lambda layers: self._load(gguf, layers, n_ctx, threads),
         )
-        self.vocab = ll.llama_model_get_vocab(self.model)
-        n_ctx_train = ll.llama_model_n_ctx_train(self.model)
-        ll.llama_set_abort_callback(self.ctx, self._abort_callback, ctypes.addressof(abort_flag))
-        self.n_ctx = ll.llama_n_ctx(self.ctx)
-        self.n_batch = ll.llama_n_batch(self.ctx)  # llama.cpp lowers it for small contexts
-        self.batch = ll.llama_batch_init(self.n_batch, 0, 1)
-        self.cached: list[int] = []  # tokens whose KV entries are in the cache, positions 0..len-1
-        template = gguf.chat_template
-        self.bos = self._special_piece(ll.llama_vocab_bos(self.vocab))
-        eos = self._special_piece(ll.llama_vocab_eos(self.vocab))
-        self.formatter = Jinja2ChatFormatter(template or CHATML_CHAT_TEMPLATE, eos_token=eos, bos_token=self.bos)
-        self.header_formatter = Jinja2ChatFormatter(
-            template or CHATML_CHAT_TEMPLATE, eos_token=eos, bos_token=self.bos, add_generation_prompt=False
-        )
-        self.info = ModelInfo(
-            path=str(gguf.path),
-            name=gguf.name,
-            architecture=gguf.architecture,
-            quantization=gguf.quantization,
-            parameters=ll.llama_model_n_params(self.model),
-            layers=ll.llama_model_n_layer(self.model),
-            gpu_layers=gpu_layers,
-            gpu_layers_setting=str(options.gpu_layers),
-            vram_estimate=gpu_bytes(shape, self.n_ctx, gpu_layers),
-            free_vram=free_vram,
-            offload_note=offload.note
-            if gpu_layers == offload.gpu_layers
-            else f"{offload.gpu_layers} GPU layers ran out of memory while loading: using {gpu_layers}",
-            n_ctx=self.n_ctx,
-            n_ctx_train=n_ctx_train,
-            threads=threads,
-            chat_template="model" if template else "chatml (fallback)",
-            load_s=time.perf_counter() - started,
-        )
+        self.batch = None
+        try:
+            self.vocab = ll.llama_model_get_vocab(self.model)
+            n_ctx_train = ll.llama_model_n_ctx_train(self.model)
+            ll.llama_set_abort_callback(self.ctx, self._abort_callback, ctypes.addressof(abort_flag))
+            self.n_ctx = ll.llama_n_ctx(self.ctx)
+            self.n_batch = ll.llama_n_batch(self.ctx)  # llama.cpp lowers it for small contexts
+            self.batch = ll.llama_batch_init(self.n_batch, 0, 1)
+            self.cached: list[int] = []  # tokens whose KV entries are in the cache, positions 0..len-1
+            self.bos = self._special_piece(ll.llama_vocab_bos(self.vocab))
+            eos = self._special_piece(ll.llama_vocab_eos(self.vocab))
+            self.formatter = Jinja2ChatFormatter(template or CHATML_CHAT_TEMPLATE, eos_token=eos, bos_token=self.bos)
+            self.header_formatter = Jinja2ChatFormatter(
+                template or CHATML_CHAT_TEMPLATE, eos_token=eos, bos_token=self.bos, add_generation_prompt=False
+            )
+            self.info = ModelInfo(
+                path=str(gguf.path),
+                name=gguf.name,
+                architecture=gguf.architecture,
+                quantization=gguf.quantization,
+                parameters=ll.llama_model_n_params(self.model),
+                layers=ll.llama_model_n_layer(self.model),
+                gpu_layers=gpu_layers,
+                gpu_layers_setting=str(options.gpu_layers),
+                vram_estimate=gpu_bytes(shape, self.n_ctx, gpu_layers),
+                free_vram=free_vram,
+                offload_note=offload.note
+                if gpu_layers == offload.gpu_layers
+                else f"{offload.gpu_layers} GPU layers ran out of memory while loading: using {gpu_layers}",
+                n_ctx=self.n_ctx,
+                n_ctx_train=n_ctx_train,
+                threads=threads,
+                chat_template="model" if template else "chatml (fallback)",
+                load_s=time.perf_counter() - started,
+            )
+        except BaseException:  # a failed load frees what it took (VRAM on a GPU), whatever went wrong
+            self.close()
+            raise
 
     def _load(self, gguf: GgufInfo, gpu_layers: int, n_ctx: int, threads: int) -> tuple[ctypes.c_void_p, ...]:
         """The model and a context for it; OutOfMemory when a buffer could not be allocated."""
@@ -148,7 +170,8 @@ class LlamaRunner:
         return model, ctx
 
     def close(self) -> None:
-        ll.llama_batch_free(self.batch)
+        if self.batch is not None:
+            ll.llama_batch_free(self.batch)
         ll.llama_free(self.ctx)
         ll.llama_model_free(self.model)
 

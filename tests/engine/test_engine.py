@@ -149,6 +149,29 @@ def test_small_context_and_threads_options(model_path: Path, tmp_path: Path) -> 
         assert done.usage.evaluated_prompt_tokens > 250  # evaluated in batches smaller than the default 512
 
 
+def test_a_model_whose_template_does_not_compile_is_refused_and_takes_no_memory(
+    model_path: Path, tmp_path: Path
+) -> None:
+    """The template was compiled after the weights and the context were allocated, and the failure path freed
+    neither: each try kept ~100 MB here (VRAM on a GPU). Now it is checked first and a failed load frees all."""
+    data = model_path.read_bytes()
+    start = data.index(b"tokenizer.chat_template")
+    end = data.index(b"%}", start)
+    broken = tmp_path / "broken-template.gguf"
+    broken.write_bytes(data[:end] + b"}}" + data[end + 2 :])  # `{% for ... }}`: same length, a syntax error
+    with EngineClient(tmp_path / "log") as client:
+        client.load(model_path)
+        client.unload()
+        baseline = client.stats().rss_bytes
+        for _ in range(3):
+            with pytest.raises(LocalchatError, match="chat template in broken-template.gguf does not compile"):
+                client.load(broken)
+        assert client.stats().rss_bytes - baseline < 30_000_000
+        assert client.stats().model is None
+        client.load(model_path)
+        assert collect(client, Generate(QUESTION, sampling=GREEDY))[1].stop_reason in ("eos", "length")
+
+
 def test_model_without_chat_template_falls_back_to_chatml(model_path: Path, tmp_path: Path) -> None:
     data = model_path.read_bytes()
     key = b"tokenizer.chat_template"
