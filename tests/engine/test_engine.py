@@ -164,7 +164,7 @@ def test_a_model_whose_template_does_not_compile_is_refused_and_takes_no_memory(
         client.unload()
         baseline = client.stats().rss_bytes
         for _ in range(3):
-            with pytest.raises(LocalchatError, match="chat template in broken-template.gguf does not compile"):
+            with pytest.raises(LocalchatError, match=r"chat template in broken-template\.gguf does not compile"):
                 client.load(broken)
         assert client.stats().rss_bytes - baseline < 30_000_000
         assert client.stats().model is None
