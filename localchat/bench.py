@@ -3,6 +3,8 @@
 prompt: a fresh ~512-token prompt evaluated in full (llama-bench pp512); decode: 128 tokens generated past any
 end-of-text (tg128); both the median of `repetitions`. turns: a 10-turn greedy conversation, where each turn
 should evaluate only its new tokens (prefix reuse). cancel: how long a cancel takes to stop a long prompt.
+count: the live counter on a 300-message chat: its first count, then one per keystroke (a changed draft),
+beside a keystroke in a 2-message chat; it should not grow with the chat's length.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ TURN_QUESTIONS = (
     "Can I grow herbs next to the tomatoes?",
     "Thanks! Can you summarise the plan in three points?",
 )
+LONG_CHAT = 300  # messages of ~600 characters: weeks of chatting
 FILLER = "The quick brown fox jumps over the lazy dog while the river runs past old stone bridges. "
 
 
@@ -53,6 +56,9 @@ class BenchResult:
     decode_tok_s: float = 0.0
     cancel_ms: float = 0.0
     turns: list[TurnResult] = field(default_factory=list)
+    count_long_first_ms: float = 0.0  # LONG_CHAT messages, counted for the first time
+    count_long_key_ms: float = 0.0  # the same chat, the draft one character longer (median)
+    count_short_key_ms: float = 0.0  # a 2-message chat, the same keystroke (median)
 
     @property
     def last_turn_ratio(self) -> float:
@@ -102,7 +108,28 @@ def run_bench(
         result.decode_tok_s = statistics.median(d.timings.decode_tok_s for d in decode_runs)
         result.cancel_ms = _cancel_latency_ms(engine)
         result.turns = _conversation(engine)
+        result.count_long_first_ms, result.count_long_key_ms, result.count_short_key_ms = _count_times(engine)
     return result
+
+
+def _count_times(engine: EngineClient, keys: int = 9) -> tuple[float, float, float]:
+    """Milliseconds for the counter's measure (IPC included): a long chat's first count, then keystrokes."""
+    long_chat = [
+        ChatMessage("user" if i % 2 == 0 else "assistant", f"Message {i}. " + FILLER * 7) for i in range(LONG_CHAT)
+    ]
+
+    def timed(messages: list[ChatMessage]) -> float:
+        started = time.perf_counter()
+        engine.measure(messages)
+        return (time.perf_counter() - started) * 1000
+
+    first = timed(long_chat)
+    draft = "What do you think"
+    long_keys = [timed([*long_chat, ChatMessage("user", draft + "?" * n)]) for n in range(1, keys + 1)]
+    short_chat = long_chat[:2]
+    timed(short_chat)
+    short_keys = [timed([*short_chat, ChatMessage("user", draft + "?" * n)]) for n in range(1, keys + 1)]
+    return first, statistics.median(long_keys), statistics.median(short_keys)
 
 
 def _cancel_latency_ms(engine: EngineClient) -> float:

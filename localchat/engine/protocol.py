@@ -101,7 +101,7 @@ class ModelInfo:
     n_ctx: int
     n_ctx_train: int
     threads: int
-    chat_template: str  # "model" (from the GGUF) or "chatml (fallback)"
+    chat_template: str  # "model" (from the GGUF), or the family's format: "gemma (fallback)", "chatml (fallback)"
     load_s: float
     gpu_layers_setting: str = "auto"
     vram_estimate: int = 0  # bytes of GPU memory the offloaded layers take, estimated (models/memory.py)

@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import llama_cpp as ll
-from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE, Jinja2ChatFormatter
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from localchat import hardware
 from localchat.chat.sampling import SamplingParams
 from localchat.engine.devices import free_gpu_bytes, list_devices
+from localchat.engine.measure import ConversationCounter
 from localchat.engine.offload import OutOfMemory, is_memory_failure, load_with_fallback
 from localchat.engine.protocol import (
     ChatMessage,
@@ -30,6 +31,7 @@ from localchat.engine.protocol import (
     Timings,
     Usage,
 )
+from localchat.engine.templates import fallback_template
 from localchat.errors import ContextOverflow, EngineError, ModelFileError
 from localchat.models.gguf import GgufInfo, split_tensor_bytes
 from localchat.models.memory import default_context, gpu_bytes, plan_offload, shape_of
@@ -93,8 +95,9 @@ class LlamaRunner:
         offload = plan_offload(
             options.gpu_layers, shape, n_ctx, free_vram, ll.llama_supports_gpu_offload(), context_started=True
         )
-        template = gguf.chat_template
-        check_template(template, gguf)  # before the weights and the context take memory
+        check_template(gguf.chat_template, gguf)  # before the weights and the context take memory
+        fallback, template = fallback_template(gguf.architecture)
+        template = gguf.chat_template or template
         (self.model, self.ctx), gpu_layers = load_with_fallback(
             offload.gpu_layers,
             options.gpu_layers == "auto",
@@ -111,9 +114,12 @@ class LlamaRunner:
             self.cached: list[int] = []  # tokens whose KV entries are in the cache, positions 0..len-1
             self.bos = self._special_piece(ll.llama_vocab_bos(self.vocab))
             eos = self._special_piece(ll.llama_vocab_eos(self.vocab))
-            self.formatter = Jinja2ChatFormatter(template or CHATML_CHAT_TEMPLATE, eos_token=eos, bos_token=self.bos)
+            self.formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=self.bos)
             self.header_formatter = Jinja2ChatFormatter(
-                template or CHATML_CHAT_TEMPLATE, eos_token=eos, bos_token=self.bos, add_generation_prompt=False
+                template, eos_token=eos, bos_token=self.bos, add_generation_prompt=False
+            )
+            self.counter = ConversationCounter(
+                self.render, lambda text: len(self.prompt_tokens(text)), self._continuation_tokens
             )
             self.info = ModelInfo(
                 path=str(gguf.path),
@@ -132,7 +138,7 @@ class LlamaRunner:
                 n_ctx=self.n_ctx,
                 n_ctx_train=n_ctx_train,
                 threads=threads,
-                chat_template="model" if template else "chatml (fallback)",
+                chat_template="model" if gguf.chat_template else f"{fallback} (fallback)",
                 load_s=time.perf_counter() - started,
             )
         except BaseException:  # a failed load frees what it took (VRAM on a GPU), whatever went wrong
@@ -215,15 +221,24 @@ class LlamaRunner:
         return self.prompt_tokens(self.render(messages))
 
     def measure(self, messages: Sequence[ChatMessage]) -> ConversationTokens:
-        """Each message's share of the rendered prompt: differences between renders of growing prefixes."""
-        shares = []
-        previous = 0
-        for end in range(1, len(messages) + 1):
-            count = len(self.prompt_tokens(self.render(messages[:end], add_generation_prompt=False)))
-            shares.append(count - previous)
-            previous = count
-        total = len(self.chat_tokens(messages))
-        return ConversationTokens(tuple(shares), total - previous)
+        """Each message's share of the rendered prompt, counted again only where the conversation changed."""
+        return self.counter.measure(messages)
+
+    def _continuation_tokens(self, text: str) -> int | None:
+        """Tokens of `text` as it is tokenized after a prompt: known only when it starts with a special token
+        (llama.cpp splits at those first; one that strips the whitespace before it would reach back)."""
+        if not text:
+            return 0
+        tokens = self.tokenize(text, parse_special=True)
+        if not tokens:
+            return None
+        attributes = ll.llama_token_get_attr(self.vocab, tokens[0])
+        special = attributes & (ll.LLAMA_TOKEN_ATTR_CONTROL | ll.LLAMA_TOKEN_ATTR_USER_DEFINED)
+        if not special or attributes & ll.LLAMA_TOKEN_ATTR_LSTRIP:
+            return None
+        if not text.encode("utf-8").startswith(self.piece(tokens[0], special=True)):
+            return None
+        return len(tokens)
 
     # --- decoding -----------------------------------------------------------------------------------------
 
