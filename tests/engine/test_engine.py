@@ -30,9 +30,14 @@ def test_loads_with_model_metadata(engine: EngineClient, model_path: Path) -> No
 
 
 def test_a_real_reply_streams(engine: EngineClient) -> None:
-    deltas, done = collect(engine, Generate(QUESTION, sampling=GREEDY))
-    assert len(deltas) > 3  # many events, not one blob
-    assert done.text == "".join(deltas) and done.text.strip()
+    events = list(engine.generate(Generate(QUESTION, sampling=GREEDY)))
+    deltas, done = events[:-1], events[-1]
+    assert isinstance(done, Done) and all(isinstance(d, Delta) for d in deltas)
+    # The first token goes out on its own, at once; later ones are batched by time (how many: the hardware's).
+    assert deltas[0].tokens == 1 and len(deltas) >= 2
+    assert [d.tokens for d in deltas] == sorted(d.tokens for d in deltas)
+    assert deltas[-1].tokens == done.usage.completion_tokens
+    assert done.text == "".join(d.text for d in deltas) and done.text.strip()
     assert done.stop_reason in ("eos", "length")
     assert done.usage.completion_tokens <= 40
     assert done.timings.ttft_s > 0 and done.timings.decode_tok_s > 0 and done.timings.prompt_tok_s > 0
@@ -97,17 +102,17 @@ def long_prompt(engine: EngineClient, tokens: int) -> str:
     return text
 
 
-def test_cancel_during_prompt_evaluation(engine: EngineClient) -> None:
-    prompt = long_prompt(engine, 3500)  # ~10 s to evaluate on 2 cores
-    timer = threading.Timer(0.5, engine.cancel)
-    started = time.perf_counter()
-    timer.start()
-    deltas, done = collect(engine, Generate(prompt=prompt, sampling=GREEDY))
-    elapsed = time.perf_counter() - started
-    assert done.stop_reason == "cancelled" and deltas == []
-    assert done.usage.completion_tokens == 0
-    # Stopped inside llama_decode, long before the prompt could finish (latency itself: `localchat bench`).
-    assert elapsed < 5
+def test_cancel_reaches_into_prompt_evaluation(engine: EngineClient) -> None:
+    """A cancel raised as the request goes out is met by llama.cpp's abort callback inside llama_decode (the
+    engine checks nothing of its own before): the long prompt is not evaluated, nothing streams, and the KV cache
+    keeps only what was evaluated before (how fast a cancel lands: `localchat bench`)."""
+    before = engine.stats().cached_tokens
+    engine.cancel()
+    prompt = long_prompt(engine, 3500)
+    events = list(engine.generate(Generate(prompt=prompt, sampling=GREEDY), reset_cancel=False))
+    assert [type(e) for e in events] == [Done] and events[0].stop_reason == "cancelled"
+    assert events[0].usage.completion_tokens == 0
+    assert engine.stats().cached_tokens <= before + 512  # at most the batches that completed
     # The engine is still good and its cache stays consistent.
     assert collect(engine, Generate(QUESTION, sampling=GREEDY))[1].stop_reason in ("eos", "length")
 
