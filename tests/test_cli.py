@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -57,9 +58,11 @@ def test_piped_stdin_is_the_prompt_or_appended_to_it(model_path: Path) -> None:
     assert both["usage"]["prompt_tokens"] > alone["usage"]["prompt_tokens"] > 0
 
 
-def test_same_seed_same_text_across_processes(model_path: Path) -> None:
-    args = ("run", str(model_path), "Write a short poem.", "-n", "20", "--temp", "0.8", "--seed", "42", "--json")
-    assert json.loads(run_cli(*args).stdout)["text"] == json.loads(run_cli(*args).stdout)["text"]
+def test_same_seed_same_text_across_processes_another_seed_other_text(model_path: Path) -> None:
+    args = ("run", str(model_path), "Write a short poem.", "-n", "20", "--temp", "0.8", "--json")
+    first = json.loads(run_cli(*args, "--seed", "42").stdout)["text"]
+    assert first == json.loads(run_cli(*args, "--seed", "42").stdout)["text"]
+    assert first != json.loads(run_cli(*args, "--seed", "43").stdout)["text"]  # the seed reaches the sampler
 
 
 def test_line_chat_in_a_terminal(model_path: Path) -> None:
@@ -75,15 +78,22 @@ def test_line_chat_in_a_terminal(model_path: Path) -> None:
     os.close(follower)
     try:
         time.sleep(0.5)
-        os.write(leader, b"Hello there\n")
-        os.write(leader, b"What did I just say?\n")
+        os.write(leader, b"My name is Ada.\n")
+        os.write(leader, b"What is my name?\n")
+        os.write(leader, b"/clear\n")
+        os.write(leader, b"What is my name?\n")
         os.write(leader, b"/bye\n")
         stdout, stderr = process.communicate(timeout=120)
     finally:
         os.close(leader)
     assert process.returncode == 0, stderr
-    assert "Chatting with" in stderr
-    assert len([line for line in stdout.splitlines() if line.strip()]) >= 2  # two replies
+    assert "Chatting with" in stderr and "(conversation cleared)" in stderr
+    replies = [part.strip() for part in stdout.split(">>> ") if part.strip()]  # each reply follows a prompt
+    assert len(replies) == 3, stdout
+    # Greedy replies: the same question, asked after turn 1 and after /clear, is answered differently only if
+    # turn 2 saw turn 1; after /clear it is answered as `run` answers it alone.
+    alone = json.loads(run_cli("run", str(model_path), "What is my name?", *FAST, "--json").stdout)["text"]
+    assert replies[-1] == alone.strip() and replies[1] != replies[-1]
 
 
 def test_bench_json(model_path: Path) -> None:
@@ -199,3 +209,32 @@ def test_app_refuses_a_damaged_database_untouched(home: Path) -> None:
     database.write_bytes(b"not a database" * 100)
     assert_one_line_error(run_cli(), "damaged or not a localchat database")
     assert database.read_bytes() == b"not a database" * 100
+
+
+def test_ctrl_c_during_run_stops_the_reply_keeps_its_text_and_ends_the_engine(model_path: Path, home: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localchat", "run", str(model_path), "Count from 1 to 5000.", "-n", "4000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = process.stdout.read(8)  # the reply is streaming
+    process.send_signal(signal.SIGINT)
+    rest, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert b"Traceback" not in stderr
+    assert len(first + rest) > 8 and (first + rest).count(b",") < 3000  # kept what streamed, stopped early
+    assert not engines_of(home)  # the engine process went with it
+
+
+def engines_of(home: Path) -> list[int]:
+    """Engine processes whose log is under `home` (their command line names it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                command = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"localchat.engine.worker" in command and str(home).encode() in command:
+                found.append(int(entry.name))
+    return found

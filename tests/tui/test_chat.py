@@ -143,7 +143,7 @@ async def test_switching_models_keeps_the_conversation(make_app, model_path, tmp
         assert replies[0].model != "smol-b" and app.store.message(replies[1].id).model == "smol-b"
 
 
-async def test_overflowing_paste_is_shown_not_sent_and_the_ui_stays_responsive(make_app) -> None:
+async def test_an_overflowing_paste_is_counted_and_shown_but_not_sent(make_app) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
