@@ -58,7 +58,7 @@ def open_database(path: Path) -> Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        connection.execute("PRAGMA journal_mode = WAL")
+        _use_wal(connection)
         connection.execute("PRAGMA foreign_keys = ON")
         migrate(connection)
     except sqlite3.DatabaseError as exc:
@@ -72,6 +72,20 @@ def open_database(path: Path) -> Store:
     except OSError as exc:
         raise StoreError(f"cannot open the database {path}: {exc.strerror}") from None
     return Store(connection)
+
+
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """WAL mode; switching a new database to it needs a moment alone with it, and SQLite answers "locked" at once
+    (no busy wait) while another instance is doing the same: try again for the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 class Store:

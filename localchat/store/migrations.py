@@ -53,20 +53,40 @@ def applied(connection: sqlite3.Connection) -> list[str]:
     return [row[0] for row in connection.execute("SELECT name FROM _migrations ORDER BY name")]
 
 
+def statements(sql: str) -> list[str]:
+    """A script's statements, split where SQLite says one is complete (so `;` inside a string or trigger is safe)."""
+    result, current = [], ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            result.append(current.strip())
+            current = ""
+    if current.strip():
+        result.append(current.strip())
+    return result
+
+
 def migrate(connection: sqlite3.Connection) -> list[str]:
-    """Apply the pending migrations, each in its own transaction; returns their names."""
-    done = set(applied(connection))
-    ran = []
-    for name, sql in MIGRATIONS:
-        if name in done:
-            continue
-        # One transaction: a migration applies whole or not at all.
-        record = f"INSERT INTO _migrations VALUES ('{name}', julianday('now'));"
-        try:
-            connection.executescript(f"BEGIN;\n{sql}\n{record}\nCOMMIT;")
-        except sqlite3.Error:
-            if connection.in_transaction:
-                connection.rollback()
-            raise
-        ran.append(name)
+    """Apply the pending migrations in one transaction (all or none); returns their names.
+
+    Two instances may open a new database at the same moment: the write lock is taken first (BEGIN IMMEDIATE
+    waits out the other's busy timeout), then what is pending is read again, so each migration runs once."""
+    if {name for name, _ in MIGRATIONS} <= set(applied(connection)):
+        return []
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        done = set(applied(connection))
+        ran = []
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            for statement in statements(sql):
+                connection.execute(statement)
+            connection.execute("INSERT INTO _migrations VALUES (?, julianday('now'))", (name,))
+            ran.append(name)
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.rollback()
+        raise
     return ran

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,29 @@ def test_locked_database_gives_a_clear_message(tmp_path: Path) -> None:
     finally:
         db.BUSY_TIMEOUT_MS = original
         blocker.rollback()
+
+
+def test_instances_opening_a_new_database_at_once_all_get_it(tmp_path: Path) -> None:
+    """Two apps started together on a fresh machine: each opens (and would migrate) the same new database. One
+    was told it was 'locked by another program', or found the tables half made."""
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from localchat.store.db import open_database
+        while time.time() < {time.time() + 1.5}:
+            pass
+        store = open_database(Path(sys.argv[1]))
+        store.create_conversation("from " + sys.argv[2])
+        """
+    )
+    database = tmp_path / "db.sqlite"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", script, str(database), str(n)], stderr=subprocess.PIPE, text=True)
+        for n in range(6)
+    ]
+    results = [(p.wait(timeout=60), p.stderr.read()) for p in processes]
+    assert all(code == 0 for code, _ in results), results
+    store = open_database(database)
+    assert len(store.conversations()) == 6
+    assert [r[0] for r in store.rows("SELECT name FROM _migrations")] == [name for name, _ in MIGRATIONS]
