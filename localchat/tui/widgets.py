@@ -221,5 +221,9 @@ class ContextCounter(Static):
         text = f"{used:,} / {n_ctx:,} tokens" + (f" · {note}" if note else "") if n_ctx else "no model"
         if text != self.shown:
             self.shown = text
-            # A fixed width and one line: no layout pass, only this line is redrawn
+            # As wide as its text, so the model's name beside it gets the rest; its width changes (a layout
+            # pass) only in steps of 8 columns, so counting while a reply streams redraws just this line.
+            width = -(-(len(text) + 2) // 8) * 8
+            if self.styles.width is None or self.styles.width.value != width:
+                self.styles.width = width
             self.update(text, layout=False)
