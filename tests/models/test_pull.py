@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -342,3 +343,48 @@ def test_verified_sha256_is_said_only_when_a_hash_was_checked(hub: FakeHub, mode
     assert result.code == 0, result.stderr
     assert "verified sha256" not in result.stderr
     assert "the hub gave no sha256 for m-Q4_K_M.gguf: only the size was checked" in result.stderr
+
+
+def test_a_hub_that_has_less_than_it_listed_ends_in_one_line(hub: FakeHub, home: Path) -> None:
+    """It answers the resume's Range request with 416 (nothing there): one line, no model registered."""
+    hub.repos["acme/short-GGUF"] = FakeRepo({"m-Q4_K_M.gguf": FakeFile(b"x" * 1000, size_override=5000)})
+    assert_one_line_error(cli("pull", "acme/short-GGUF"), "stopped at 1000 of 5000 bytes")
+    assert_one_line_error(cli("pull", "acme/short-GGUF"), "stopped at 1000 of 5000 bytes")
+    assert hub.ranges == ["bytes=1000-"]
+    assert json.loads(cli("list", "--json").stdout) == []
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) to mount a small filesystem")
+def test_disk_full_mid_download_keeps_the_partial_file_and_the_next_pull_resumes(
+    hub: FakeHub, home: Path, model_path: Path
+) -> None:
+    """The disk fills up while the file arrives (the check before it passed): one line saying so and how much is
+    kept, then, with space freed, the same pull resumes. Runs in a private mount namespace with a 300 MB tmpfs
+    as the models folder, filled from outside the pull once its download is under way."""
+    import subprocess
+    import sys
+
+    if subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+        pytest.skip("user and mount namespaces are not available here")
+    hub.throttle_s = 0.05
+    models = models_dir(home)
+    models.mkdir(parents=True)
+    pull = f"{sys.executable} -m localchat pull {REPO}:Q4_1"
+    script = f"""
+        set -u
+        mount -t tmpfs -o size=300m tmpfs {models}
+        {pull} 2> {home}/first.err & pid=$!
+        while ! find {models}/.partial -name '*.part' -size +3M 2>/dev/null | grep -q .; do sleep 0.05; done
+        dd if=/dev/zero of={models}/filler bs=1M 2>/dev/null
+        wait $pid; echo "first=$?" > {home}/codes
+        rm {models}/filler
+        {pull} 2> {home}/second.err; echo "second=$?" >> {home}/codes
+        cmp {models}/{REPO}/SmolLM2-135M-Instruct-Q4_1.gguf {model_path} && echo same >> {home}/codes
+    """
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_TOKEN": ""}
+    subprocess.run(["unshare", "-rm", "sh", "-c", script], env=env, timeout=300, check=True)
+    first = (home / "first.err").read_text()
+    assert_one_line_error(CliResult(2, "", first), "disk full while downloading SmolLM2-135M-Instruct-Q4_1.gguf")
+    assert "bytes kept" in first and "pull again to resume" in first
+    assert (home / "codes").read_text().split() == ["first=2", "second=0", "same"]
+    assert len(hub.ranges) == 1 and int(hub.ranges[0].removeprefix("bytes=").rstrip("-")) > 3_000_000
