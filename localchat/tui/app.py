@@ -50,7 +50,7 @@ class LocalchatApp(App[None]):
         Binding("f2", "rename_chat", "Rename", id="chat.rename", show=False),
         Binding("ctrl+delete,f8", "delete_chat", "Delete chat", id="chat.delete", show=False),
         Binding("ctrl+f", "search", "Search", id="chat.search", show=False),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit", priority=True),  # in dialogs too (modals cut app keys)
     ]
 
     def __init__(

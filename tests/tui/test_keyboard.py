@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from textual import events
 
 from localchat.tui.widgets import Composer
@@ -86,7 +87,9 @@ async def test_a_stop_pressed_before_the_reply_starts_stops_it(make_app) -> None
         assert reply.role == "assistant" and reply.status == "cancelled"
 
 
-async def test_quit_mid_reply_stores_the_partial_reply_and_ends_the_engine(make_app) -> None:
+@pytest.mark.parametrize("dialog", [None, "ctrl+s", "ctrl+t", "ctrl+l", "f2", "f8"])
+async def test_quit_mid_reply_stores_the_partial_reply_and_ends_the_engine(make_app, dialog: str | None) -> None:
+    """Ctrl+Q quits from a dialog too (a modal screen cuts the app's non-priority keys: it did nothing there)."""
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
@@ -95,7 +98,11 @@ async def test_quit_mid_reply_stores_the_partial_reply_and_ends_the_engine(make_
         pid, chat = app.session.engine.pid, app.conversation.id
         burst(app, "unsent draft")
         await pilot.pause(0.1)
+        if dialog:
+            await pilot.press(dialog)
+            await wait_for(pilot, lambda: app.screen is not app.screen_stack[0])
         await pilot.press("ctrl+q")
+        assert app.return_code == 0  # it quit, before the test's end would close it
     reply = app.store.branch(chat)[-1]
     assert reply.role == "assistant" and reply.status == "cancelled" and reply.content
     assert not _alive(pid)
