@@ -210,9 +210,8 @@ def test_run_with_a_catalog_name_pulls_it_first(hub: FakeHub, model_path: Path) 
     assert len(hub.requests) == before
 
 
-@pytest.mark.parametrize("how", ["ctrl-c", "crash"])
-def test_interrupted_pull_resumes(how: str, hub: FakeHub, home: Path, model_path: Path) -> None:
-    import signal
+def start_slow_pull(hub: FakeHub, home: Path, until_bytes: int):  # -> subprocess.Popen
+    """`localchat pull` of the test repo from a slow hub, returned once its partial file holds `until_bytes`."""
     import subprocess
     import sys
     import time
@@ -224,8 +223,17 @@ def test_interrupted_pull_resumes(how: str, hub: FakeHub, home: Path, model_path
     )
     partial = models_dir(home) / ".partial"
     deadline = time.time() + 60
-    while time.time() < deadline and not any(p.stat().st_size > 5_000_000 for p in partial.glob("*.part")):
-        time.sleep(0.1)
+    while time.time() < deadline and not any(p.stat().st_size > until_bytes for p in partial.glob("*.part")):
+        time.sleep(0.05)
+    return process
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "crash"])
+def test_interrupted_pull_resumes(how: str, hub: FakeHub, home: Path, model_path: Path) -> None:
+    import signal
+
+    process = start_slow_pull(hub, home, until_bytes=5_000_000)
+    partial = models_dir(home) / ".partial"
     process.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == (130 if how == "ctrl-c" else -signal.SIGKILL), stderr
@@ -316,19 +324,8 @@ def test_free_disk_space_is_checked_for_the_whole_split_model(hub: FakeHub, home
 
 
 def test_two_pulls_of_one_file_do_not_share_its_partial_file(hub: FakeHub, home: Path, model_path: Path) -> None:
-    import subprocess
-    import sys
-    import time
-
-    hub.throttle_s = 0.05
-    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_TOKEN": ""}
-    first = subprocess.Popen(
-        [sys.executable, "-m", "localchat", "pull", f"{REPO}:Q4_1"], env=env, stderr=subprocess.PIPE, text=True
-    )
+    first = start_slow_pull(hub, home, until_bytes=2_000_000)
     partial = models_dir(home) / ".partial"
-    deadline = time.time() + 60
-    while time.time() < deadline and not any(p.stat().st_size > 2_000_000 for p in partial.glob("*.part")):
-        time.sleep(0.05)
     assert_one_line_error(cli("pull", f"{REPO}:Q4_1"), "is being downloaded by another localchat right now")
     hub.throttle_s = 0.0
     _, stderr = first.communicate(timeout=120)
