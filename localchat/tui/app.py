@@ -110,9 +110,14 @@ class LocalchatApp(App[None]):
             chats[0].id if chats else self.store.create_conversation(system_prompt=self._default_prompt()).id
         )
         ref = self.model_ref or self.store.setting("last_model")
+        models = self.library.models()
         if ref:
             self.load_model(ref)
-        elif not self.library.models():
+        elif models and all(m.source == "bundled" for m in models):
+            # A fresh machine with the model that came with the install: chat at once, offline.
+            self.load_model(models[0].alias or models[0].name, models[0])
+            self.notify(STARTER_NOTICE.format(alias=models[0].alias), timeout=12, markup=False)
+        elif not models:
             self.push_screen(CatalogScreen(self.library, WELCOME), self._picked)
         self.chat.composer.focus()
 
@@ -314,6 +319,7 @@ class LocalchatApp(App[None]):
         return commands
 
 
+STARTER_NOTICE = "Chatting with {alias}, a tiny model that came with localchat to try it: Ctrl+O for better ones."
 WELCOME = (
     "Welcome to localchat! You have no models yet. Pick one below to download it from the Hugging Face Hub "
     "(smollm2:135m is tiny and quick to try; qwen2.5:1.5b is a good everyday start). It runs entirely on this "

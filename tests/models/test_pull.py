@@ -50,6 +50,11 @@ def cli(*args: str, **kwargs) -> CliResult:
     return run_cli(*args, env=env, **kwargs)
 
 
+def listed_models(result: CliResult) -> list[dict]:
+    """`list --json`, less the bundled model (the test venv has its package installed)."""
+    return [m for m in json.loads(result.stdout) if m["source"] != "bundled"]
+
+
 def models_dir(home: Path) -> Path:
     return home / "data" / "models"
 
@@ -62,13 +67,13 @@ def test_pull_picks_the_best_4bit_verifies_and_registers(hub: FakeHub, home: Pat
     pulled = models_dir(home) / REPO / "SmolLM2-135M-Instruct-Q4_1.gguf"
     assert hashlib.sha256(pulled.read_bytes()).hexdigest() == hashlib.sha256(model_path.read_bytes()).hexdigest()
     assert not list((models_dir(home) / ".partial").glob("*"))
-    listed = json.loads(cli("list", "--json").stdout)
+    listed = listed_models(cli("list", "--json"))
     assert [m["ref"] for m in listed] == [f"{REPO}:Q4_1"]
     assert listed[0]["quant"] == "Q4_1" and listed[0]["parameters"] == 134_515_008
     # The name now works everywhere a model is expected.
     reply = json.loads(cli("run", f"{REPO}:Q4_1", "Hi", "-n", "5", "--json").stdout)
     assert reply["usage"]["completion_tokens"] <= 5
-    assert json.loads(cli("list", "--json").stdout)[0]["last_used"] is not None
+    assert listed_models(cli("list", "--json"))[0]["last_used"] is not None
 
 
 def test_resume_after_a_cut_across_two_processes(hub: FakeHub, home: Path, model_path: Path) -> None:
@@ -79,7 +84,7 @@ def test_resume_after_a_cut_across_two_processes(hub: FakeHub, home: Path, model
     assert len(parts) == 1
     kept = parts[0].stat().st_size
     assert 0 < kept <= 30_000_000 and f"cut off at {kept} of" in first.stderr
-    assert json.loads(cli("list", "--json").stdout) == []  # a partial file is never a model
+    assert listed_models(cli("list", "--json")) == []  # a partial file is never a model
     hub.cut_after = None
     second = cli("pull", f"{REPO}:Q4_1")
     assert second.code == 0, second.stderr
@@ -92,7 +97,7 @@ def test_checksum_mismatch_removes_the_bad_file(hub: FakeHub, home: Path) -> Non
     hub.corrupt = True
     assert_one_line_error(cli("pull", f"{REPO}:Q4_1"), "checksum mismatch", "removed")
     assert not list(models_dir(home).rglob("*.gguf")) and not list(models_dir(home).rglob("*.part"))
-    assert json.loads(cli("list", "--json").stdout) == []
+    assert listed_models(cli("list", "--json")) == []
 
 
 @pytest.mark.parametrize(
@@ -139,7 +144,7 @@ def test_import_show_and_rm(model_path: Path, tmp_path: Path, home: Path) -> Non
     assert_one_line_error(run_cli("rm", "smol"), "add -y")  # no terminal to ask on
     assert run_cli("rm", "smol", "-y").code == 0
     assert model_path.exists()  # an imported file is forgotten, never deleted
-    assert json.loads(run_cli("list", "--json").stdout) == []
+    assert listed_models(run_cli("list", "--json")) == []
     assert_one_line_error(run_cli("show", "smol"), "not found")
 
 
@@ -147,7 +152,7 @@ def test_import_refuses_a_corrupt_file(tmp_path: Path, model_path: Path) -> None
     broken = tmp_path / "broken.gguf"
     broken.write_bytes(model_path.read_bytes()[:5_000_000])
     assert_one_line_error(run_cli("import", str(broken)), "truncated")
-    assert json.loads(run_cli("list", "--json").stdout) == []
+    assert listed_models(run_cli("list", "--json")) == []
 
 
 def test_models_in_the_hugging_face_cache_are_listed_in_place(model_path: Path, tmp_path: Path) -> None:
@@ -158,7 +163,7 @@ def test_models_in_the_hugging_face_cache_are_listed_in_place(model_path: Path, 
     (snapshot / "cached-Q4_K_M.gguf").symlink_to(model_path)
     (cache / "models--acme--cached-GGUF" / "refs").mkdir()
     (cache / "models--acme--cached-GGUF" / "refs" / "main").write_text("a" * 40)
-    listed = json.loads(run_cli("list", "--json", env={"HF_HUB_CACHE": str(cache)}).stdout)
+    listed = listed_models(run_cli("list", "--json", env={"HF_HUB_CACHE": str(cache)}))
     assert [(m["ref"], m["source"]) for m in listed] == [("acme/cached-GGUF:Q4_K_M", "hf-cache")]
     assert Path(listed[0]["path"]).resolve() == model_path.resolve()
     reply = run_cli("run", "acme/cached-GGUF", "Hi", "-n", "3", env={"HF_HUB_CACHE": str(cache)})
@@ -182,7 +187,7 @@ def test_split_gguf_is_pulled_and_used_whole(hub: FakeHub, home: Path, split_par
     result = cli("pull", "acme/split-GGUF")
     assert result.code == 0, result.stderr
     assert all(name in result.stderr for name in names)
-    listed = json.loads(cli("list", "--json").stdout)
+    listed = listed_models(cli("list", "--json"))
     assert [m["ref"] for m in listed] == ["acme/split-GGUF:Q4_K_M"]
     assert listed[0]["parameters"] == 134_515_008  # both shards counted
     assert listed[0]["size_bytes"] == sum(p.stat().st_size for p in split_parts)
@@ -193,20 +198,18 @@ def test_split_gguf_is_pulled_and_used_whole(hub: FakeHub, home: Path, split_par
 
 
 def test_run_with_a_catalog_name_pulls_it_first(hub: FakeHub, model_path: Path) -> None:
-    hub.repos["HuggingFaceTB/SmolLM2-135M-Instruct-GGUF"] = FakeRepo(
-        {"smollm2-135m-instruct-q4_k_m.gguf": FakeFile(model_path)}
-    )
-    result = cli("run", "smollm2:135m", "Hi", "-n", "4", "--json")
+    hub.repos["Qwen/Qwen2.5-0.5B-Instruct-GGUF"] = FakeRepo({"qwen2.5-0.5b-instruct-q4_k_m.gguf": FakeFile(model_path)})
+    result = cli("run", "qwen2.5:0.5b", "Hi", "-n", "4", "--json")
     assert result.code == 0, result.stderr
     assert "verified sha256" in result.stderr
-    listed = json.loads(cli("list", "--json").stdout)
-    assert [m["name"] for m in listed] == ["smollm2:135m"]
+    listed = listed_models(cli("list", "--json"))
+    assert [m["name"] for m in listed] == ["qwen2.5:0.5b"]
     table = cli("list").stdout
-    assert "smollm2:135m" in table and "135M" in table and "Q4_1" in table
-    assert "memory" in cli("show", "smollm2:135m").stdout
+    assert "qwen2.5:0.5b" in table and "135M" in table and "Q4_1" in table
+    assert "memory" in cli("show", "qwen2.5:0.5b").stdout
     # The second run finds it locally: no new download.
     before = len(hub.requests)
-    assert cli("run", "smollm2:135m", "Hi", "-n", "2").code == 0
+    assert cli("run", "qwen2.5:0.5b", "Hi", "-n", "2").code == 0
     assert len(hub.requests) == before
 
 
@@ -280,7 +283,7 @@ def test_a_name_with_markup_is_shown_literally(model_path: Path, home: Path) -> 
     removed = run_cli("rm", "x[/b]", "-y")
     assert removed.code == 0 and "removed x[/b]" in removed.stderr
     assert_one_line_error(run_cli("import", str(model_path), "--name", "a\x1b[2Jb"), "control character")
-    assert json.loads(run_cli("list", "--json").stdout) == []
+    assert listed_models(run_cli("list", "--json")) == []
 
 
 # --- a hub that misbehaves (#17 case 7) -----------------------------------------------------------------------
@@ -348,7 +351,7 @@ def test_a_hub_that_has_less_than_it_listed_ends_in_one_line(hub: FakeHub, home:
     assert_one_line_error(cli("pull", "acme/short-GGUF"), "stopped at 1000 of 5000 bytes")
     assert_one_line_error(cli("pull", "acme/short-GGUF"), "stopped at 1000 of 5000 bytes")
     assert hub.ranges == ["bytes=1000-"]
-    assert json.loads(cli("list", "--json").stdout) == []
+    assert listed_models(cli("list", "--json")) == []
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1) to mount a small filesystem")

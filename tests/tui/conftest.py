@@ -55,6 +55,15 @@ def views(app) -> list[MessageView]:
     return list(app.query(MessageView))
 
 
+@pytest.fixture(autouse=True)
+def no_bundled_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app as a plain `pip install` leaves it: no bundled model (the test venv has its package, for the
+    engine tests); a test that wants it puts it back (bundled.BUNDLED = (bundled.STARTER,))."""
+    from localchat.models import bundled
+
+    monkeypatch.setattr(bundled, "BUNDLED", ())
+
+
 @pytest.fixture
 def make_app(model_path: Path):
     def make(model: str | None = str(model_path), keymap: dict[str, str] | None = None) -> LocalchatApp:

@@ -8,7 +8,7 @@ from localchat.tui.screens.dialogs import AskText, Confirm
 from localchat.tui.screens.models import CatalogScreen
 from localchat.tui.screens.settings import PromptsScreen
 from localchat.tui.widgets import MessageView
-from tests.tui.conftest import SIZE, model_ready, wait_for
+from tests.tui.conftest import SIZE, model_ready, send, wait_for
 
 
 async def past_welcome(pilot) -> None:
@@ -104,6 +104,23 @@ async def test_bindings_can_be_remapped(make_app) -> None:
         await pilot.press("f5")
         await pilot.pause(0.2)
         assert app.conversation.id != before
+
+
+async def test_a_fresh_machine_chats_at_once_with_the_bundled_model(make_app, monkeypatch) -> None:
+    """`make run` installs a small chat model with localchat: no dialog to get past, nothing to download."""
+    from localchat.models import bundled
+
+    monkeypatch.setattr(bundled, "BUNDLED", (bundled.STARTER,))
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        assert app.screen is app.screen_stack[0]  # straight into the chat
+        assert app.session.model_name == "smollm2:135m"
+        assert any("a tiny model that came with localchat" in str(n.message) for n in app._notifications)
+        await send(pilot, "Hi!")
+        reply = app.store.branch(app.conversation.id)[-1]
+        assert reply.role == "assistant" and reply.status == "complete" and reply.content
+    assert app.library.find("smollm2:135m").source == "bundled"
 
 
 async def test_first_run_without_models_offers_the_catalog(make_app) -> None:
