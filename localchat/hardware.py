@@ -24,17 +24,23 @@ def cpu_flags() -> set[str]:
 
 
 # /proc/cpuinfo flag -> ggml's name for that extension: its CMake switch is GGML_<name>, and
-# llama_print_system_info reports "<name> = 1" when a build uses it. AMX is left out on purpose (README).
+# llama_print_system_info reports "<name> = 1" when a build uses it. Every x86 switch of the vendored ggml
+# (scripts/install_llama_cpp.py reads them from its CMakeLists.txt; tests/test_install.py checks this covers
+# them) except AMX, left out on purpose (README, "CPU builds").
 GGML_X86_FEATURES = {
+    "sse4_2": "SSE42",
     "avx": "AVX",
     "avx2": "AVX2",
     "fma": "FMA",
     "f16c": "F16C",
     "bmi2": "BMI2",
     "avx512f": "AVX512",
+    "avx512vbmi": "AVX512_VBMI",
     "avx512_vnni": "AVX512_VNNI",
+    "avx512_bf16": "AVX512_BF16",
     "avx_vnni": "AVX_VNNI",
 }
+GGML_X86_LEFT_OUT = ("AMX_TILE", "AMX_INT8", "AMX_BF16")
 
 
 def has_amx(flags: set[str] | None = None) -> bool:
