@@ -41,3 +41,7 @@ class ContextOverflow(LocalchatError):
 
 class EngineError(LocalchatError):
     """The inference engine failed or crashed."""
+
+
+class LoadCancelled(LocalchatError):
+    """A model load was stopped (Esc, Ctrl-C) before it finished; the engine holds no model."""

@@ -239,3 +239,35 @@ def engines_of(home: Path) -> list[int]:
             if b"localchat.engine.worker" in command and str(home).encode() in command:
                 found.append(int(entry.name))
     return found
+
+
+def test_run_on_a_terminal_shows_the_load_progress_then_clears_it(model_path: Path) -> None:
+    leader, follower = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localchat", "run", str(model_path), "Hi", *FAST],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    output = b""
+    try:
+        while process.poll() is None or (output.endswith(b"") and select_ready(leader)):
+            if select_ready(leader):
+                try:
+                    output += os.read(leader, 65536)
+                except OSError:
+                    break
+        process.wait(timeout=60)
+    finally:
+        os.close(leader)
+    assert process.returncode == 0
+    assert "loading SmolLM2-135M-Instruct.Q4_1.gguf… 100%".encode() in output
+    after = output.split(b"100%")[-1]
+    assert after.startswith(b"\r\x1b[K") and after[4:].strip()  # the line cleared, then the reply
+
+
+def select_ready(fd: int) -> bool:
+    import select
+
+    return bool(select.select([fd], [], [], 0.1)[0])

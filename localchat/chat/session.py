@@ -7,6 +7,7 @@ Blocking calls: the TUI runs them in worker threads and turns the callbacks into
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
@@ -47,9 +48,13 @@ class ChatSession:
 
     # --- model ----------------------------------------------------------------------------------------------
 
-    def load_model(self, path: Path, name: str, n_ctx: int | None = None) -> ModelInfo:
-        """Load with the settings file's GPU layers and threads; a conversation's context size beats its ctx."""
-        info = self.engine.load(path, replace(self.load_options, n_ctx=n_ctx or self.load_options.n_ctx))
+    def load_model(
+        self, path: Path, name: str, n_ctx: int | None = None, progress: Callable[[float], None] | None = None
+    ) -> ModelInfo:
+        """Load with the settings file's GPU layers and threads; a conversation's context size beats its ctx.
+        `stop()` from `prepare_load()` on stops the load (LoadCancelled)."""
+        options = replace(self.load_options, n_ctx=n_ctx or self.load_options.n_ctx)
+        info = self.engine.load(path, options, progress, reset_cancel=False)
         self.model_name = name
         return info
 
@@ -101,6 +106,10 @@ class ChatSession:
             raise LocalchatError("nothing to regenerate: this chat has no message of yours yet")
         self.store.update_conversation(conversation_id, head_id=last_user.id)
         return self._reply(conversation_id, last_user, listener)
+
+    def prepare_load(self) -> None:
+        """Called when a load is asked for, before its worker starts: a stop from now on stops that load."""
+        self.engine.reset_cancel()
 
     def prepare_reply(self) -> None:
         """Called when a reply is asked for, before its worker starts: a stop from now on stops that reply."""

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -17,8 +18,8 @@ from localchat.chat.sampling import SamplingParams
 from localchat.commands.models import resolve_model
 from localchat.commands.options import build_load_options, build_sampling, engine_options, sampling_options
 from localchat.config import paths
-from localchat.engine.protocol import ChatMessage, Done, Generate, ModelInfo
-from localchat.errors import LocalchatError
+from localchat.engine.protocol import ChatMessage, Done, Generate, LoadOptions, ModelInfo
+from localchat.errors import LoadCancelled, LocalchatError
 from localchat.text import inert, one_line
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def run(model: str, prompt: str | None, system: str | None, as_json: bool, **fla
     from localchat.engine.client import EngineClient  # the engine's client: only when a model runs
 
     with EngineClient(paths().ensure().engine_log) as engine:
-        info = engine.load(path, options)
+        info = load_with_progress(engine, path, options)
         if info.offload_note or info.gpu_layers:
             click.echo(f"localchat: {one_line(info.offload_text)}", err=True)
         if prompt is None:
@@ -92,6 +93,29 @@ def cancel_on_interrupt(engine: EngineClient) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def load_with_progress(engine: EngineClient, path: Path, options: LoadOptions) -> ModelInfo:
+    """Load, showing how far it has come on a terminal (a 7B takes a while); Ctrl-C stops the load."""
+    shown, stopped = sys.stderr.isatty(), False
+
+    def progress(fraction: float) -> None:
+        if shown:
+            sys.stderr.write(f"\rloading {inert(path.name)}… {fraction:.0%}")
+            sys.stderr.flush()
+
+    try:
+        with cancel_on_interrupt(engine):
+            return engine.load(path, options, progress)
+    except LoadCancelled:
+        stopped = True
+    finally:
+        if shown:
+            sys.stderr.write("\r\x1b[K")  # the line goes: what follows is the reply
+            sys.stderr.flush()
+    if stopped:
+        click.echo(f"localchat: stopped loading {inert(path.name)}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def stream_reply(engine: EngineClient, request: Generate, echo: bool) -> Done:

@@ -17,13 +17,13 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TypeVar
 
 from localchat.engine import protocol as p
-from localchat.errors import EngineError, LocalchatError
+from localchat.errors import EngineError, LoadCancelled, LocalchatError
 from localchat.models.gguf import read_gguf
 
 R = TypeVar("R")
@@ -153,26 +153,40 @@ class EngineClient:
             self._discard_process()
             raise EngineCrashed(message) from None
 
-    def _expect(self, request: p.Request, kind: type[R]) -> R:
+    def _expect(self, request: p.Request, kind: type[R], progress: Callable[[float], None] | None = None) -> R:
         with self._lock:
             self._conn.send(request)
             reply = self._receive()
+            while isinstance(reply, p.LoadProgress):
+                if progress is not None:
+                    progress(reply.fraction)
+                reply = self._receive()
         if isinstance(reply, p.Failure):
-            raise LocalchatError(reply.message)
+            raise (LoadCancelled if reply.kind == "cancelled" else LocalchatError)(reply.message)
         if not isinstance(reply, kind):
             raise EngineError(f"engine answered {type(reply).__name__} to {type(request).__name__}")
         return reply
 
-    def load(self, path: str | Path, options: p.LoadOptions | None = None) -> p.ModelInfo:
-        """Load a model (validated here first, so llama.cpp never sees a broken file); replaces any other."""
+    def load(
+        self,
+        path: str | Path,
+        options: p.LoadOptions | None = None,
+        progress: Callable[[float], None] | None = None,
+        *,
+        reset_cancel: bool = True,
+    ) -> p.ModelInfo:
+        """Load a model (validated here first, so llama.cpp never sees a broken file); replaces any other.
+        `progress(fraction)` is called as it loads; `cancel()` stops it (LoadCancelled)."""
         path = Path(path).expanduser().resolve()
         read_gguf(path)
         request = p.LoadModel(str(path), options or p.LoadOptions())
+        if reset_cancel:
+            self.reset_cancel()
         with self._lock:
             self._model_request = None  # a failed load must not be retried by crash recovery
             self.model = None
             self._ensure_engine()
-            self.model = self._expect(request, p.Loaded).info
+            self.model = self._expect(request, p.Loaded, progress).info
             self._model_request = request
         return self.model
 

@@ -135,6 +135,13 @@ class Loaded:
 
 
 @dataclass(frozen=True)
+class LoadProgress:
+    """How far a load has come (0..1), sent while it runs: a 7B takes many seconds on a laptop."""
+
+    fraction: float
+
+
+@dataclass(frozen=True)
 class Unloaded:
     pass
 
@@ -198,7 +205,7 @@ class Failure:
     """The request failed in a way the user can act on (bad model file, prompt too long...)."""
 
     message: str
-    kind: str = "error"  # "context" for ContextOverflow, "model" for a model that would not load
+    kind: str = "error"  # "context": ContextOverflow; "model": a model that would not load; "cancelled": a load
 
 
-Reply = Loaded | Unloaded | TokenCount | ConversationTokens | Delta | Done | Stats | Failure
+Reply = Loaded | LoadProgress | Unloaded | TokenCount | ConversationTokens | Delta | Done | Stats | Failure

@@ -32,7 +32,7 @@ from localchat.engine.protocol import (
     Usage,
 )
 from localchat.engine.templates import fallback_template
-from localchat.errors import ContextOverflow, EngineError, ModelFileError
+from localchat.errors import ContextOverflow, EngineError, LoadCancelled, ModelFileError
 from localchat.models.gguf import GgufInfo, split_tensor_bytes
 from localchat.models.memory import default_context, gpu_bytes, plan_offload, shape_of
 
@@ -79,10 +79,18 @@ class GenerationResult:
 class LlamaRunner:
     """One loaded model and its context; remembers which tokens sit in the KV cache to reuse prefixes."""
 
-    def __init__(self, gguf: GgufInfo, options: LoadOptions, abort_flag: ctypes.Array) -> None:
+    def __init__(
+        self,
+        gguf: GgufInfo,
+        options: LoadOptions,
+        abort_flag: ctypes.Array,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
         started = time.perf_counter()
         self.gguf = gguf
         self._abort_flag = abort_flag
+        self._progress = progress
+        self._progress_callback = ll.llama_progress_callback(self._on_load_progress)  # llama.cpp holds it
         self._abort_callback = abort_callback()  # keep a reference: llama.cpp holds the pointer
         ll.llama_backend_init()
         shape = shape_of(gguf, tensor_bytes=split_tensor_bytes(gguf))
@@ -150,11 +158,14 @@ class LlamaRunner:
         LLAMA_ERRORS.clear()
         model_params = ll.llama_model_default_params()
         model_params.n_gpu_layers = gpu_layers
+        model_params.progress_callback = self._progress_callback
         if hardware.has_amx() and b"AMX_INT8 = 1" in ll.llama_print_system_info():
             # This build's AMX matmul segfaults on the first decode on AMX CPUs (README, "CPU builds").
             # Without extra buffer types it runs (no weight repacking, so slower); reinstall to get both.
             model_params.use_extra_bufts = False
         model = ll.llama_model_load_from_file(str(gguf.path).encode(), model_params)
+        if not model and self._aborted():
+            raise LoadCancelled(f"loading {gguf.path.name} was stopped")
         if not model:
             if is_memory_failure(LLAMA_ERRORS):
                 raise OutOfMemory()
@@ -174,6 +185,14 @@ class LlamaRunner:
                 f"llama.cpp could not create a {n_ctx}-token context for {gguf.path}: try a smaller --ctx"
             )
         return model, ctx
+
+    def _on_load_progress(self, fraction: float, _user_data: ctypes.c_void_p) -> bool:
+        """llama.cpp's load progress; returning False stops the load (a cancel)."""
+        if self._aborted():
+            return False
+        if self._progress is not None:
+            self._progress(fraction)
+        return True
 
     def close(self) -> None:
         if self.batch is not None:

@@ -16,7 +16,7 @@ import time
 from multiprocessing.connection import Connection
 
 from localchat.engine import protocol as p
-from localchat.errors import ContextOverflow, LocalchatError
+from localchat.errors import ContextOverflow, LoadCancelled, LocalchatError
 
 
 def _quiet_process(log_path: str | None) -> None:
@@ -77,6 +77,19 @@ class DeltaBatcher:
         self.sent_at = time.perf_counter()
 
 
+class LoadReporter:
+    """Load progress to the client, every 2% (llama.cpp reports it per tensor: hundreds of calls)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.sent = -1.0
+
+    def __call__(self, fraction: float) -> None:
+        if fraction - self.sent >= 0.02 or (fraction >= 1.0 > self.sent):
+            self.sent = fraction
+            self.conn.send(p.LoadProgress(min(fraction, 1.0)))
+
+
 def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> None:
     _quiet_process(log_path)
     _silence_llama_logs()
@@ -103,7 +116,7 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                 if runner is not None:
                     runner.close()
                     runner = None
-                runner = LlamaRunner(read_gguf(request.path), request.options, abort_flag)
+                runner = LlamaRunner(read_gguf(request.path), request.options, abort_flag, LoadReporter(conn))
                 conn.send(p.Loaded(runner.info))
             elif isinstance(request, p.Unload):
                 if runner is not None:
@@ -142,6 +155,8 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                 conn.send(p.Failure(f"unknown request {type(request).__name__}"))
         except ContextOverflow as exc:
             conn.send(p.Failure(exc.message, kind="context"))
+        except LoadCancelled as exc:
+            conn.send(p.Failure(exc.message, kind="cancelled"))
         except LocalchatError as exc:
             conn.send(p.Failure(exc.message, kind="model" if isinstance(request, p.LoadModel) else "error"))
         except Exception as exc:  # report, keep serving: the client decides what to do

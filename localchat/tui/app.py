@@ -18,13 +18,13 @@ from localchat.chat.session import ChatSession
 from localchat.config import Paths
 from localchat.engine.client import EngineClient
 from localchat.engine.protocol import LoadOptions
-from localchat.errors import LocalchatError
+from localchat.errors import LoadCancelled, LocalchatError
 from localchat.models.library import Library, LocalModel
 from localchat.models.manager import find_local, looks_like_path
 from localchat.store.db import Conversation, Store, open_database
 from localchat.text import inert
 from localchat.tui.chat_view import ChatView
-from localchat.tui.messages import ModelLoaded
+from localchat.tui.messages import ModelLoaded, ModelLoading
 from localchat.tui.screens.dialogs import AskText, Confirm
 from localchat.tui.screens.models import CatalogScreen, Choice, ModelPicker
 from localchat.tui.screens.settings import PromptsScreen, SettingsScreen
@@ -225,6 +225,7 @@ class LocalchatApp(App[None]):
 
     def load_model(self, ref: str, model: LocalModel | None = None) -> None:
         self.chat.show_model_loading(Path(ref).name if looks_like_path(ref) else ref)
+        self.session.prepare_load()
         self._load_model(ref, model)
 
     @work(thread=True, exclusive=True, group="model", exit_on_error=False)
@@ -240,7 +241,13 @@ class LocalchatApp(App[None]):
             if model is None:
                 model = self.library.local_file(path)
             name = model.alias or model.name
-            info = self.session.load_model(path, name, self.conversation.n_ctx if self.conversation else None)
+            n_ctx = self.conversation.n_ctx if self.conversation else None
+            info = self.session.load_model(
+                path, name, n_ctx, lambda fraction: self.post_message(ModelLoading(name, fraction))
+            )
+        except LoadCancelled:
+            self.post_message(ModelLoaded(None, ref, stopped=True))
+            return
         except LocalchatError as exc:
             self.post_message(ModelLoaded(None, ref, exc.message))
             return
@@ -248,9 +255,15 @@ class LocalchatApp(App[None]):
         self.store.set_setting("last_model", ref if looks_like_path(ref) else name)
         self.post_message(ModelLoaded(info, name, model=model))
 
+    def on_model_loading(self, message: ModelLoading) -> None:
+        self.chat.show_model_loading(message.name, message.fraction)
+
     def on_model_loaded(self, message: ModelLoaded) -> None:
         self.chat.show_model_loaded(message.info, message.name)
-        if message.info is None:
+        if message.stopped:
+            self.loaded_model = None
+            self.notify(f"Stopped loading {inert(message.name)}.", timeout=6, markup=False)
+        elif message.info is None:
             self.loaded_model = None
             self.notify(
                 f"Could not load {message.name}: {inert(message.error)}", severity="error", timeout=10, markup=False

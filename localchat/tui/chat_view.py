@@ -119,9 +119,11 @@ class ChatView(Vertical):
 
     # --- the model --------------------------------------------------------------------------------------------
 
-    def show_model_loading(self, name: str) -> None:
+    def show_model_loading(self, name: str, fraction: float | None = None) -> None:
+        """While a model loads (Esc stops it), with how far it has come once the engine says."""
         self.model_loading = True
-        self.query_one("#model-name", Label).update(f"loading {inert(name)}…")
+        done = f" {fraction:.0%}" if fraction is not None else ""
+        self.query_one("#model-name", Label).update(f"loading {inert(name)}…{done} (esc: stop)")
 
     def show_model_loaded(self, info: ModelInfo | None, name: str) -> None:
         self.model_loading = False

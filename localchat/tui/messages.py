@@ -27,6 +27,12 @@ class ReplyFinished(Message):
 
 
 @dataclass
+class ModelLoading(Message):
+    name: str
+    fraction: float
+
+
+@dataclass
 class BudgetCounted(Message):
     budget: Budget
     draft: str
@@ -38,3 +44,4 @@ class ModelLoaded(Message):
     name: str
     error: str | None = None
     model: LocalModel | None = None  # the library's entry (or an unregistered file) that was loaded
+    stopped: bool = False  # the load was stopped (Esc) rather than failed

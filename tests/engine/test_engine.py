@@ -209,3 +209,19 @@ def test_close_during_a_reply_cancels_it_instead_of_waiting(model_path: Path, tm
     done = events[-1]
     assert isinstance(done, Done) and done.stop_reason == "cancelled" and done.usage.completion_tokens < 3000
     assert client.pid is None and not os.path.exists(f"/proc/{pid}/status")
+
+
+def test_a_load_reports_its_progress_and_can_be_stopped(model_path: Path, tmp_path: Path) -> None:
+    """llama.cpp's progress callback reaches the caller; a cancel makes it stop the load (it returns False)."""
+    from localchat.errors import LoadCancelled
+
+    with EngineClient(tmp_path / "log") as client:
+        seen: list[float] = []
+        client.load(model_path, progress=seen.append)
+        assert len(seen) >= 3 and seen == sorted(seen) and seen[0] < 0.5 and seen[-1] == 1.0
+        client.cancel()  # pressed as the load starts: the first progress call stops it
+        with pytest.raises(LoadCancelled, match="was stopped"):
+            client.load(model_path, reset_cancel=False)
+        assert client.model is None and client.stats().model is None
+        client.load(model_path)  # a new load is not stopped by the old cancel
+        assert collect(client, Generate(QUESTION, sampling=GREEDY))[1].stop_reason in ("eos", "length")

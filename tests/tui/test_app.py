@@ -234,3 +234,13 @@ def test_every_binding_id_is_one_the_settings_file_accepts() -> None:
         if getattr(binding, "id", None)
     }
     assert defined == BINDING_IDS
+
+
+async def test_esc_while_the_model_loads_stops_the_load(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        assert "loading" in str(app.query_one("#model-name").render())
+        await pilot.press("escape")  # the engine is still starting: the stop waits for the load and stops it
+        await wait_for(pilot, lambda: any("Stopped loading" in str(n.message) for n in app._notifications))
+        assert app.session.engine.model is None and not app.chat.model_loading
+        assert str(app.query_one("#model-name").render()) == "no model"
