@@ -36,7 +36,7 @@ GGML_CMAKE = "vendor/llama.cpp/ggml/CMakeLists.txt"
 X86_OPTION = re.compile(r"^\s*option\(GGML_((?:SSE|AVX|AMX|BMI)\w*|FMA|F16C)\s", re.MULTILINE)
 
 
-def cmake_args(options: list[str]) -> str:
+def cmake_args(options: list[str] | None = None) -> str:
     """This CPU's setting of each of ggml's x86 `options` (AMX off), then CMAKE_ARGS from the environment (CUDA,
     Metal...), which wins on any option both set. A GPU build still runs some layers and ops on the CPU: the
     flags matter there too (seen on an H100 host with AMX: CMAKE_ARGS="-DGGML_CUDA=on" alone compiled AMX in).
@@ -44,6 +44,8 @@ def cmake_args(options: list[str]) -> str:
     user = os.environ.get("CMAKE_ARGS", "").strip()
     if "GGML_NATIVE" in user:
         return user
+    if options is None:  # the switches read at the last install, else from the sdist
+        options = known_options() or source_and_options()[1]
     return " ".join(part for part in (cpu_cmake_args(options, cpu_flags()), user) if part)
 
 
