@@ -3,8 +3,8 @@
 # uses, with the same CMAKE_ARGS as scripts/install_llama_cpp.py, so the comparison is like for like.
 # Usage: bench/build_llama_bench.sh [OUT_DIR]   (prints the path of llama-bench)
 set -euo pipefail
-version=$(python3 -c "import sys; sys.path.insert(0, 'scripts'); import install_llama_cpp as m; print(m.VERSION)")
-args=${CMAKE_ARGS:-$(python3 -c "import sys; sys.path.insert(0, 'scripts'); import install_llama_cpp as m; print(m.cmake_args())")}
+version=$(python3 -c "import sys; sys.path.insert(0, '.'); import localchat.build as m; print(m.VERSION)")
+args=${CMAKE_ARGS:-$(python3 -c "import sys; sys.path.insert(0, '.'); import localchat.build as m; print(m.cmake_args())")}
 out=${1:-${XDG_CACHE_HOME:-$HOME/.cache}/localchat-build/llama-bench-$version}
 if [ ! -x "$out/build/bin/llama-bench" ]; then
   mkdir -p "$out"

@@ -16,7 +16,7 @@ step "dependencies"
 python3 -m pip install -q --no-index --no-deps --no-compile --target "$work/site" "$wheels"/*.whl
 [ -d "$work/native" ] || tar xzf "$sdist" -C "$work"
 source_dir=$(ls -d "$work"/llama_cpp_python-*/)
-flags=$(python3 -c "import sys; sys.path.insert(0, 'scripts'); import install_llama_cpp as m; print(m.cmake_args())")
+flags=$(python3 -c "import sys; sys.path.insert(0, '.'); import localchat.build as m; print(m.cmake_args())")
 step "build llama.cpp (CPU) with: $flags"
 # shellcheck disable=SC2086
 [ -e "$work/native/bin/libllama.so" ] || cmake -S "$source_dir/vendor/llama.cpp" -B "$work/native" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \

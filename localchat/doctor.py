@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from localchat.hardware import GGML_X86_FEATURES, Gpu
+from localchat.hardware import GGML_X86_FEATURES, Gpu, has_amx
 
 Level = Literal["ok", "warn", "error"]
-REINSTALL = "python3 scripts/install_llama_cpp.py"
+REINSTALL = "localchat doctor --fix"
 GPU_BACKENDS = ("CUDA", "Metal", "Vulkan", "ROCm", "HIP", "SYCL", "OpenCL", "MUSA", "CANN")
 
 
@@ -74,7 +74,7 @@ def diagnose(
     report.add("ok", "build", f"llama-cpp-python {probe.get('llama_cpp_python')}, backends: {', '.join(backends)}")
     compiled = [k for k, v in cpu.items() if v == "1"]
     report.add("ok", "cpu", f"{machine}, compiled for: {' '.join(compiled) or 'baseline only'}")
-    missing = [name for flag, name in GGML_X86_FEATURES.items() if flag in cpu_flags and cpu.get(name) != "1"]
+    missing = unused_extensions({k for k, v in cpu.items() if v == "1"}, cpu_flags)
     if missing and cpu:
         report.add(
             "warn", "cpu", f"this CPU has {' '.join(missing)} but the build does not use it (slower): {REINSTALL}"
@@ -117,3 +117,22 @@ def diagnose(
     else:
         report.add("ok", "gpu", "no GPU: models run on the CPU")
     return report
+
+
+def unused_extensions(compiled: set[str], cpu_flags: set[str]) -> list[str]:
+    """SIMD extensions this CPU has that the build does not use (llama.cpp does not report SSE 4.2: left out)."""
+    return [name for flag, name in GGML_X86_FEATURES.items() if flag in cpu_flags and name not in compiled | {"SSE42"}]
+
+
+def slow_build_note(system_info: str, cpu_flags: set[str]) -> str | None:
+    """Why this llama.cpp build is slower on this CPU than it could be, with the one command that fixes it."""
+    fix = f"`{REINSTALL}` rebuilds it for this CPU"
+    if has_amx(cpu_flags) and "AMX_INT8 = 1" in system_info:
+        return (
+            f"this llama.cpp build has AMX compiled in, which crashes here: it runs without repacking (slower); {fix}"
+        )
+    cpu = parse_system_info(system_info).get("CPU", {})
+    missing = unused_extensions({k for k, v in cpu.items() if v == "1"}, cpu_flags)
+    if missing and cpu:
+        return f"this llama.cpp build does not use {', '.join(missing)}, which this CPU has (slower); {fix}"
+    return None

@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from localchat.doctor import diagnose, parse_system_info
+from localchat.doctor import diagnose, parse_system_info, slow_build_note
 from localchat.hardware import Gpu
 
 CPU_BUILD = "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | AVX512 = 1 | OPENMP = 1 | REPACK = 1 | "
@@ -44,7 +44,7 @@ def test_cuda_build_with_a_gpu_is_healthy() -> None:
 def test_amx_build_on_an_amx_cpu_is_the_known_crash() -> None:
     report = diagnose(probe(AMX_BUILD), None, X86 | {"amx_int8", "amx_tile"}, "x86_64", "Linux", [])
     assert report.worst == "warn"
-    assert any("segfaults" in f.text and "install_llama_cpp.py" in f.text for f in report.findings)
+    assert any("segfaults" in f.text and "localchat doctor --fix" in f.text for f in report.findings)
     good = diagnose(probe(CPU_BUILD), None, X86 | {"amx_int8", "amx_tile"}, "x86_64", "Linux", [])
     assert good.worst == "ok" and any("AMX CPU, build without" in f.text for f in good.findings)
 
@@ -75,3 +75,16 @@ def test_doctor_on_this_machine() -> None:
     assert any(f["topic"] == "build" for f in report["findings"])
     text = subprocess.run([sys.executable, "-m", "localchat", "doctor"], capture_output=True, text=True).stdout
     assert text.startswith("[✓] build") and "[✓] gpu" in text
+
+
+def test_a_slow_build_is_named_with_the_one_command_that_fixes_it() -> None:
+    """What the engine reports with a loaded model (the app shows it once): AMX compiled in on an AMX CPU, or SIMD
+    this CPU has that the build leaves out; nothing for a right build (llama.cpp does not report SSE 4.2)."""
+    amx = slow_build_note(
+        "CPU : AVX = 1 | AVX2 = 1 | FMA = 1 | F16C = 1 | AVX512 = 1 | AMX_INT8 = 1 | ", X86 | {"amx_int8"}
+    )
+    assert amx and "AMX compiled in" in amx and "`localchat doctor --fix`" in amx
+    no_avx512 = slow_build_note("CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | FMA = 1 | F16C = 1 | ", X86 | {"sse4_2"})
+    assert no_avx512 and "does not use AVX512, which this CPU has" in no_avx512
+    right = "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | FMA = 1 | F16C = 1 | AVX512 = 1 | "
+    assert slow_build_note(right, X86 | {"sse4_2"}) is None

@@ -1,9 +1,9 @@
-"""scripts/install_llama_cpp.py: the flags it builds llama.cpp with (every SIMD extension this CPU has, never
-AMX), and the build it installed here is that build (its AMX matmul segfaulted on the first decode)."""
+"""localchat/build.py (what scripts/install_llama_cpp.py and `localchat doctor --fix` run): the flags it builds
+llama.cpp with (every SIMD extension this CPU has, never AMX), and the build it installed here is that build (its
+AMX matmul segfaulted on the first decode)."""
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 import subprocess
 import sys
@@ -14,15 +14,14 @@ import pytest
 
 from localchat.hardware import GGML_X86_FEATURES, GGML_X86_LEFT_OUT, cpu_flags
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "install_llama_cpp.py"
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "install_llama_cpp.py"  # what make runs
 x86 = pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="x86-64 flags")
 
 
 def script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("install_llama_cpp", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    import localchat.build
+
+    return localchat.build
 
 
 def test_the_switches_are_read_from_ggmls_cmake_file() -> None:
@@ -97,3 +96,13 @@ def test_the_installed_build_is_the_scripts_and_has_no_amx(monkeypatch: pytest.M
     reported = {name for flag, name in GGML_X86_FEATURES.items() if f"{name} = 1" in report}
     expected = {name for flag, name in GGML_X86_FEATURES.items() if flag in cpu_flags()}
     assert reported >= expected - {"SSE42"}, report  # llama.cpp reports SSE3/SSSE3, not SSE 4.2
+
+
+def test_doctor_fix_rebuilds_only_when_the_build_is_not_right() -> None:
+    """`localchat doctor --fix` is the one command doctor names: here the build is right, so it builds nothing
+    and reports the build (a wrong one would be rebuilt: the same code path as make's, tested above)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "localchat", "doctor", "--fix"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert "already built" in result.stdout and "localchat.build: 0.3.36 -DGGML_NATIVE=OFF" in result.stdout

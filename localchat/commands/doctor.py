@@ -36,8 +36,14 @@ def run_probe() -> tuple[dict[str, Any] | None, str | None]:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="one JSON object")
-def doctor(as_json: bool) -> None:
+@click.option("--fix", is_flag=True, help="rebuild llama-cpp-python for this CPU in this environment, then check")
+def doctor(as_json: bool, fix: bool) -> None:
     """Check this build: CPU features, GPU backends and free GPU memory, known pitfalls (AMX)."""
+    if fix:
+        from localchat.build import main as rebuild  # pip and a compiler: only when asked
+
+        if rebuild([sys.executable]) != 0:
+            sys.exit(1)
     probe, error = run_probe()
     marker = Path(sys.prefix) / "localchat-llama-build.txt"
     built_with = marker.read_text().strip() if marker.exists() else None
@@ -50,8 +56,6 @@ def doctor(as_json: bool) -> None:
     else:
         for finding in report.findings:
             click.echo(f"[{MARKS[finding.level]}] {finding.topic:<7}{finding.text}")
-        click.echo(
-            f"    build   {'scripts/install_llama_cpp.py: ' + built_with if built_with else 'not built by localchat'}"
-        )
+        click.echo(f"    build   {'localchat.build: ' + built_with if built_with else 'not built by localchat'}")
     if report.worst == "error":
         sys.exit(1)

@@ -107,6 +107,7 @@ class ModelInfo:
     vram_estimate: int = 0  # bytes of GPU memory the offloaded layers take, estimated (models/memory.py)
     free_vram: int | None = None  # free GPU memory before loading; None without a GPU
     offload_note: str | None = None  # why fewer layers than asked were offloaded
+    build_note: str | None = None  # this llama.cpp build runs slower here than it could, and the fix
 
     @property
     def offload(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from localchat import hardware
 from localchat.chat.sampling import SamplingParams
+from localchat.doctor import slow_build_note
 from localchat.engine.devices import free_gpu_bytes, list_devices
 from localchat.engine.measure import ConversationCounter
 from localchat.engine.offload import OutOfMemory, is_memory_failure, load_with_fallback
@@ -148,6 +149,7 @@ class LlamaRunner:
                 threads=threads,
                 chat_template="model" if gguf.chat_template else f"{fallback} (fallback)",
                 load_s=time.perf_counter() - started,
+                build_note=slow_build_note(ll.llama_print_system_info().decode(errors="replace"), hardware.cpu_flags()),
             )
         except BaseException:  # a failed load frees what it took (VRAM on a GPU), whatever went wrong
             self.close()

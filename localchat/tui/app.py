@@ -270,6 +270,10 @@ class LocalchatApp(App[None]):
             )
         else:
             self.loaded_model = Choice(message.name, message.model)
+            note = message.info.build_note
+            if note and self.store.setting("build_note_shown") != note:  # once per build: doctor has it too
+                self.store.set_setting("build_note_shown", note)
+                self.notify(note[0].upper() + note[1:] + ".", severity="warning", timeout=20, markup=False)
 
     # --- settings, prompts, export ---------------------------------------------------------------------------
 
