@@ -3,7 +3,9 @@
 
 The machine is shared and noisy, so the two are interleaved round by round and compared by medians.
 Usage: bench/compare_native.py [--model GGUF] [--llama-bench PATH] [--rounds N] [--threads T] [--out FILE]
-Without --llama-bench it builds one with bench/build_llama_bench.sh (a few minutes, cached).
+                               [--also PYTHON]
+Without --llama-bench it builds one with bench/build_llama_bench.sh (a few minutes, cached). --also measures a
+second localchat install (another venv's python, e.g. a plain `pip install .`) in the same rounds.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ def native(llama_bench: str, model: str, threads: int, extra: list[str]) -> dict
     return speeds
 
 
-def ours(model: str, threads: int, extra: list[str]) -> dict:
-    command = [sys.executable, "-m", "localchat", "bench", model, "--json", "-r", "3", "-t", str(threads)]
+def ours(model: str, threads: int, extra: list[str], python: str = sys.executable) -> dict:
+    command = [python, "-m", "localchat", "bench", model, "--json", "-r", "3", "-t", str(threads)]
     return json.loads(subprocess.run(command + extra, capture_output=True, text=True, check=True).stdout)
 
 
@@ -50,6 +52,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--gpu-layers", default=None, help="passed to both (-ngl / --gpu-layers)")
     parser.add_argument("--out", default=None, help="write the JSON result here")
+    parser.add_argument("--also", default=None, help="a second localchat install's python, measured alongside")
     args = parser.parse_args()
     model = args.model or default_model()
     sys.path.insert(0, str(ROOT))
@@ -70,6 +73,9 @@ def main() -> int:
         o = ours(model, threads, our_extra)
         h = {} if args.gpu_layers else high_level(model, threads)
         rounds.append({"native": n, "localchat": o, "llama_cpp_python_high_level": h})
+        if args.also:
+            rounds[-1]["also"] = ours(model, threads, our_extra, args.also)
+            print(f"round {number + 1}: --also decode {rounds[-1]['also']['decode_tok_s']:.1f} tok/s", file=sys.stderr)
         print(
             f"round {number + 1}: prompt {o['prompt_tok_s']:.1f} vs {n['prompt_tok_s']:.1f} tok/s, "
             f"decode {o['decode_tok_s']:.1f} vs {n['decode_tok_s']:.1f} tok/s (localchat vs native); "
@@ -113,6 +119,13 @@ def main() -> int:
         summary["ratio"]["high_level_decode"] = (
             summary["llama_cpp_python_high_level"]["decode_tok_s"] / summary["native"]["decode_tok_s"]
         )
+    if args.also:
+        summary["also"] = {"python": args.also, "decode_tok_s": median("also", "decode_tok_s")}
+        summary["ratio"]["also_decode"] = summary["also"]["decode_tok_s"] / summary["native"]["decode_tok_s"]
+        summary["ratio"]["also_decode_rounds"] = [
+            r["also"]["decode_tok_s"] / r["native"]["decode_tok_s"] for r in rounds
+        ]
+    summary["ratio"]["decode_rounds"] = [r["localchat"]["decode_tok_s"] / r["native"]["decode_tok_s"] for r in rounds]
     emit(summary, args.out)
     return 0
 
