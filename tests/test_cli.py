@@ -271,3 +271,25 @@ def select_ready(fd: int) -> bool:
     import select
 
     return bool(select.select([fd], [], [], 0.1)[0])
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ messages[0]['content'] * 100000000 }}", "builds more than 64 M characters"),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "ran for more than 5 s",
+        ),
+    ],
+    ids=["huge string", "endless loops"],
+)
+def test_a_hostile_chat_template_is_stopped_with_one_line(
+    template: str, message: str, model_path: Path, tmp_path: Path
+) -> None:
+    """A template that builds a huge string (localchat run was still busy after 60 s) or loops for ever."""
+    from tests.gguf_files import with_metadata
+
+    hostile = with_metadata(model_path, tmp_path / "hostile-template.gguf", {"tokenizer.chat_template": template})
+    result = run_cli("run", str(hostile), "Hi", *FAST)
+    assert_one_line_error(result, "the chat template of hostile-template.gguf was stopped", message)

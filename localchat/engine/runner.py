@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import llama_cpp as ll
-from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from localchat import hardware
 from localchat.chat.sampling import SamplingParams
@@ -32,7 +31,7 @@ from localchat.engine.protocol import (
     Timings,
     Usage,
 )
-from localchat.engine.templates import fallback_template
+from localchat.engine.templates import ChatTemplate, TemplateTooCostly, fallback_template
 from localchat.errors import ContextOverflow, EngineError, LoadCancelled, ModelFileError
 from localchat.models.gguf import GgufInfo, split_tensor_bytes
 from localchat.models.memory import default_context, gpu_bytes, plan_offload, shape_of
@@ -54,14 +53,13 @@ def abort_callback() -> ll.ggml_abort_callback:
 
 
 def check_template(template: str | None, gguf: GgufInfo) -> None:
-    """The model's chat template must compile (in the sandbox llama-cpp-python renders it in)."""
+    """The model's chat template must compile (in the sandbox it is rendered in)."""
     if not template:
         return
     from jinja2 import TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     try:
-        ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True).from_string(template)
+        ChatTemplate(template, bos_token="", eos_token="")
     except TemplateError as exc:
         raise ModelFileError(
             f"the chat template in {gguf.path.name} does not compile ({exc.__class__.__name__}: {exc}): "
@@ -123,10 +121,7 @@ class LlamaRunner:
             self.cached: list[int] = []  # tokens whose KV entries are in the cache, positions 0..len-1
             self.bos = self._special_piece(ll.llama_vocab_bos(self.vocab))
             eos = self._special_piece(ll.llama_vocab_eos(self.vocab))
-            self.formatter = Jinja2ChatFormatter(template, eos_token=eos, bos_token=self.bos)
-            self.header_formatter = Jinja2ChatFormatter(
-                template, eos_token=eos, bos_token=self.bos, add_generation_prompt=False
-            )
+            self.template = ChatTemplate(template, bos_token=self.bos, eos_token=eos)
             self.counter = ConversationCounter(
                 self.render, lambda text: len(self.prompt_tokens(text)), self._continuation_tokens
             )
@@ -227,9 +222,13 @@ class LlamaRunner:
         return tokens[:n]
 
     def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
-        formatter = self.formatter if add_generation_prompt else self.header_formatter
         try:
-            return formatter(messages=[m.as_dict() for m in messages]).prompt
+            return self.template.render([m.as_dict() for m in messages], add_generation_prompt)
+        except TemplateTooCostly as exc:
+            raise EngineError(
+                f"the chat template of {self.gguf.path.name} was stopped: {exc} (a template should take "
+                "milliseconds): use another build of this model"
+            ) from None
         except Exception as exc:  # the template is the model's code: any error is the model's, say so
             raise EngineError(f"the model's chat template failed on this conversation: {exc}") from None
 

@@ -1,8 +1,15 @@
-"""Chat templates for models whose GGUF has none (base models, old conversions): the model family's own format
-where we know it, ChatML otherwise, as llama.cpp does. A template written in the wrong family's markup is
+"""Chat templates: rendering a model's own, bounded in size and time (ChatTemplate), and the ones for models whose
+GGUF has none (base models, old conversions): the model family's own format where we know it, ChatML otherwise,
+as llama.cpp does. A template written in the wrong family's markup is
 tokenized as plain text and prompts the model badly (Gemma has no `<|im_start|>` token)."""
 
 from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE
 
@@ -33,3 +40,86 @@ FALLBACKS["gemma3"] = FALLBACKS["gemma"]
 def fallback_template(architecture: str) -> tuple[str, str]:
     """(name, template) for a model without its own chat template."""
     return FALLBACKS.get(architecture, ("chatml", CHATML_CHAT_TEMPLATE))
+
+
+# A chat template is the model file's code. The sandbox stops attribute tricks and huge range()s; these bound
+# the rest: the text it builds (`{{ m.content * 100000000 }}` took minutes) and its time (nested loops).
+MAX_RENDER_CHARS = 64 << 20
+MAX_RENDER_S = 5.0
+
+
+class TemplateTooCostly(Exception):
+    """The template built too much text or took too long."""
+
+
+class ChatTemplate:
+    """A model's Jinja chat template, rendered the way llama-cpp-python and transformers render it (sandboxed,
+    trim_blocks, lstrip_blocks, `tojson`, `raise_exception`, `strftime_now`, `{% generation %}`), bounded."""
+
+    def __init__(self, source: str, bos_token: str, eos_token: str) -> None:
+        import jinja2.ext
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        class Bounded(ImmutableSandboxedEnvironment):
+            intercepted_binops = frozenset({"*", "+"})
+
+            def call_binop(self, context, operator, left, right):  # type: ignore[no-untyped-def]
+                if operator == "*" and isinstance(left, (str, list)) and isinstance(right, int):
+                    _check_size(len(left) * right)
+                elif operator == "*" and isinstance(right, (str, list)) and isinstance(left, int):
+                    _check_size(len(right) * left)
+                result = super().call_binop(context, operator, left, right)
+                if isinstance(result, (str, list)):
+                    _check_size(len(result))
+                return result
+
+        environment = Bounded(
+            trim_blocks=True,
+            lstrip_blocks=True,
+            extensions=[Jinja2ChatFormatter.IgnoreGenerationTags, jinja2.ext.loopcontrols],
+        )
+        environment.filters["tojson"] = Jinja2ChatFormatter.tojson
+        self._template = environment.from_string(source)
+        self._bos, self._eos = bos_token, eos_token
+
+    def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
+        def raise_exception(message: str) -> None:
+            raise ValueError(message)
+
+        with _time_limit(MAX_RENDER_S):
+            text = self._template.render(
+                messages=messages,
+                bos_token=self._bos,
+                eos_token=self._eos,
+                add_generation_prompt=add_generation_prompt,
+                raise_exception=raise_exception,
+                strftime_now=lambda fmt: time.strftime(fmt),
+            )
+        _check_size(len(text))
+        return text
+
+
+def _check_size(chars: int) -> None:
+    if chars > MAX_RENDER_CHARS:
+        raise TemplateTooCostly(f"it builds more than {MAX_RENDER_CHARS >> 20} M characters")
+
+
+@contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """SIGALRM interrupts a template looping in Python; only the main thread can take signals (the engine's
+    requests run there), elsewhere the size bound alone applies."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise TemplateTooCostly(f"it ran for more than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
