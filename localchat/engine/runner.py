@@ -31,8 +31,8 @@ from localchat.engine.protocol import (
     Timings,
     Usage,
 )
-from localchat.engine.templates import ChatTemplate, TemplateTooCostly, fallback_template
-from localchat.errors import ContextOverflow, EngineError, LoadCancelled, ModelFileError
+from localchat.engine.templates import TemplateTooCostly, compile_template, fallback_template
+from localchat.errors import ContextOverflow, EngineError, LoadCancelled
 from localchat.models.gguf import GgufInfo, split_tensor_bytes
 from localchat.models.memory import default_context, gpu_bytes, plan_offload, shape_of
 
@@ -50,21 +50,6 @@ def abort_callback() -> ll.ggml_abort_callback:
     trip per node (hundreds per token); C's strlen on our flag bytes answers the same question in C: the flag
     buffer is b"\\0\\0" normally (length 0 → false) and b"\\1\\0" once cancelled (length 1 → true)."""
     return ll.ggml_abort_callback(ctypes.cast(_libc.strlen, ctypes.c_void_p).value)
-
-
-def check_template(template: str | None, gguf: GgufInfo) -> None:
-    """The model's chat template must compile (in the sandbox it is rendered in)."""
-    if not template:
-        return
-    from jinja2 import TemplateError
-
-    try:
-        ChatTemplate(template, bos_token="", eos_token="")
-    except TemplateError as exc:
-        raise ModelFileError(
-            f"the chat template in {gguf.path.name} does not compile ({exc.__class__.__name__}: {exc}): "
-            "use another build of this model, or fix tokenizer.chat_template in the file"
-        ) from None
 
 
 @dataclass
@@ -92,6 +77,7 @@ class LlamaRunner:
         self._progress_callback = ll.llama_progress_callback(self._on_load_progress)  # llama.cpp holds it
         self._abort_callback = abort_callback()  # keep a reference: llama.cpp holds the pointer
         ll.llama_backend_init()
+        self._system_info = ll.llama_print_system_info().decode(errors="replace")  # what this build compiled in
         shape = shape_of(gguf, tensor_bytes=split_tensor_bytes(gguf))
         threads = options.threads or hardware.physical_cores()
         n_ctx = options.n_ctx or default_context(
@@ -102,9 +88,9 @@ class LlamaRunner:
         offload = plan_offload(
             options.gpu_layers, shape, n_ctx, free_vram, ll.llama_supports_gpu_offload(), context_started=True
         )
-        check_template(gguf.chat_template, gguf)  # before the weights and the context take memory
         fallback, template = fallback_template(gguf.architecture)
-        template = gguf.chat_template or template
+        # Compiled before the weights and the context take memory: a broken one costs nothing.
+        self.template = compile_template(gguf.chat_template or template, gguf.path.name)
         (self.model, self.ctx), gpu_layers = load_with_fallback(
             offload.gpu_layers,
             options.gpu_layers == "auto",
@@ -120,8 +106,7 @@ class LlamaRunner:
             self.batch = ll.llama_batch_init(self.n_batch, 0, 1)
             self.cached: list[int] = []  # tokens whose KV entries are in the cache, positions 0..len-1
             self.bos = self._special_piece(ll.llama_vocab_bos(self.vocab))
-            eos = self._special_piece(ll.llama_vocab_eos(self.vocab))
-            self.template = ChatTemplate(template, bos_token=self.bos, eos_token=eos)
+            self.eos = self._special_piece(ll.llama_vocab_eos(self.vocab))
             self.counter = ConversationCounter(
                 self.render, lambda text: len(self.prompt_tokens(text)), self._continuation_tokens
             )
@@ -144,7 +129,7 @@ class LlamaRunner:
                 threads=threads,
                 chat_template="model" if gguf.chat_template else f"{fallback} (fallback)",
                 load_s=time.perf_counter() - started,
-                build_note=slow_build_note(ll.llama_print_system_info().decode(errors="replace"), hardware.cpu_flags()),
+                build_note=slow_build_note(self._system_info, hardware.cpu_flags()),
             )
         except BaseException:  # a failed load frees what it took (VRAM on a GPU), whatever went wrong
             self.close()
@@ -156,7 +141,7 @@ class LlamaRunner:
         model_params = ll.llama_model_default_params()
         model_params.n_gpu_layers = gpu_layers
         model_params.progress_callback = self._progress_callback
-        if hardware.has_amx() and b"AMX_INT8 = 1" in ll.llama_print_system_info():
+        if hardware.has_amx() and "AMX_INT8 = 1" in self._system_info:
             # This build's AMX matmul segfaults on the first decode on AMX CPUs (README, "CPU builds").
             # Without extra buffer types it runs (no weight repacking, so slower); reinstall to get both.
             model_params.use_extra_bufts = False
@@ -223,7 +208,8 @@ class LlamaRunner:
 
     def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
         try:
-            return self.template.render([m.as_dict() for m in messages], add_generation_prompt)
+            messages_data = [m.as_dict() for m in messages]
+            return self.template.render(messages_data, add_generation_prompt, bos_token=self.bos, eos_token=self.eos)
         except TemplateTooCostly as exc:
             raise EngineError(
                 f"the chat template of {self.gguf.path.name} was stopped: {exc} (a template should take "

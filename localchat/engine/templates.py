@@ -1,7 +1,7 @@
-"""Chat templates: rendering a model's own, bounded in size and time (ChatTemplate), and the ones for models whose
-GGUF has none (base models, old conversions): the model family's own format where we know it, ChatML otherwise,
-as llama.cpp does. A template written in the wrong family's markup is
-tokenized as plain text and prompts the model badly (Gemma has no `<|im_start|>` token)."""
+"""Chat templates: a model's own, compiled before it loads and rendered bounded in size and time (ChatTemplate),
+and the ones for models whose GGUF has none (base models, old conversions): the model family's own format where
+we know it, ChatML otherwise, as llama.cpp does. A template in the wrong family's markup is tokenized as plain
+text and prompts the model badly (Gemma has no `<|im_start|>` token)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE
+
+from localchat.errors import ModelFileError
 
 # Gemma's format (google/gemma-3-*-it): a system prompt opens the first user turn; "model" answers. Unlike
 # Google's, it does not raise on two user turns in a row (a reply that failed before its first token leaves that).
@@ -33,8 +35,7 @@ GEMMA_CHAT_TEMPLATE = """{{ bos_token }}
     {{ '<start_of_turn>model\\n' }}
 {%- endif -%}"""
 
-FALLBACKS = {"gemma": ("gemma", GEMMA_CHAT_TEMPLATE), "gemma2": ("gemma", GEMMA_CHAT_TEMPLATE)}
-FALLBACKS["gemma3"] = FALLBACKS["gemma"]
+FALLBACKS = {arch: ("gemma", GEMMA_CHAT_TEMPLATE) for arch in ("gemma", "gemma2", "gemma3")}
 
 
 def fallback_template(architecture: str) -> tuple[str, str]:
@@ -56,7 +57,7 @@ class ChatTemplate:
     """A model's Jinja chat template, rendered the way llama-cpp-python and transformers render it (sandboxed,
     trim_blocks, lstrip_blocks, `tojson`, `raise_exception`, `strftime_now`, `{% generation %}`), bounded."""
 
-    def __init__(self, source: str, bos_token: str, eos_token: str) -> None:
+    def __init__(self, source: str) -> None:
         import jinja2.ext
         from jinja2.sandbox import ImmutableSandboxedEnvironment
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -81,23 +82,35 @@ class ChatTemplate:
         )
         environment.filters["tojson"] = Jinja2ChatFormatter.tojson
         self._template = environment.from_string(source)
-        self._bos, self._eos = bos_token, eos_token
 
-    def render(self, messages: list[dict], add_generation_prompt: bool) -> str:
+    def render(self, messages: list[dict], add_generation_prompt: bool, *, bos_token: str, eos_token: str) -> str:
         def raise_exception(message: str) -> None:
             raise ValueError(message)
 
         with _time_limit(MAX_RENDER_S):
             text = self._template.render(
                 messages=messages,
-                bos_token=self._bos,
-                eos_token=self._eos,
+                bos_token=bos_token,
+                eos_token=eos_token,
                 add_generation_prompt=add_generation_prompt,
                 raise_exception=raise_exception,
                 strftime_now=lambda fmt: time.strftime(fmt),
             )
         _check_size(len(text))
         return text
+
+
+def compile_template(source: str, file_name: str) -> ChatTemplate:
+    """The template compiled, or one line saying it does not (checked before the weights take memory)."""
+    from jinja2 import TemplateError
+
+    try:
+        return ChatTemplate(source)
+    except TemplateError as exc:
+        raise ModelFileError(
+            f"the chat template in {file_name} does not compile ({exc.__class__.__name__}: {exc}): "
+            "use another build of this model, or fix tokenizer.chat_template in the file"
+        ) from None
 
 
 def _check_size(chars: int) -> None:
