@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localchat.errors import LocalchatError
-from localchat.models.hub import is_transport_error, session, silence_limit
+from localchat.models.hub import is_timeout, is_transport_error, session, silence_limit
 
 CHUNK = 1 << 20
 DISK_MARGIN = 64 << 20  # leave some room on the disk beyond the file itself
@@ -162,7 +162,7 @@ def _fetch(
             ) from None
         raise DownloadInterrupted(_interrupted(transfer, have)) from None
     except Exception as exc:
-        if {cls.__name__ for cls in type(exc).__mro__} & {"ReadTimeout", "TimeoutException"}:
+        if is_timeout(exc):
             raise DownloadInterrupted(
                 f"the hub sent nothing for {silence_limit():g} s while downloading {transfer.destination.name} "
                 f"({have} of {transfer.size} bytes kept): run the same pull again to resume "

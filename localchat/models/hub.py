@@ -113,8 +113,16 @@ def hub_errors(repo: str) -> Iterator[None]:
 def is_transport_error(exc: BaseException) -> bool:
     """Connection, timeout and broken-stream errors of huggingface_hub's HTTP client (an httpx fork), matched by
     class name so that we need not import that library by its changing name."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & {"TransportError", "TimeoutException", "NetworkError", "StreamError", "HTTPError"})
+    return bool(_class_names(exc) & {"TransportError", "TimeoutException", "NetworkError", "StreamError", "HTTPError"})
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """The hub went silent for longer than `silence_limit()` (a connect, read or pool timeout)."""
+    return "TimeoutException" in _class_names(exc)
+
+
+def _class_names(exc: BaseException) -> set[str]:
+    return {cls.__name__ for cls in type(exc).__mro__}
 
 
 def _call(repo: str, fn: Callable[[], T]) -> T:
