@@ -147,9 +147,11 @@ def list_models(as_json: bool, catalog: bool) -> None:
         if as_json:
             click.echo(json.dumps(rows))
             return
-        table = Table("NAME", "PARAMS", "REPO", "WHY", box=None)
+        table = Table("NAME", "PARAMS", "CONTEXT", "THINKS", "REPO", "WHY", box=None)
         for entry in CATALOG:
-            add_row(table, entry.alias, entry.parameters, f"{entry.repo}:{entry.quant}", entry.why)
+            context = f"{entry.context // 1024}k"
+            thinks = "yes" if entry.thinks else ""
+            add_row(table, entry.alias, entry.parameters, context, thinks, f"{entry.repo}:{entry.quant}", entry.why)
         out().print(table)
         return
     lib = library()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from localchat import hardware
@@ -85,6 +85,13 @@ def plan_pull(text: str, library: Library) -> PullPlan:
     ref, alias = hub_ref_for(text)
     files = hub.repo_files(ref.repo)
     choice = choose_quant(ref, [f.name for f in files])
+    entry = lookup(alias) if alias else None
+    if entry is not None and entry.file not in choice.files.files:  # the repo was reorganised since
+        choice = replace(
+            choice,
+            note=f"the catalog names {entry.file}, which {ref.repo} no longer has: using "
+            f"{', '.join(choice.files.files)}",
+        )
     by_name = {f.name: f for f in files}
     chosen = tuple(by_name[name] for name in choice.files.files)
     root = library.paths.models_dir / ref.repo

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from localchat.models.catalog import lookup
 from tests.conftest import CliResult, assert_one_line_error, run_cli
 from tests.fakehub import FakeFile, FakeHub, FakeHubServer, FakeRepo
 
@@ -198,18 +199,19 @@ def test_split_gguf_is_pulled_and_used_whole(hub: FakeHub, home: Path, split_par
 
 
 def test_run_with_a_catalog_name_pulls_it_first(hub: FakeHub, model_path: Path) -> None:
-    hub.repos["Qwen/Qwen2.5-0.5B-Instruct-GGUF"] = FakeRepo({"qwen2.5-0.5b-instruct-q4_k_m.gguf": FakeFile(model_path)})
-    result = cli("run", "qwen2.5:0.5b", "Hi", "-n", "4", "--json")
+    entry = lookup("qwen3.5:0.8b")
+    hub.repos[entry.repo] = FakeRepo({entry.file: FakeFile(model_path)})  # the file the catalog names
+    result = cli("run", "qwen3.5:0.8b", "Hi", "-n", "4", "--json")
     assert result.code == 0, result.stderr
-    assert "verified sha256" in result.stderr
+    assert "verified sha256" in result.stderr and "no longer has" not in result.stderr
     listed = listed_models(cli("list", "--json"))
-    assert [m["name"] for m in listed] == ["qwen2.5:0.5b"]
+    assert [m["name"] for m in listed] == ["qwen3.5:0.8b"]
     table = cli("list").stdout
-    assert "qwen2.5:0.5b" in table and "135M" in table and "Q4_1" in table
-    assert "memory" in cli("show", "qwen2.5:0.5b").stdout
+    assert "qwen3.5:0.8b" in table and "135M" in table and "Q4_1" in table
+    assert "memory" in cli("show", "qwen3.5:0.8b").stdout
     # The second run finds it locally: no new download.
     before = len(hub.requests)
-    assert cli("run", "qwen2.5:0.5b", "Hi", "-n", "2").code == 0
+    assert cli("run", "qwen3.5:0.8b", "Hi", "-n", "2").code == 0
     assert len(hub.requests) == before
 
 
@@ -388,3 +390,13 @@ def test_disk_full_mid_download_keeps_the_partial_file_and_the_next_pull_resumes
     assert "bytes kept" in first and "pull again to resume" in first
     assert (home / "codes").read_text().split() == ["first=2", "second=0", "same"]
     assert len(hub.ranges) == 1 and int(hub.ranges[0].removeprefix("bytes=").rstrip("-")) > 3_000_000
+
+
+def test_a_catalog_file_the_repo_no_longer_has_is_said(hub: FakeHub, model_path: Path) -> None:
+    entry = lookup("qwen3.5:0.8b")
+    hub.repos[entry.repo] = FakeRepo({"renamed-Q4_K_M.gguf": FakeFile(model_path)})
+    result = cli("pull", "qwen3.5:0.8b")
+    assert result.code == 0, result.stderr
+    assert f"the catalog names {entry.file}, which {entry.repo} no longer has: using renamed-Q4_K_M.gguf" in (
+        result.stderr + result.stdout
+    )

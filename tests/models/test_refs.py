@@ -1,8 +1,18 @@
+import re
+
 import pytest
 
 from localchat.errors import LocalchatError
 from localchat.models.catalog import CATALOG, lookup
-from localchat.models.refs import HubRef, choose_quant, group_gguf_files, parse_hub_ref, quant_of, safe_hub_filename
+from localchat.models.refs import (
+    HubRef,
+    check_repo_id,
+    choose_quant,
+    group_gguf_files,
+    parse_hub_ref,
+    quant_of,
+    safe_hub_filename,
+)
 
 
 @pytest.mark.parametrize(
@@ -56,7 +66,19 @@ def test_unsafe_hub_filenames_are_refused(name: str) -> None:
 
 
 def test_catalog_covers_sizes_and_families() -> None:
-    assert 6 <= len(CATALOG) <= 12
-    assert {e.alias.split(":")[0].rstrip("0123456789.") for e in CATALOG} >= {"qwen", "llama", "gemma", "phi", "smollm"}
-    assert all(e.why and parse_hub_ref(e.repo) for e in CATALOG)
-    assert lookup("QWEN2.5:0.5B").repo == "Qwen/Qwen2.5-0.5B-Instruct-GGUF"
+    assert 10 <= len(CATALOG) <= 20
+    families = {e.alias.split(":")[0].rstrip("0123456789.") for e in CATALOG}
+    assert families >= {"qwen", "llama", "gemma", "phi4-mini", "smollm", "deepseek-r"}
+    assert lookup("QWEN3.5:4B").repo == "unsloth/Qwen3.5-4B-GGUF"
+    assert len({e.alias for e in CATALOG}) == len({e.repo for e in CATALOG}) == len(CATALOG)
+
+
+def test_every_catalog_entry_names_a_real_looking_4_bit_file_and_says_what_it_is() -> None:
+    thinking_families = {"qwen3", "qwen3.5", "smollm3", "gemma4", "deepseek-r1"}  # tests/data/templates
+    for entry in CATALOG:
+        assert re.fullmatch(r"[a-z0-9.-]+:[a-z0-9.]+", entry.alias) and len(entry.alias) <= 15, entry
+        check_repo_id(entry.repo)
+        assert entry.file.endswith(".gguf") and quant_of(entry.file) == entry.quant == "Q4_K_M", entry
+        assert choose_quant(entry.ref, [entry.file, "x-Q8_0.gguf"]).files.files == (entry.file,)
+        assert entry.why and len(entry.why) <= 50 and entry.context >= 8192  # one line in the catalog
+        assert entry.thinks == (entry.alias.split(":")[0] in thinking_families), entry

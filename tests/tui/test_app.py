@@ -158,7 +158,7 @@ async def test_catalog_pulls_with_progress_and_loads_the_model(make_app, model_p
 
     from tests.fakehub import FakeFile, FakeHub, FakeHubServer, FakeRepo
 
-    hub = FakeHub({"HuggingFaceTB/SmolLM2-135M-Instruct-GGUF": FakeRepo({"smol-q4_k_m.gguf": FakeFile(model_path)})})
+    hub = FakeHub({"unsloth/SmolLM2-135M-Instruct-GGUF": FakeRepo({"smol-q4_k_m.gguf": FakeFile(model_path)})})
     hub.throttle_s = 0.02  # slow enough to see the bar move
     with FakeHubServer(hub) as server:
         # The CLI tests set HF_ENDPOINT before huggingface_hub is imported; in this process it already was.
@@ -176,16 +176,14 @@ async def test_catalog_pulls_with_progress_and_loads_the_model(make_app, model_p
             await pilot.press("enter")  # the first entry: smollm2:135m
             bar = screen.query_one("#pull-progress")
             await wait_for(pilot, lambda: bar.display and (bar.progress or 0) > 0)
-            assert "pulling HuggingFaceTB/SmolLM2-135M-Instruct-GGUF:Q4_K_M" in str(
-                screen.query_one("#pull-status").render()
-            )
+            assert "pulling unsloth/SmolLM2-135M-Instruct-GGUF:Q4_K_M" in str(screen.query_one("#pull-status").render())
             await wait_for(pilot, lambda: app.session.engine.model is not None, timeout=120)
             assert app.session.model_name == "smollm2:135m"
             assert app.library.find("smollm2:135m").source == "pulled"
 
 
 async def test_a_model_that_is_not_downloaded_says_how_to_get_it(make_app) -> None:
-    app = make_app("qwen2.5:0.5b")
+    app = make_app("qwen3.5:0.8b")
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: any("is not downloaded" in str(n.message) for n in app._notifications))
         assert app.session.engine.model is None

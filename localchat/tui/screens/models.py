@@ -109,7 +109,8 @@ class CatalogScreen(ModalScreen[Choice | None]):
 
     def _line(self, entry: CatalogEntry) -> str:
         here = " (downloaded)" if self.library.find(entry.alias) else ""
-        return f"{entry.alias:<14} {entry.parameters:>5}  {entry.why}{here}"
+        thinks = "thinks" if entry.thinks else ""
+        return f"{entry.alias:<15} {entry.parameters:>5} {entry.context // 1024:>4}k {thinks:<6}  {entry.why}{here}"
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         local = self.library.find(event.option.id)
