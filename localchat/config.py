@@ -85,6 +85,7 @@ BINDING_IDS = frozenset(
         "chat.copy",
         "chat.settings",
         "chat.prompts",
+        "chat.thinking",
         "chat.rename",
         "chat.delete",
         "chat.search",

@@ -43,5 +43,9 @@ class EngineError(LocalchatError):
     """The inference engine failed or crashed."""
 
 
+class TemplateRefused(EngineError):
+    """The model's chat template raised on a conversation (its own `raise_exception`, or a bug in it)."""
+
+
 class LoadCancelled(LocalchatError):
     """A model load was stopped (Esc, Ctrl-C) before it finished; the engine holds no model."""

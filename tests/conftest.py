@@ -51,6 +51,18 @@ def gemma_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.exit(f"the second test model is missing: {exc.message} (make test does this)", 2)
 
 
+@pytest.fixture(scope="session")
+def thinking_model_path(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test model with Qwen3.5's chat template: a thinking switch, and reasoning opened in the prompt."""
+    from tests.gguf_files import with_metadata
+    from tests.thinking import QWEN35_TEMPLATE
+
+    template = QWEN35_TEMPLATE.read_text()
+    return with_metadata(
+        model_path, tmp_path_factory.mktemp("thinking") / "smol-thinking.gguf", {"tokenizer.chat_template": template}
+    )
+
+
 @pytest.fixture(autouse=True)
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own LOCALCHAT_HOME: no test reads or writes the user's real state."""

@@ -36,7 +36,17 @@ def test_run_streams_a_reply(model_path: Path) -> None:
 def test_run_json_for_scripts(model_path: Path) -> None:
     result = run_cli("run", str(model_path), "Say hello.", *FAST, "--json", "--system", "Be brief.")
     report = json.loads(result.stdout)
-    assert set(report) == {"text", "model", "offload", "stop_reason", "usage", "timings"}
+    assert set(report) == {
+        "text",
+        "reasoning",
+        "reasoning_state",
+        "model",
+        "offload",
+        "stop_reason",
+        "usage",
+        "timings",
+    }
+    assert (report["reasoning"], report["reasoning_state"]) == (None, "none")
     assert report["offload"] == {
         "setting": "auto",
         "gpu_layers": 0,  # a CPU build
@@ -47,8 +57,8 @@ def test_run_json_for_scripts(model_path: Path) -> None:
     }
     assert report["model"] == str(model_path)
     assert report["stop_reason"] in ("eos", "length")
-    assert set(report["usage"]) == {"prompt_tokens", "evaluated_prompt_tokens", "completion_tokens"}
-    assert set(report["timings"]) == {"load_s", "ttft_s", "prompt_tok_s", "decode_tok_s"}
+    assert set(report["usage"]) == {"prompt_tokens", "evaluated_prompt_tokens", "completion_tokens", "reasoning_tokens"}
+    assert set(report["timings"]) == {"load_s", "ttft_s", "prompt_tok_s", "decode_tok_s", "thinking_s"}
     assert report["usage"]["completion_tokens"] <= 12
 
 
@@ -293,3 +303,50 @@ def test_a_hostile_chat_template_is_stopped_with_one_line(
     hostile = with_metadata(model_path, tmp_path / "hostile-template.gguf", {"tokenizer.chat_template": template})
     result = run_cli("run", str(hostile), "Hi", *FAST)
     assert_one_line_error(result, "the chat template of hostile-template.gguf was stopped", message)
+
+
+def test_run_json_keeps_a_thinking_models_reasoning_apart(thinking_model_path: Path) -> None:
+    """Qwen3.5's template opens <think> in the prompt: the small model replies inside it and never closes it."""
+    thinking = json.loads(run_cli("run", str(thinking_model_path), "Capital of France?", *FAST, "--json").stdout)
+    assert thinking["reasoning_state"] == "open" and thinking["reasoning"] and thinking["text"] == ""
+    assert thinking["usage"]["reasoning_tokens"] == thinking["usage"]["completion_tokens"] > 0
+    assert thinking["timings"]["thinking_s"] > 0
+    off = json.loads(
+        run_cli("run", str(thinking_model_path), "Capital of France?", *FAST, "--json", "--no-think").stdout
+    )
+    assert off["reasoning_state"] == "none" and off["reasoning"] is None and off["text"]
+    assert off["usage"]["prompt_tokens"] > thinking["usage"]["prompt_tokens"]  # the empty think block in the prompt
+
+
+def run_on_terminal(*args: str) -> bytes:
+    from tests.tui.test_terminal import TerminalApp
+
+    app = TerminalApp(*args)
+    deadline = time.monotonic() + 120
+    while app.process.poll() is None and time.monotonic() < deadline:
+        app.read()
+    for _ in range(5):
+        app.read(0.05)
+    code = app.process.wait(timeout=1)
+    app.close()
+    assert code == 0, app.output
+    return app.output
+
+
+def test_run_on_a_terminal_prints_reasoning_dimmed_or_hides_it(thinking_model_path: Path) -> None:
+    reply = json.loads(run_cli("run", str(thinking_model_path), "Capital of France?", *FAST, "--json").stdout)
+    first_words = reply["reasoning"].split("\n")[0][:12].encode()
+    shown = run_on_terminal("run", str(thinking_model_path), "Capital of France?", *FAST)
+    assert b"\x1b[2m" + first_words in shown  # dimmed
+    assert b"no answer yet" in shown  # it ended inside its reasoning: said so
+    hidden = run_on_terminal("run", str(thinking_model_path), "Capital of France?", *FAST, "--hide-thinking")
+    assert first_words not in hidden and b"\x1b[2m" not in hidden
+    piped = run_cli("run", str(thinking_model_path), "Capital of France?", *FAST)
+    assert piped.code == 0 and piped.stdout.strip() == ""  # piped: the answer alone (there is none yet)
+    assert "ended inside its reasoning, with no answer (--json has it)" in piped.stderr
+
+
+def test_think_flags_on_a_model_without_a_switch_say_so(model_path: Path) -> None:
+    result = run_cli("run", str(model_path), "Hi", *FAST, "--no-think")
+    assert result.code == 0
+    assert "does not think: --think/--no-think changes nothing" in result.stderr

@@ -1,24 +1,50 @@
-"""A conversation as Markdown or as OpenAI-style JSON messages (pure)."""
+"""A conversation as Markdown or as OpenAI-style JSON messages (pure).
+
+A thinking model's reasoning is kept, marked as such: `reasoning_content` beside `content` in JSON (the field
+llama-server, vLLM and DeepSeek's API use), a folded "Reasoning" block in Markdown."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from localchat.engine.protocol import ChatMessage
+from localchat.store.db import Conversation, Message
 from localchat.text import inert
 
 
-def to_openai_json(messages: Sequence[ChatMessage]) -> str:
-    return json.dumps({"messages": [m.as_dict() for m in messages]}, indent=2, ensure_ascii=False)
+@dataclass(frozen=True)
+class Turn:
+    role: str
+    content: str
+    model: str | None = None
+    reasoning: str | None = None
 
 
-def to_markdown(title: str, messages: Sequence[ChatMessage], models: Sequence[str | None] = ()) -> str:
+def turns_of(conversation: Conversation, branch: Sequence[Message]) -> list[Turn]:
+    """The shown branch, system prompt first; a reply with nothing in it (stopped before its first token) is left
+    out, one with reasoning alone is kept."""
+    turns = [Turn("system", conversation.system_prompt)] if conversation.system_prompt else []
+    turns += [Turn(m.role, m.content, m.model, m.reasoning) for m in branch if m.content or m.reasoning]
+    return turns
+
+
+def to_openai_json(turns: Sequence[Turn]) -> str:
+    messages = [
+        {"role": t.role, "content": t.content} | ({"reasoning_content": t.reasoning} if t.reasoning else {})
+        for t in turns
+    ]
+    return json.dumps({"messages": messages}, indent=2, ensure_ascii=False)
+
+
+def to_markdown(title: str, turns: Sequence[Turn]) -> str:
     """Meant to be read, also with `cat` in a terminal: control characters a model wrote are made inert (the
     JSON export keeps the exact text, escaped)."""
     lines = [f"# {title}", ""]
-    for index, message in enumerate(messages):
-        model = models[index] if index < len(models) else None
-        heading = {"system": "System", "user": "You", "assistant": "Assistant"}[message.role]
-        lines += [f"## {heading}" + (f" ({model})" if model else ""), "", message.content.rstrip(), ""]
+    for turn in turns:
+        heading = {"system": "System", "user": "You", "assistant": "Assistant"}[turn.role]
+        lines += [f"## {heading}" + (f" ({turn.model})" if turn.model else ""), ""]
+        if turn.reasoning:
+            lines += ["<details><summary>Reasoning</summary>", "", turn.reasoning.rstrip(), "", "</details>", ""]
+        lines += [turn.content.rstrip(), ""]
     return inert("\n".join(lines))

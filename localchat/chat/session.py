@@ -123,7 +123,7 @@ class ChatSession:
         messages = self.engine_messages(conversation, branch)
         if draft is not None:
             messages.append(ChatMessage("user", draft))
-        tokens = self.engine.measure(messages)
+        tokens = self.engine.measure(messages, conversation.thinking)
         return plan_prompt(messages, tokens, self.n_ctx, self.sampling_for(conversation).max_tokens)
 
     def _reply(self, conversation_id: int, user: Message, listener: ReplyListener) -> Done:
@@ -135,32 +135,37 @@ class ChatSession:
         )
         listener.started(reply)
         parts: list[str] = []
+        reasoning: list[str] = []  # a thinking model's: stored apart, never sent back
         saved_at = time.monotonic()
         done: Done | None = None
         try:
-            request = Generate(plan.messages, sampling=self.sampling_for(conversation))
+            sampling = self.sampling_for(conversation)
+            request = Generate(plan.messages, sampling=sampling, thinking=conversation.thinking)
             for event in self.engine.generate(request, reset_cancel=False):
                 if isinstance(event, Done):
                     done = event
                     break
                 parts.append(event.text)
+                reasoning.append(event.reasoning)
                 listener.delta(event)
                 if time.monotonic() - saved_at > SAVE_EVERY_S:
-                    self.store.update_message(reply.id, "".join(parts))
+                    self.store.update_message(reply.id, "".join(parts), reasoning="".join(reasoning))
                     saved_at = time.monotonic()
         finally:
             text = done.text if done is not None else "".join(parts)
+            thought = done.reasoning if done is not None else "".join(reasoning).strip()
             status = {"eos": "complete", "length": "complete", "cancelled": "cancelled"}.get(
                 done.stop_reason if done else "", "error"
             )
-            self.store.update_message(reply.id, text, status, _stats(done, self.model_name))
+            self.store.update_message(reply.id, text, status, _stats(done, self.model_name), thought)
         if conversation.title == "New chat":
             self.store.update_conversation(conversation_id, title=_title_from(user.content))
         return done
 
 
 def _with_text(branch: list[Message]) -> list[Message]:
-    """The messages a prompt is made of: a reply stopped or failed before its first token has nothing to say."""
+    """The messages a prompt is made of: a reply stopped or failed before its first token has nothing to say
+    (nor one stopped mid-reasoning: reasoning is never sent back, as most thinking models' templates drop it)."""
     return [m for m in branch if m.content]
 
 
@@ -176,7 +181,15 @@ def _stats(done: Done | None, model: str | None) -> dict:
         "completion_tokens": done.usage.completion_tokens,
         "ttft_s": done.timings.ttft_s,
         "decode_tok_s": done.timings.decode_tok_s,
-    }
+    } | (
+        {
+            "reasoning_state": done.reasoning_state,
+            "reasoning_tokens": done.usage.reasoning_tokens,
+            "thinking_s": done.timings.thinking_s,
+        }
+        if done.reasoning_state != "none"
+        else {}
+    )
 
 
 def _title_from(text: str) -> str:

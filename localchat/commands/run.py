@@ -18,7 +18,7 @@ from localchat.chat.sampling import SamplingParams
 from localchat.commands.models import resolve_model
 from localchat.commands.options import build_load_options, build_sampling, engine_options, sampling_options
 from localchat.config import paths
-from localchat.engine.protocol import ChatMessage, Done, Generate, LoadOptions, ModelInfo
+from localchat.engine.protocol import ChatMessage, Delta, Done, Generate, LoadOptions, ModelInfo
 from localchat.errors import LoadCancelled, LocalchatError
 from localchat.text import inert, one_line
 
@@ -32,12 +32,27 @@ EXIT_INTERRUPTED = 130
 @click.argument("model")
 @click.argument("prompt", required=False)
 @click.option("--system", help="system prompt")
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object (text, usage, timings) when done")
+@click.option(
+    "--json", "as_json", is_flag=True, help="print one JSON object (text, reasoning, usage, timings) when done"
+)
+@click.option(
+    "--think/--no-think", "thinking", default=None, help="a thinking model reasons first, or not (default: the model's)"
+)
+@click.option("--hide-thinking", is_flag=True, help="do not print a thinking model's reasoning")
 @engine_options
 @sampling_options
-def run(model: str, prompt: str | None, system: str | None, as_json: bool, **flags: Any) -> None:
+def run(
+    model: str,
+    prompt: str | None,
+    system: str | None,
+    as_json: bool,
+    thinking: bool | None,
+    hide_thinking: bool,
+    **flags: Any,
+) -> None:
     """Chat with MODEL (a name, user/repo[:QUANT] or .gguf path; pulled if missing). With PROMPT or piped
-    stdin, print one reply and exit."""
+    stdin, print one reply and exit. A thinking model's reasoning is printed dimmed on a terminal; piped
+    output is the answer alone (`--json` has both)."""
     sampling = build_sampling(flags)
     options = build_load_options(flags)
     path = resolve_model(model)
@@ -52,13 +67,18 @@ def run(model: str, prompt: str | None, system: str | None, as_json: bool, **fla
         info = load_with_progress(engine, path, options)
         if info.offload_note or info.gpu_layers:
             click.echo(f"localchat: {one_line(info.offload_text)}", err=True)
+        if thinking is not None and info.thinking not in ("switch", "soft"):
+            does = "always thinks" if info.thinking == "always" else "does not think"
+            click.echo(f"localchat: {inert(path.name)} {does}: --think/--no-think changes nothing", err=True)
+        reply = ReplyPrinter(show_reasoning=not hide_thinking and sys.stdout.isatty())
         if prompt is None:
             if piped is not None:
                 raise LocalchatError("stdin was empty: pipe in a prompt, or give PROMPT")
-            line_chat(engine, system, sampling)
+            line_chat(engine, system, sampling, thinking, reply)
             return
         messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
-        done = stream_reply(engine, Generate(messages, sampling=sampling), echo=not as_json)
+        request = Generate(messages, sampling=sampling, thinking=thinking)
+        done = stream_reply(engine, request, reply if not as_json else None)
         if as_json:
             click.echo(json.dumps(run_report(model, info, done), ensure_ascii=False))
         elif not done.text.endswith("\n"):
@@ -72,6 +92,8 @@ def run(model: str, prompt: str | None, system: str | None, as_json: bool, **fla
 def run_report(model: str, info: ModelInfo, done: Done) -> dict[str, Any]:
     return {
         "text": done.text,
+        "reasoning": done.reasoning or None,
+        "reasoning_state": done.reasoning_state,  # none, closed, open (ended mid-reasoning), stray (see text)
         "model": model,
         "offload": info.offload,
         "stop_reason": done.stop_reason,
@@ -81,6 +103,7 @@ def run_report(model: str, info: ModelInfo, done: Done) -> dict[str, Any]:
             "ttft_s": done.timings.ttft_s,
             "prompt_tok_s": done.timings.prompt_tok_s,
             "decode_tok_s": done.timings.decode_tok_s,
+            "thinking_s": done.timings.thinking_s,
         },
     }
 
@@ -118,20 +141,70 @@ def load_with_progress(engine: EngineClient, path: Path, options: LoadOptions) -
         sys.exit(EXIT_INTERRUPTED)
 
 
-def stream_reply(engine: EngineClient, request: Generate, echo: bool) -> Done:
-    # Raw bytes when piped (scripts get the exact text); inert control characters on a terminal.
-    show = inert if sys.stdout.isatty() else (lambda text: text)
+DIM, PLAIN = "\x1b[2m", "\x1b[0m"
+
+
+class ReplyPrinter:
+    """A reply on stdout as it streams: the reasoning dimmed (on a terminal, unless hidden), then the answer.
+    Raw bytes when piped (scripts get the exact text); inert control characters on a terminal."""
+
+    def __init__(self, show_reasoning: bool) -> None:
+        self.show_reasoning = show_reasoning
+        self.terminal = sys.stdout.isatty()
+        self.in_reasoning = False
+
+    def start(self) -> None:
+        self.in_reasoning = False
+
+    def __call__(self, delta: Delta) -> None:
+        out = []
+        if delta.reasoning and self.show_reasoning:
+            if not self.in_reasoning:
+                out.append(DIM)
+                self.in_reasoning = True
+            out.append(inert(delta.reasoning))
+        if delta.text:
+            out.append(self._end_reasoning())
+            out.append(inert(delta.text) if self.terminal else delta.text)
+        sys.stdout.write("".join(out))
+        sys.stdout.flush()
+
+    def _end_reasoning(self) -> str:
+        if not self.in_reasoning:
+            return ""
+        self.in_reasoning = False
+        return f"{PLAIN}\n\n"
+
+    def finish(self, done: Done) -> None:
+        end = self._end_reasoning()
+        if done.reasoning_state == "open" and end:
+            end += "(the reply ended inside its reasoning: no answer yet)"
+        elif done.reasoning_state == "open":  # the reasoning was not printed: say where it is
+            click.echo("localchat: the reply ended inside its reasoning, with no answer (--json has it)", err=True)
+        elif done.reasoning_state == "stray":
+            click.echo("localchat: the model wrote a closing reasoning marker with no opening one", err=True)
+        sys.stdout.write(end)
+        sys.stdout.flush()
+
+
+def stream_reply(engine: EngineClient, request: Generate, printer: ReplyPrinter | None) -> Done:
+    """The reply, printed as it streams unless `printer` is None (--json)."""
+    if printer is not None:
+        printer.start()
     with cancel_on_interrupt(engine):
         for event in engine.generate(request):
             if isinstance(event, Done):
+                if printer is not None:
+                    printer.finish(event)
                 return event
-            if echo:
-                sys.stdout.write(show(event.text))
-                sys.stdout.flush()
+            if printer is not None:
+                printer(event)
     raise LocalchatError("the engine ended the reply without a result")
 
 
-def line_chat(engine: EngineClient, system: str | None, sampling: SamplingParams) -> None:
+def line_chat(
+    engine: EngineClient, system: str | None, sampling: SamplingParams, thinking: bool | None, printer: ReplyPrinter
+) -> None:
     """A plain multi-turn chat for terminals where the TUI won't do. /bye or Ctrl-D leaves, /clear forgets."""
     history: list[ChatMessage] = [ChatMessage("system", system)] if system else []
     n_ctx = engine.model.n_ctx
@@ -156,13 +229,13 @@ def line_chat(engine: EngineClient, system: str | None, sampling: SamplingParams
             continue
         candidate = [*history, ChatMessage("user", line)]
         try:
-            plan = plan_prompt(candidate, engine.measure(candidate), n_ctx, sampling.max_tokens)
+            plan = plan_prompt(candidate, engine.measure(candidate, thinking), n_ctx, sampling.max_tokens)
         except LocalchatError as exc:
             click.echo(f"localchat: {one_line(exc.message)}", err=True)
             continue
         if plan.dropped:
             click.echo(f"(left out the {len(plan.dropped)} oldest messages to fit the context window)", err=True)
-        done = stream_reply(engine, Generate(plan.messages, sampling=sampling), echo=True)
+        done = stream_reply(engine, Generate(plan.messages, sampling=sampling, thinking=thinking), printer)
         click.echo()
         if done.stop_reason == "error":
             click.echo(f"localchat: {one_line(done.error or '')}; the next message starts a new engine", err=True)

@@ -205,12 +205,12 @@ class EngineClient:
     def count_tokens(self, text: str) -> int:
         return self._call(p.CountTokens(text=text), p.TokenCount).tokens
 
-    def count_chat_tokens(self, messages: Sequence[p.ChatMessage]) -> int:
+    def count_chat_tokens(self, messages: Sequence[p.ChatMessage], thinking: bool | None = None) -> int:
         """Tokens of the whole prompt `generate` would evaluate for these messages."""
-        return self._call(p.CountTokens(messages=tuple(messages)), p.TokenCount).tokens
+        return self._call(p.CountTokens(messages=tuple(messages), thinking=thinking), p.TokenCount).tokens
 
-    def measure(self, messages: Sequence[p.ChatMessage]) -> p.ConversationTokens:
-        return self._call(p.MeasureConversation(tuple(messages)), p.ConversationTokens)
+    def measure(self, messages: Sequence[p.ChatMessage], thinking: bool | None = None) -> p.ConversationTokens:
+        return self._call(p.MeasureConversation(tuple(messages), thinking), p.ConversationTokens)
 
     def stats(self) -> p.Stats:
         return self._call(p.GetStats(), p.Stats)
@@ -239,6 +239,7 @@ class EngineClient:
                 self.reset_cancel()
             self._conn.send(request)
             parts: list[str] = []
+            reasoning: list[str] = []
             tokens = 0  # reply tokens so far, as the engine counted them
             finished = False
             try:
@@ -247,10 +248,11 @@ class EngineClient:
                         reply = self._receive()
                     except EngineCrashed as exc:
                         finished = True
-                        yield _crashed(exc.message, "".join(parts), tokens)
+                        yield _crashed(exc.message, "".join(parts), tokens, "".join(reasoning))
                         return
                     if isinstance(reply, p.Delta):
                         parts.append(reply.text)
+                        reasoning.append(reply.reasoning)
                         tokens = reply.tokens
                         yield reply
                     elif isinstance(reply, p.Done):
@@ -270,11 +272,13 @@ class EngineClient:
                         pass
 
 
-def _crashed(message: str, partial: str, tokens: int) -> p.Done:
+def _crashed(message: str, partial: str, tokens: int, reasoning: str) -> p.Done:
     return p.Done(
         stop_reason="error",
         text=partial,
         usage=p.Usage(0, 0, tokens),
         timings=p.Timings(0.0, 0.0, 0.0, 0.0, 0.0),
         error=message,
+        reasoning=reasoning.strip(),
+        reasoning_state="open" if reasoning and not partial else ("closed" if reasoning else "none"),
     )

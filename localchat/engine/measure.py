@@ -11,6 +11,9 @@ Two facts keep the counts exact without that:
   message i is a prefix of the render up to i+1, and the added text starts with a special token (ChatML's
   `<|im_start|>`, Gemma's `<start_of_turn>`...), the tokens of the whole are the tokens of the prefix followed
   by those of the added text: only the added text is tokenized. Otherwise the whole render is (still exact).
+
+Some templates refuse a prefix (Qwen3.5's raises "No user query found" for a system prompt alone): such a
+message shares its count with the next one, split by the tokens of its own text. The total stays exact.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from localchat.engine.protocol import ChatMessage, ConversationTokens
+from localchat.errors import TemplateRefused
 
 KEPT_CONVERSATIONS = 8  # the last few chats counted (switching between chats keeps theirs)
 
@@ -27,7 +31,7 @@ KEPT_CONVERSATIONS = 8  # the last few chats counted (switching between chats ke
 @dataclass
 class _Counted:
     messages: tuple[ChatMessage, ...]
-    totals: list[int]  # totals[i]: tokens of the render of messages[: i + 1]
+    totals: list[int | None]  # totals[i]: tokens of the render of messages[: i + 1]; None: the template refused it
     day: str
 
 
@@ -50,10 +54,14 @@ class ConversationCounter:
         messages = tuple(messages)
         day = time.strftime("%Y-%m-%d")
         used, known, totals = self._best_known(messages, day)
-        previous_text = self._render(messages[:known], False) if known else ""
-        previous_total = totals[-1] if totals else 0
+        previous_text = self._render_or_none(messages[:known]) or "" if known else ""
+        previous_total = totals[-1] if totals and totals[-1] is not None else 0
         for end in range(known + 1, len(messages) + 1):
-            text = self._render(messages[:end], False)
+            text = self._render_or_none(messages[:end]) if end < len(messages) else self._render(messages, False)
+            if text is None:
+                totals.append(None)
+                previous_text = ""  # the next prefix is counted whole
+                continue
             previous_total = self._extend(previous_text, previous_total, text)
             totals.append(previous_total)
             previous_text = text
@@ -61,8 +69,30 @@ class ConversationCounter:
         # This count replaces the one it started from (the same chat, typed on or edited); others are kept.
         kept = [c for i, c in enumerate(self._kept) if i != used]
         self._kept = [_Counted(messages, totals, day), *kept][:KEPT_CONVERSATIONS]
-        shares = [b - a for a, b in zip([0, *totals], totals, strict=False)]
-        return ConversationTokens(tuple(shares), total - previous_total)
+        return ConversationTokens(self._shares(messages, totals), total - previous_total)
+
+    def _render_or_none(self, messages: Sequence[ChatMessage]) -> str | None:
+        try:
+            return self._render(messages, False)
+        except TemplateRefused:
+            return None
+
+    def _shares(self, messages: tuple[ChatMessage, ...], totals: list[int | None]) -> tuple[int, ...]:
+        """Each message's tokens; a refused prefix's message takes the tokens of its own text from the next."""
+        shares, before, waiting = [], 0, []
+        for message, total in zip(messages, totals, strict=True):
+            if total is None:
+                waiting.append(len(shares))
+                shares.append(self._count_prompt(message.content))
+                continue
+            together = total - before
+            for index in waiting:
+                shares[index] = min(shares[index], together)
+                together -= shares[index]
+            waiting = []
+            shares.append(together)
+            before = total
+        return tuple(shares)
 
     def _extend(self, previous_text: str, previous_total: int, text: str) -> int:
         if previous_text and text.startswith(previous_text):

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from localchat.chat.sampling import SamplingParams
 from localchat.models.memory import offload_report
+from localchat.reasoning import ReasoningState, ThinkingSupport
 
 Role = Literal["system", "user", "assistant"]
 StopReason = Literal["eos", "length", "cancelled", "error"]
@@ -57,6 +58,7 @@ class CountTokens:
 
     text: str | None = None
     messages: tuple[ChatMessage, ...] | None = None
+    thinking: bool | None = None  # as in Generate
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class MeasureConversation:
     """Each message's exact share of the rendered prompt, for context budgeting."""
 
     messages: tuple[ChatMessage, ...]
+    thinking: bool | None = None  # as in Generate: the switch changes the rendered prompt
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class Generate:
     prompt: str | None = None  # raw text completion instead of a chat (bench uses it)
     sampling: SamplingParams = field(default_factory=SamplingParams)
     ignore_eos: bool = False  # keep going past end-of-generation tokens (fixed-length benchmarks)
+    thinking: bool | None = None  # a thinking model's switch (ModelInfo.thinking); None: the model's default
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,8 @@ class ModelInfo:
     free_vram: int | None = None  # free GPU memory before loading; None without a GPU
     offload_note: str | None = None  # why fewer layers than asked were offloaded
     build_note: str | None = None  # this llama.cpp build runs slower here than it could, and the fix
+    thinking: ThinkingSupport = "none"  # how the chat template turns thinking on and off (localchat/reasoning.py)
+    thinks_by_default: bool = False  # with no switch given, the template lets the model think
 
     @property
     def offload(self) -> dict[str, Any]:
@@ -164,15 +170,19 @@ class ConversationTokens:
 
 @dataclass(frozen=True)
 class Delta:
-    text: str
-    tokens: int = 0  # reply tokens generated so far
+    text: str  # the answer's text
+    tokens: int = 0  # reply tokens generated so far, reasoning included
+    reasoning: str = ""  # a thinking model's reasoning text
+    reasoning_tokens: int = 0  # of `tokens`, the reasoning's so far
+    thinking: bool = False  # the reply is inside its reasoning now
 
 
 @dataclass(frozen=True)
 class Usage:
     prompt_tokens: int
     evaluated_prompt_tokens: int  # prompt tokens actually computed; the rest came from the KV cache
-    completion_tokens: int
+    completion_tokens: int  # reasoning included
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,15 +192,18 @@ class Timings:
     decode_s: float
     prompt_tok_s: float
     decode_tok_s: float
+    thinking_s: float = 0.0  # from the first reasoning token to the answer's start (or the reply's end)
 
 
 @dataclass(frozen=True)
 class Done:
     stop_reason: StopReason
-    text: str
+    text: str  # the answer
     usage: Usage
     timings: Timings
     error: str | None = None
+    reasoning: str = ""
+    reasoning_state: ReasoningState = "none"
 
 
 @dataclass(frozen=True)

@@ -31,14 +31,21 @@ from localchat.engine.protocol import (
     Timings,
     Usage,
 )
-from localchat.engine.templates import TemplateTooCostly, compile_template, fallback_template
-from localchat.errors import ContextOverflow, EngineError, LoadCancelled
+from localchat.engine.sampler import sampler_chain
+from localchat.engine.templates import (
+    TemplateTooCostly,
+    TemplateTraits,
+    compile_template,
+    fallback_template,
+    prepare,
+    read_traits,
+)
+from localchat.errors import ContextOverflow, EngineError, LoadCancelled, TemplateRefused
 from localchat.models.gguf import GgufInfo, split_tensor_bytes
 from localchat.models.memory import default_context, gpu_bytes, plan_offload, shape_of
+from localchat.reasoning import MARKERS
 
 N_BATCH = 512
-PENALTY_LAST_N = 64
-RANDOM_SEED = 0xFFFFFFFF
 
 _libc = ctypes.CDLL(None)
 # llama.cpp's recent warnings and errors (the worker's log callback appends): why a load failed.
@@ -91,6 +98,7 @@ class LlamaRunner:
         fallback, template = fallback_template(gguf.architecture)
         # Compiled before the weights and the context take memory: a broken one costs nothing.
         self.template = compile_template(gguf.chat_template or template, gguf.path.name)
+        self.traits = TemplateTraits()
         (self.model, self.ctx), gpu_layers = load_with_fallback(
             offload.gpu_layers,
             options.gpu_layers == "auto",
@@ -107,9 +115,12 @@ class LlamaRunner:
             self.cached: list[int] = []  # tokens whose KV entries are in the cache, positions 0..len-1
             self.bos = self._special_piece(ll.llama_vocab_bos(self.vocab))
             self.eos = self._special_piece(ll.llama_vocab_eos(self.vocab))
-            self.counter = ConversationCounter(
-                self.render, lambda text: len(self.prompt_tokens(text)), self._continuation_tokens
+            self.traits = read_traits(
+                self.template, gguf.chat_template or template, bos_token=self.bos, eos_token=self.eos
             )
+            self.counters: dict[bool | None, ConversationCounter] = {}  # one per thinking switch: prompts differ
+            # Reasoning markers that are control tokens (Gemma 4's `<|channel>`) are printed, so they can be split.
+            self.marker_tokens = self._single_special_tokens([m for pair in MARKERS for m in pair])
             self.info = ModelInfo(
                 path=str(gguf.path),
                 name=gguf.name,
@@ -130,6 +141,8 @@ class LlamaRunner:
                 chat_template="model" if gguf.chat_template else f"{fallback} (fallback)",
                 load_s=time.perf_counter() - started,
                 build_note=slow_build_note(self._system_info, hardware.cpu_flags()),
+                thinking=self.traits.thinking,
+                thinks_by_default=self.traits.thinks_by_default,
             )
         except BaseException:  # a failed load frees what it took (VRAM on a GPU), whatever went wrong
             self.close()
@@ -206,29 +219,52 @@ class LlamaRunner:
             n = ll.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
         return tokens[:n]
 
-    def render(self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True) -> str:
+    def _single_special_tokens(self, texts: Sequence[str]) -> frozenset[int]:
+        found = set()
+        for text in texts:
+            tokens = self.tokenize(text, parse_special=True)
+            if len(tokens) == 1 and self.piece(tokens[0]) != text.encode():
+                found.add(tokens[0])
+        return frozenset(found)
+
+    def render(
+        self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True, thinking: bool | None = None
+    ) -> str:
+        """The prompt for `messages`; `thinking` turns a thinking model's reasoning on or off where its template
+        has a switch (None: the template's default)."""
         try:
-            messages_data = [m.as_dict() for m in messages]
-            return self.template.render(messages_data, add_generation_prompt, bos_token=self.bos, eos_token=self.eos)
+            messages_data, switches = prepare([m.as_dict() for m in messages], self.traits, thinking)
+            return self.template.render(
+                messages_data, add_generation_prompt, bos_token=self.bos, eos_token=self.eos, **switches
+            )
         except TemplateTooCostly as exc:
             raise EngineError(
                 f"the chat template of {self.gguf.path.name} was stopped: {exc} (a template should take "
                 "milliseconds): use another build of this model"
             ) from None
         except Exception as exc:  # the template is the model's code: any error is the model's, say so
-            raise EngineError(f"the model's chat template failed on this conversation: {exc}") from None
+            raise TemplateRefused(
+                f"the chat template of {self.gguf.path.name} failed on this conversation: {exc}"
+            ) from None
 
     def prompt_tokens(self, text: str) -> list[int]:
         """Tokens of a rendered prompt; BOS added only when the template did not write it already."""
         templated_bos = bool(self.bos) and text.startswith(self.bos)
         return self.tokenize(text, add_special=not templated_bos, parse_special=True)
 
-    def chat_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
-        return self.prompt_tokens(self.render(messages))
+    def chat_tokens(self, messages: Sequence[ChatMessage], thinking: bool | None = None) -> list[int]:
+        return self.prompt_tokens(self.render(messages, True, thinking))
 
-    def measure(self, messages: Sequence[ChatMessage]) -> ConversationTokens:
+    def measure(self, messages: Sequence[ChatMessage], thinking: bool | None = None) -> ConversationTokens:
         """Each message's share of the rendered prompt, counted again only where the conversation changed."""
-        return self.counter.measure(messages)
+        counter = self.counters.get(thinking)
+        if counter is None:
+            counter = self.counters[thinking] = ConversationCounter(
+                lambda messages, add: self.render(messages, add, thinking),
+                lambda text: len(self.prompt_tokens(text)),
+                self._continuation_tokens,
+            )
+        return counter.measure(messages)
 
     def _continuation_tokens(self, text: str) -> int | None:
         """Tokens of `text` as it is tokenized after a prompt: known only when it starts with a special token
@@ -277,25 +313,6 @@ class LlamaRunner:
         del self.cached[position:]
         ll.llama_memory_seq_rm(ll.llama_get_memory(self.ctx), 0, position, -1)
 
-    def _sampler(self, sampling: SamplingParams, history: Sequence[int]) -> ll.llama_sampler_p:
-        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        add = ll.llama_sampler_chain_add
-        if sampling.repeat_penalty != 1.0:
-            add(chain, ll.llama_sampler_init_penalties(PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0))
-        if sampling.temperature <= 0:
-            add(chain, ll.llama_sampler_init_greedy())
-        else:
-            if sampling.top_k > 0:
-                add(chain, ll.llama_sampler_init_top_k(sampling.top_k))
-            add(chain, ll.llama_sampler_init_top_p(sampling.top_p, 1))
-            add(chain, ll.llama_sampler_init_min_p(sampling.min_p, 1))
-            add(chain, ll.llama_sampler_init_temp(sampling.temperature))
-            add(chain, ll.llama_sampler_init_dist(RANDOM_SEED if sampling.seed is None else sampling.seed))
-        if sampling.repeat_penalty != 1.0:
-            for token in history[-PENALTY_LAST_N:]:
-                ll.llama_sampler_accept(chain, token)
-        return chain
-
     def generate(
         self,
         prompt: list[int],
@@ -340,11 +357,12 @@ class LlamaRunner:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         if not self._decode(prompt[reused:], reused, want_logits=True):
             return finish("cancelled")
-        sampler = self._sampler(sampling, prompt)
+        sampler = sampler_chain(sampling, prompt)
         piece_buffer = ctypes.create_string_buffer(64)
         batch = self.batch
         ctx, vocab = self.ctx, self.vocab
         sample, decode, is_eog = ll.llama_sampler_sample, ll.llama_decode, ll.llama_vocab_is_eog
+        markers = self.marker_tokens
         reason: StopReason = "length"
         try:
             while True:
@@ -356,7 +374,7 @@ class LlamaRunner:
                     reason = "eos"
                     break
                 completion += 1
-                text = decoder.decode(self.piece(token, buffer=piece_buffer))
+                text = decoder.decode(self.piece(token, token in markers, piece_buffer))
                 if text:
                     text_parts.append(text)
                     emit(text, completion)

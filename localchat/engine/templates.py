@@ -10,10 +10,12 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE
 
 from localchat.errors import ModelFileError
+from localchat.reasoning import ThinkingSupport, opened_by_prompt, soft_switch
 
 # Gemma's format (google/gemma-3-*-it): a system prompt opens the first user turn; "model" answers. Unlike
 # Google's, it does not raise on two user turns in a row (a reply that failed before its first token leaves that).
@@ -83,7 +85,11 @@ class ChatTemplate:
         environment.filters["tojson"] = Jinja2ChatFormatter.tojson
         self._template = environment.from_string(source)
 
-    def render(self, messages: list[dict], add_generation_prompt: bool, *, bos_token: str, eos_token: str) -> str:
+    def render(
+        self, messages: list[dict], add_generation_prompt: bool, *, bos_token: str, eos_token: str, **switches: bool
+    ) -> str:
+        """`switches`: the template's own variables, such as `enable_thinking`."""
+
         def raise_exception(message: str) -> None:
             raise ValueError(message)
 
@@ -95,6 +101,7 @@ class ChatTemplate:
                 add_generation_prompt=add_generation_prompt,
                 raise_exception=raise_exception,
                 strftime_now=lambda fmt: time.strftime(fmt),
+                **switches,
             )
         _check_size(len(text))
         return text
@@ -111,6 +118,60 @@ def compile_template(source: str, file_name: str) -> ChatTemplate:
             f"the chat template in {file_name} does not compile ({exc.__class__.__name__}: {exc}): "
             "use another build of this model, or fix tokenizer.chat_template in the file"
         ) from None
+
+
+@dataclass(frozen=True)
+class TemplateTraits:
+    """What a template does, read by rendering it once at load (its source alone misleads: LFM2.5 names
+    `</think>` only to strip it from history; Nemotron names `enable_thinking` but obeys `/no_think`)."""
+
+    thinking: ThinkingSupport = "none"  # how a chat turns thinking on and off (localchat/reasoning.py)
+    thinks_by_default: bool = False  # with no switch given the model may think
+    system_role: bool = True  # False: the template refuses system messages (Gemma 2): folded into the first turn
+
+
+PROBE_SYSTEM, PROBE_USER = "Probe system prompt.", "Hi"
+
+
+def read_traits(template: ChatTemplate, source: str, *, bos_token: str, eos_token: str) -> TemplateTraits:
+    def render(messages: list[dict], **switches: bool) -> str:
+        return template.render(messages, True, bos_token=bos_token, eos_token=eos_token, **switches)
+
+    probe = [{"role": "user", "content": PROBE_USER}]
+    try:
+        system_role = PROBE_SYSTEM in render([{"role": "system", "content": PROBE_SYSTEM}, *probe])
+    except Exception:  # the template raises on a system message (its own raise_exception)
+        system_role = False
+    try:
+        default = render(probe)
+        if "enable_thinking" in source:
+            on, off = render(probe, enable_thinking=True), render(probe, enable_thinking=False)
+            if on != off:
+                return TemplateTraits("switch", default != off, system_role)
+        if "/no_think" in source and system_role:  # the template reads the flag: the model was trained on it
+            return TemplateTraits("soft", True, system_role)
+    except Exception:  # a template that fails on the simplest chat fails again, with a message, when used
+        return TemplateTraits(system_role=system_role)
+    if opened_by_prompt(default):
+        return TemplateTraits("always", True, system_role)
+    return TemplateTraits(system_role=system_role)
+
+
+def prepare(messages: list[dict], traits: TemplateTraits, thinking: bool | None) -> tuple[list[dict], dict[str, bool]]:
+    """The messages and template variables to render: the thinking switch in the template's own way, and a
+    system prompt folded into the first user turn where the template has no system role (as llama.cpp does)."""
+    if not traits.system_role and messages and messages[0]["role"] == "system":
+        system, rest = messages[0]["content"], messages[1:]
+        if rest and rest[0]["role"] == "user":
+            rest = [{**rest[0], "content": f"{system}\n\n{rest[0]['content']}"}, *rest[1:]]
+        else:
+            rest = [{"role": "user", "content": system}, *rest]
+        messages = rest
+    if thinking is None or traits.thinking in ("none", "always"):
+        return messages, {}
+    if traits.thinking == "soft":
+        return soft_switch(messages, thinking), {}
+    return messages, {"enable_thinking": thinking}
 
 
 def _check_size(chars: int) -> None:

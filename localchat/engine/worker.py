@@ -13,10 +13,16 @@ import mmap
 import os
 import sys
 import time
+from dataclasses import replace
 from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
 
 from localchat.engine import protocol as p
 from localchat.errors import ContextOverflow, LoadCancelled, LocalchatError
+from localchat.reasoning import ReasoningSplitter, Split, opened_by_prompt
+
+if TYPE_CHECKING:
+    from localchat.engine.runner import GenerationResult
 
 
 def _quiet_process(log_path: str | None) -> None:
@@ -56,25 +62,64 @@ DELTA_INTERVAL_S = 0.03
 class DeltaBatcher:
     """Send the first piece of a reply at once, then at most one Delta per 30 ms: every message wakes the
     client, and on a machine with few cores that steals time from llama.cpp's threads (at 1,000 tok/s on a
-    GPU it would be a message per millisecond). 30 ms is below what a reader can see."""
+    GPU it would be a message per millisecond). 30 ms is below what a reader can see.
 
-    def __init__(self, conn: Connection) -> None:
+    Each token's text goes through the reasoning splitter first, so a thinking model's reasoning arrives apart
+    from its answer, with its exact token count and time."""
+
+    def __init__(self, conn: Connection, splitter: ReasoningSplitter | None = None) -> None:
         self.conn = conn
+        self.splitter = splitter
         self.parts: list[str] = []
+        self.reasoning_parts: list[str] = []
         self.tokens = 0
+        self.reasoning_tokens = 0
+        self.thinking_started: float | None = None
+        self.thinking_s = 0.0
         self.sent_at = 0.0
 
     def __call__(self, text: str, tokens: int) -> None:
-        self.parts.append(text)
         self.tokens = tokens
+        if self.splitter is None:
+            self.parts.append(text)
+        else:
+            was_thinking = self.splitter.thinking
+            self._take(self.splitter.feed(text))
+            if was_thinking or self.splitter.thinking:  # the closing marker's token is the reasoning's too
+                self.reasoning_tokens = tokens
+                now = time.perf_counter()
+                self.thinking_started = self.thinking_started or now
+                self.thinking_s = now - self.thinking_started
         if time.perf_counter() - self.sent_at >= DELTA_INTERVAL_S:
             self.flush()
 
+    def _take(self, split: Split) -> None:
+        if split.answer:
+            self.parts.append(split.answer)
+        if split.reasoning:
+            self.reasoning_parts.append(split.reasoning)
+
     def flush(self) -> None:
-        if self.parts:
-            self.conn.send(p.Delta("".join(self.parts), self.tokens))
+        if self.parts or self.reasoning_parts:
+            thinking = self.splitter is not None and self.splitter.thinking
+            delta = p.Delta("".join(self.parts), self.tokens, "".join(self.reasoning_parts), self.reasoning_tokens)
+            self.conn.send(replace(delta, thinking=thinking) if thinking else delta)
             self.parts.clear()
+            self.reasoning_parts.clear()
         self.sent_at = time.perf_counter()
+
+    def done(self, result: GenerationResult) -> p.Done:
+        """The last Delta, then the reply's Done: the answer apart from the reasoning."""
+        if self.splitter is None:
+            self.flush()
+            return p.Done(result.stop_reason, result.text, result.usage, result.timings)
+        self._take(self.splitter.finish())
+        self.flush()
+        reasoning, answer = self.splitter.result()
+        usage = replace(result.usage, reasoning_tokens=self.reasoning_tokens)
+        timings = replace(result.timings, thinking_s=self.thinking_s)
+        state = self.splitter.state
+        return p.Done(result.stop_reason, answer, usage, timings, reasoning=reasoning, reasoning_state=state)
 
 
 class LoadReporter:
@@ -126,22 +171,22 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
             elif isinstance(request, p.CountTokens):
                 model = need_model()
                 if request.messages is not None:
-                    count = len(model.chat_tokens(request.messages))
+                    count = len(model.chat_tokens(request.messages, request.thinking))
                 else:
                     count = len(model.tokenize(request.text or ""))
                 conn.send(p.TokenCount(count))
             elif isinstance(request, p.MeasureConversation):
-                conn.send(need_model().measure(request.messages))
+                conn.send(need_model().measure(request.messages, request.thinking))
             elif isinstance(request, p.Generate):
                 model = need_model()
-                if request.prompt is not None:
-                    tokens = model.prompt_tokens(request.prompt)
+                if request.prompt is not None:  # a raw completion: no chat, no reasoning to split
+                    tokens, batcher = model.prompt_tokens(request.prompt), DeltaBatcher(conn)
                 else:
-                    tokens = model.chat_tokens(request.messages)
-                batcher = DeltaBatcher(conn)
+                    prompt = model.render(request.messages, True, request.thinking)
+                    tokens = model.prompt_tokens(prompt)
+                    batcher = DeltaBatcher(conn, ReasoningSplitter(opened_by_prompt(prompt)))
                 result = model.generate(tokens, request.sampling, batcher, request.ignore_eos)
-                batcher.flush()
-                conn.send(p.Done(result.stop_reason, result.text, result.usage, result.timings))
+                conn.send(batcher.done(result))
             elif isinstance(request, p.GetStats):
                 conn.send(
                     p.Stats(

@@ -37,6 +37,7 @@ class Conversation:
     head_id: int | None
     created_at: float
     updated_at: float
+    thinking: bool | None = None  # a thinking model's switch for this chat; None: the model's default
 
 
 @dataclass
@@ -51,6 +52,7 @@ class Message:
     stats: dict[str, Any] | None
     writer_pid: int | None
     created_at: float
+    reasoning: str | None = None  # a thinking model's reasoning before this answer (never sent back to it)
 
 
 def open_database(path: Path) -> Store:
@@ -143,7 +145,7 @@ class Store:
         return [_conversation(row) for row in rows]
 
     def update_conversation(self, conversation_id: int, **fields: Any) -> None:
-        allowed = {"title", "system_prompt", "sampling", "n_ctx", "head_id"}
+        allowed = {"title", "system_prompt", "sampling", "n_ctx", "head_id", "thinking"}
         if set(fields) - allowed:
             raise ValueError(f"unknown fields {set(fields) - allowed}")
         if "sampling" in fields and fields["sampling"] is not None:
@@ -186,13 +188,18 @@ class Store:
         return self.message(cursor.lastrowid)
 
     def update_message(
-        self, message_id: int, content: str, status: str | None = None, stats: dict[str, Any] | None = None
+        self,
+        message_id: int,
+        content: str,
+        status: str | None = None,
+        stats: dict[str, Any] | None = None,
+        reasoning: str | None = None,
     ) -> None:
         with self._transaction() as db:
             db.execute(
-                "UPDATE messages SET content = ?, status = COALESCE(?, status), stats = COALESCE(?, stats) "
-                "WHERE id = ?",
-                (content, status, json.dumps(stats) if stats is not None else None, message_id),
+                "UPDATE messages SET content = ?, status = COALESCE(?, status), stats = COALESCE(?, stats), "
+                "reasoning = COALESCE(?, reasoning) WHERE id = ?",
+                (content, status, json.dumps(stats) if stats is not None else None, reasoning or None, message_id),
             )
 
     def message(self, message_id: int) -> Message:
@@ -286,6 +293,7 @@ def _escape_like(text: str) -> str:
 def _conversation(row: sqlite3.Row) -> Conversation:
     data = dict(row)
     data["sampling"] = json.loads(data["sampling"]) if data["sampling"] else None
+    data["thinking"] = None if data["thinking"] is None else bool(data["thinking"])
     return Conversation(**data)
 
 

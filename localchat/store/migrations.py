@@ -45,6 +45,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "002_reasoning",
+        """
+        ALTER TABLE messages ADD COLUMN reasoning TEXT;      -- a thinking model's reasoning, apart from its answer
+        ALTER TABLE conversations ADD COLUMN thinking INTEGER;  -- 1 on, 0 off; NULL: the model's default
+        """,
+    ),
 ]
 
 

@@ -12,7 +12,7 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Input, Label, ListItem, ListView
 
-from localchat.chat.export import to_markdown, to_openai_json
+from localchat.chat.export import to_markdown, to_openai_json, turns_of
 from localchat.chat.sampling import SamplingParams
 from localchat.chat.session import ChatSession
 from localchat.config import Paths
@@ -47,6 +47,7 @@ class LocalchatApp(App[None]):
         Binding("ctrl+o", "catalog", "Catalog", id="model.catalog"),
         Binding("ctrl+s", "settings", "Settings", id="chat.settings"),
         Binding("ctrl+t", "prompts", "Prompts", id="chat.prompts"),
+        Binding("f4", "toggle_thinking", "Thinking", id="chat.thinking"),
         Binding("f2", "rename_chat", "Rename", id="chat.rename", show=False),
         Binding("ctrl+delete,f8", "delete_chat", "Delete chat", id="chat.delete", show=False),
         Binding("ctrl+f", "search", "Search", id="chat.search", show=False),
@@ -204,6 +205,9 @@ class LocalchatApp(App[None]):
     def action_regenerate(self) -> None:
         self.chat.regenerate()
 
+    def action_toggle_thinking(self) -> None:
+        self.chat.toggle_thinking()
+
     def action_edit_last(self) -> None:
         focused = self.focused
         self.chat.edit(focused if focused in self.chat.views() else None)
@@ -258,8 +262,15 @@ class LocalchatApp(App[None]):
     def on_model_loading(self, message: ModelLoading) -> None:
         self.chat.show_model_loading(message.name, message.fraction)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_thinking":  # only for a model whose template has a switch (and then in the key bar)
+            model = self.session.engine.model if self.session is not None else None
+            return model is not None and model.thinking in ("switch", "soft")
+        return True
+
     def on_model_loaded(self, message: ModelLoaded) -> None:
         self.chat.show_model_loaded(message.info, message.name)
+        self.refresh_bindings()
         if message.stopped:
             self.loaded_model = None
             self.notify(f"Stopped loading {inert(message.name)}.", timeout=6, markup=False)
@@ -307,18 +318,16 @@ class LocalchatApp(App[None]):
         self.push_screen(PromptsScreen(self.store, self.conversation.system_prompt), chosen)
 
     def export(self, kind: str) -> None:
-        branch = self.store.branch(self.conversation.id)
-        messages = self.session.engine_messages(self.conversation, branch)
+        turns = turns_of(self.conversation, self.store.branch(self.conversation.id))
         exports = self.paths.data_dir / "exports"
         exports.mkdir(parents=True, exist_ok=True)
         stem = f"chat-{self.conversation.id}"
         if kind == "md":
-            models = ([None] if self.conversation.system_prompt else []) + [m.model for m in branch]
             path = exports / f"{stem}.md"
-            path.write_text(to_markdown(self.conversation.title, messages, models), encoding="utf-8")
+            path.write_text(to_markdown(self.conversation.title, turns), encoding="utf-8")
         else:
             path = exports / f"{stem}.json"
-            path.write_text(to_openai_json(messages), encoding="utf-8")
+            path.write_text(to_openai_json(turns), encoding="utf-8")
         self.notify(f"Exported to {inert(str(path))}", markup=False)
 
     def get_system_commands(self, screen: Screen) -> list[SystemCommand]:
@@ -339,7 +348,7 @@ class LocalchatApp(App[None]):
 STARTER_NOTICE = "Chatting with {alias}, a tiny model that came with localchat to try it: Ctrl+O for better ones."
 WELCOME = (
     "Welcome to localchat! You have no models yet. Pick one below to download it from the Hugging Face Hub "
-    "(smollm2:135m is tiny and quick to try; qwen2.5:1.5b is a good everyday start). It runs entirely on this "
+    "(smollm2:135m is tiny and quick to try; qwen3.5:2b is a good everyday start). It runs entirely on this "
     "machine. You can also run `localchat import FILE.gguf`."
 )
 

@@ -15,10 +15,10 @@ import time
 
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.message import Message as TextualMessage
 from textual.timer import Timer
-from textual.widgets import Label, Static
+from textual.widgets import Static
 
 from localchat.chat.session import Budget, ChatSession
 from localchat.engine.protocol import Delta, ModelInfo
@@ -27,11 +27,12 @@ from localchat.hardware import usable_cores
 from localchat.store.db import Conversation, Store
 from localchat.store.db import Message as StoredMessage
 from localchat.text import inert
-from localchat.tui.message_list import MOUNTED_MESSAGES, MessageList
+from localchat.tui.message_list import MessageList
 from localchat.tui.messages import BudgetCounted, ReplyFinished, ReplyPending, ReplyStarted
 from localchat.tui.pacing import FramePacer, ReplyBuffer, contended
 from localchat.tui.screens.dialogs import AskText
-from localchat.tui.widgets import Composer, ContextCounter, MessageView
+from localchat.tui.status_line import StatusLine
+from localchat.tui.widgets import Composer, MessageView
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +63,13 @@ class ChatView(Vertical):
         self.render_timer: Timer | None = None
         self.count_timer: Timer | None = None
         self.counter_shown_at = 0.0
+        self.model_name = ""  # the loaded model's name, as the status line shows it
 
     def compose(self) -> ComposeResult:
         yield MessageList(self.store, id="messages")
         yield Static("", id="queued", markup=False)
         yield Composer(id="composer", soft_wrap=True, show_line_numbers=False)
-        with Horizontal(id="status"):
-            yield Label("no model", id="model-name", markup=False)
-            yield ContextCounter("", id="counter", markup=False)
+        yield StatusLine(id="status")
 
     def on_mount(self) -> None:
         self.query_one("#queued").display = False
@@ -99,6 +99,7 @@ class ChatView(Vertical):
         await self.messages.show(conversation_id)
         self.composer.text = self.store.setting(DRAFT_KEY.format(conversation_id), "")
         self.composer.move_cursor(self.composer.document.end)
+        self.show_model_line()
         self.schedule_count()
 
     def save_draft(self) -> None:
@@ -119,25 +120,53 @@ class ChatView(Vertical):
 
     # --- the model --------------------------------------------------------------------------------------------
 
+    @property
+    def status(self) -> StatusLine:
+        return self.query_one(StatusLine)
+
     def show_model_loading(self, name: str, fraction: float | None = None) -> None:
-        """While a model loads (Esc stops it), with how far it has come once the engine says."""
         self.model_loading = True
-        done = f" {fraction:.0%}" if fraction is not None else ""
-        self.query_one("#model-name", Label).update(f"loading {inert(name)}…{done} (esc: stop)")
+        self.status.show_loading(name, fraction)
 
     def show_model_loaded(self, info: ModelInfo | None, name: str) -> None:
         self.model_loading = False
-        label = self.query_one("#model-name", Label)
+        self.model_name = name if info is not None else ""
+        self.status.show_model(info, name)
         if info is None:
-            label.update("no model")
             self.unqueue_all()
             return
-        label.update(
-            f"{inert(name)} · {inert(info.quantization)} · ctx {info.n_ctx:,} · {info.threads} threads"
-            + (f" · {inert(info.offload_text)}" if info.gpu_layers or info.offload_note else "")
-        )
+        self.show_model_line()
         self.schedule_count()
         self.send_next()
+
+    def show_model_line(self) -> None:
+        """The model, and whether this chat's replies think (where the model can)."""
+        info = self.session.engine.model
+        if not self.model_loading and info is not None and self.model_name:
+            self.status.show_model(info, self.model_name, self.thinking_on())
+
+    # --- thinking -------------------------------------------------------------------------------------------
+
+    def thinking_on(self) -> bool:
+        info = self.session.engine.model
+        chosen = self.conversation.thinking if self.conversation is not None else None
+        return bool(info and (info.thinks_by_default if chosen is None else chosen))
+
+    def toggle_thinking(self) -> None:
+        """Thinking on or off for this chat, where the model's template has a switch; its next reply uses it."""
+        info = self.session.engine.model
+        if info is None or self.conversation is None:
+            return
+        if info.thinking not in ("switch", "soft"):
+            does = "always thinks" if info.thinking == "always" else "has no thinking switch"
+            self.notify(f"This model {does}.", severity="warning")
+            return
+        thinking = not self.thinking_on()
+        self.store.update_conversation(self.conversation.id, thinking=thinking)
+        self.conversation = self.store.conversation(self.conversation.id)
+        self.show_model_line()
+        self.notify(f"Thinking {'on' if thinking else 'off'} for this chat (from its next reply).")
+        self.schedule_count()  # the prompt changes with the switch: so does the count
 
     # --- the live counter -----------------------------------------------------------------------------------
 
@@ -170,8 +199,9 @@ class ChatView(Vertical):
         self.budget = message.budget
         self.show_budget()
 
-    def show_budget(self, extra: int = 0) -> None:
-        """Before a send: prompt + reply budget. While a reply streams: prompt + the reply so far (it grows)."""
+    def show_budget(self, extra: int = 0, reasoning: int = 0) -> None:
+        """Before a send: prompt + reply budget. While a reply streams: prompt + the reply so far (it grows), and
+        what of it is reasoning (it takes room now, but is not sent back with the history)."""
         budget = self.budget
         used = budget.used
         note = ""
@@ -181,8 +211,8 @@ class ChatView(Vertical):
             note = f"{len(budget.dropped_ids)} oldest messages will be left out"
         if extra:
             used = budget.used - self.session.sampling_for(self.conversation).max_tokens + extra
-            note = f"replying: {extra:,} tokens"
-        self.query_one(ContextCounter).show(used, budget.n_ctx, note)
+            note = f"replying: {extra:,} tokens" + (f" ({reasoning:,} reasoning, not kept)" if reasoning else "")
+        self.status.counter.show(used, budget.n_ctx, note)
         if extra:
             return  # while a reply streams, which messages are left out does not change
         dropped = set(budget.dropped_ids)
@@ -309,16 +339,19 @@ class ChatView(Vertical):
             self.render_timer = self.set_interval(self.pacer.wait_s, self.render_pending)
 
     async def render_pending(self) -> None:
-        text, tokens = self.reply_buffer.take()
-        if self.streaming is not None and text:
+        pending = self.reply_buffer.take()
+        if self.streaming is not None and (pending.text or pending.reasoning):
             now = time.monotonic()
             self.pacer.frame()
-            self.streaming.append(text)
+            if pending.reasoning:
+                self.streaming.append_reasoning(pending.reasoning, pending.reasoning_tokens)
+            if pending.text:
+                self.streaming.append(pending.text, pending.reasoning_tokens)
             if now - self.counter_shown_at >= COUNTER_EVERY_S:
                 # Not in the same repaint as the reply: Textual repaints the box around all changed regions, and
                 # the counter at the bottom would stretch that box over the whole column, every frame.
                 self.counter_shown_at = now
-                self.call_after_refresh(self.show_budget, tokens)
+                self.call_after_refresh(self.show_budget, pending.tokens, pending.reasoning_tokens)
 
     async def on_reply_finished(self, message: ReplyFinished) -> None:
         if not self.is_attached:
@@ -348,28 +381,8 @@ class ChatView(Vertical):
         self.send_next()
 
     async def reopen_branch(self) -> None:
-        """Show the stored branch: mount new messages, refresh changed ones, drop ones from another branch."""
         self.conversation = self.store.conversation(self.conversation.id)
-        branch = self.store.branch(self.conversation.id)
-        views = self.views()
-        ids = [m.id for m in branch]
-        mounted = [v.message.id for v in views if v.message.id in ids]
-        # Keep what is shown from its first message on (older ones stay unmounted until scrolled to).
-        branch = branch[ids.index(mounted[0]) if mounted else max(0, len(branch) - MOUNTED_MESSAGES) :]
-        wanted = {m.id for m in branch}
-        for view in views:
-            if view.message.id not in wanted:
-                await view.remove()
-        have = {v.message.id: v for v in views if v.message.id in wanted}
-        for message in branch:
-            view = have.get(message.id)
-            if view is None:
-                await self.messages.mount(MessageView(message))
-            elif view is not self.streaming and (view.message.content, view.message.status) != (
-                message.content,
-                message.status,
-            ):
-                view.finish(message)
+        await self.messages.sync(self.streaming)
 
 
 class ReplyListener:
@@ -382,5 +395,7 @@ class ReplyListener:
         self.view.post_message(ReplyStarted(reply.id))
 
     def delta(self, delta: Delta) -> None:
-        if self.view.reply_buffer.put(delta.text, delta.tokens):
+        if self.view.reply_buffer.put(
+            delta.text, delta.tokens, delta.reasoning, delta.reasoning_tokens, delta.thinking
+        ):
             self.view.post_message(ReplyPending())

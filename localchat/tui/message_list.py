@@ -32,6 +32,31 @@ class MessageList(VerticalScroll):
         await self.mount_all([MessageView(m) for m in branch[-MOUNTED_MESSAGES:]])
         self.anchor()  # stay at the bottom while replies stream, unless the user scrolls up
 
+    async def sync(self, streaming: MessageView | None = None) -> None:
+        """Show the stored branch: mount new messages, refresh changed ones (not `streaming`, which is being
+        drawn), drop ones from another branch."""
+        branch = self.store.branch(self.conversation_id)
+        views = self.views()
+        ids = [m.id for m in branch]
+        mounted = [v.message.id for v in views if v.message.id in ids]
+        # Keep what is shown from its first message on (older ones stay unmounted until scrolled to).
+        branch = branch[ids.index(mounted[0]) if mounted else max(0, len(branch) - MOUNTED_MESSAGES) :]
+        wanted = {m.id for m in branch}
+        for view in views:
+            if view.message.id not in wanted:
+                await view.remove()
+        have = {v.message.id: v for v in views if v.message.id in wanted}
+        for message in branch:
+            view = have.get(message.id)
+            if view is None:
+                await self.mount(MessageView(message))
+            elif view is not streaming and (view.message.content, view.message.status, view.message.reasoning) != (
+                message.content,
+                message.status,
+                message.reasoning,
+            ):
+                view.finish(message)
+
     def _scrolled(self, scroll_y: float) -> None:
         if scroll_y <= 0 and not self.loading_older and self.conversation_id is not None:
             self.loading_older = True

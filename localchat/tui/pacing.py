@@ -39,6 +39,17 @@ class FramePacer:
         self.frames += 1
 
 
+@dataclass
+class Pending:
+    """Reply text received since the last frame, and the reply's counts so far."""
+
+    text: str = ""
+    reasoning: str = ""  # a thinking model's
+    tokens: int = 0
+    reasoning_tokens: int = 0
+    thinking: bool = False  # inside the reasoning now
+
+
 class ReplyBuffer:
     """Reply text from the worker thread, waiting for the next frame. The worker wakes the UI only when the buffer
     goes from empty to not empty, so the UI handles one message per frame instead of one per delta."""
@@ -46,19 +57,26 @@ class ReplyBuffer:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._parts: list[str] = []
-        self._tokens = 0
+        self._reasoning: list[str] = []
+        self._counts = (0, 0, False)
 
-    def put(self, text: str, tokens: int) -> bool:
+    def put(
+        self, text: str, tokens: int, reasoning: str = "", reasoning_tokens: int = 0, thinking: bool = False
+    ) -> bool:
         """Add a delta; True when the UI must be told (nothing was waiting)."""
         with self._lock:
-            was_empty = not self._parts
-            self._parts.append(text)
-            self._tokens = tokens
+            was_empty = not self._parts and not self._reasoning
+            if text:
+                self._parts.append(text)
+            if reasoning:
+                self._reasoning.append(reasoning)
+            self._counts = (tokens, reasoning_tokens, thinking)
             return was_empty
 
-    def take(self) -> tuple[str, int]:
-        """All text waiting, and the reply's token count so far."""
+    def take(self) -> Pending:
+        """All text waiting, and the reply's token counts so far."""
         with self._lock:
-            text = "".join(self._parts)
+            pending = Pending("".join(self._parts), "".join(self._reasoning), *self._counts)
             self._parts.clear()
-            return text, self._tokens
+            self._reasoning.clear()
+            return pending

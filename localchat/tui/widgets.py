@@ -16,6 +16,7 @@ from textual.widgets import Label, Static, TextArea
 from localchat.store.db import Message
 from localchat.text import inert
 from localchat.tui.markdown_body import MarkdownBody
+from localchat.tui.reasoning_block import ReasoningBlock, reasoning_title
 
 ROLE_LABELS = {"user": "You", "assistant": "Assistant", "system": "System"}
 
@@ -29,6 +30,8 @@ def stats_line(message: Message) -> str:
         parts.append(f"TTFT {stats['ttft_s']:.2f} s")
     if stats.get("decode_tok_s"):
         parts.append(f"{stats['decode_tok_s']:.1f} tok/s")
+    if stats.get("reasoning_state") == "stray":
+        parts.append("a closing reasoning marker with no opening one, kept as written")
     if message.status in ("interrupted", "cancelled", "error"):
         parts.append({"interrupted": "interrupted", "cancelled": "stopped", "error": "error"}[message.status])
         if stats.get("error"):
@@ -52,6 +55,7 @@ class MessageView(Vertical, can_focus=True):
     def __init__(self, message: Message) -> None:
         super().__init__(classes=f"message {message.role}")
         self.message = message
+        self.reserve = 1  # while streaming (see MarkdownBody)
 
     @property
     def text(self) -> str:
@@ -59,6 +63,10 @@ class MessageView(Vertical, can_focus=True):
 
     def compose(self) -> ComposeResult:
         yield Label(ROLE_LABELS.get(self.message.role, self.message.role), classes="role")
+        if self.message.reasoning:
+            reasoning = ReasoningBlock(self.message.reasoning, title=reasoning_title(self.message))
+            reasoning.collapsed = bool(self.message.content)  # with no answer, the reasoning is what there is
+            yield reasoning
         yield MarkdownBody(self.message.content, classes="body")
         yield Label(stats_line(self.message) if self.message.role == "assistant" else "", classes="stats", markup=False)
 
@@ -66,17 +74,41 @@ class MessageView(Vertical, can_focus=True):
     def body(self) -> MarkdownBody:
         return self.query_one(MarkdownBody)
 
+    @property
+    def reasoning(self) -> ReasoningBlock | None:
+        blocks = self.query(ReasoningBlock)
+        return blocks.first() if blocks else None
+
     def start_stream(self, reserve: int = 1) -> None:
         """The reply streams into this view from now on; `reserve` lines at a time (see MarkdownBody)."""
+        self.reserve = reserve
         self.body.start_stream(reserve)
 
-    def append(self, text: str) -> None:
+    def append(self, text: str, reasoning_tokens: int = 0) -> None:
         """Stream: only the block being written is rendered again, only changed lines are repainted."""
+        reasoning = self.reasoning
+        if reasoning is not None:
+            reasoning.answer_started(reasoning_tokens)
         self.body.append(text)
+
+    def append_reasoning(self, text: str, tokens: int) -> None:
+        """Stream a thinking model's reasoning: open and dimmed above the answer (folded when the answer starts)."""
+        reasoning = self.reasoning
+        if reasoning is None:
+            reasoning = ReasoningBlock(collapsed=False)
+            reasoning.start_stream(self.reserve)
+            self.mount(reasoning, before=self.body)
+        reasoning.stream(text, tokens)
 
     def finish(self, message: Message) -> None:
         self.message = message
         self.body.update(message.content)  # one full render at the end
+        reasoning = self.reasoning
+        if reasoning is None and message.reasoning:
+            reasoning = ReasoningBlock()
+            self.mount(reasoning, before=self.body)
+        if reasoning is not None:
+            reasoning.show(message)
         self.query_one(".stats", Label).update(stats_line(message))
 
     def action_copy(self) -> None:

@@ -16,7 +16,17 @@ from localchat.store.db import StoreError, open_database
 from localchat.store.migrations import MIGRATIONS
 
 EXPECTED_TABLES = {
-    "conversations": ["id", "title", "system_prompt", "sampling", "n_ctx", "head_id", "created_at", "updated_at"],
+    "conversations": [
+        "id",
+        "title",
+        "system_prompt",
+        "sampling",
+        "n_ctx",
+        "head_id",
+        "created_at",
+        "updated_at",
+        "thinking",
+    ],
     "messages": [
         "id",
         "conversation_id",
@@ -28,6 +38,7 @@ EXPECTED_TABLES = {
         "stats",
         "writer_pid",
         "created_at",
+        "reasoning",
     ],
     "prompts": ["id", "name", "text", "created_at"],
     "settings": ["key", "value"],
@@ -44,7 +55,7 @@ def test_blank_database_reaches_the_exact_schema(tmp_path: Path) -> None:
     assert [r[0] for r in store.rows("SELECT name FROM _migrations")] == [name for name, _ in MIGRATIONS]
     assert store.rows("PRAGMA journal_mode")[0][0] == "wal"
     store.close()
-    assert open_database(tmp_path / "db.sqlite").rows("SELECT count(*) FROM _migrations")[0][0] == 1
+    assert open_database(tmp_path / "db.sqlite").rows("SELECT count(*) FROM _migrations")[0][0] == len(MIGRATIONS)
 
 
 def test_branches_survive_edits_and_regenerations(tmp_path: Path) -> None:
@@ -213,3 +224,27 @@ def test_instances_opening_a_new_database_at_once_all_get_it(tmp_path: Path) -> 
     store = open_database(database)
     assert len(store.conversations()) == 6
     assert [r[0] for r in store.rows("SELECT name FROM _migrations")] == [name for name, _ in MIGRATIONS]
+
+
+def test_a_database_from_before_reasoning_is_migrated_with_its_chats(tmp_path: Path) -> None:
+    """A database made by the first schema (001 only, as the app shipped it) with a chat in it."""
+    path = tmp_path / "db.sqlite"
+    connection = sqlite3.connect(path)
+    connection.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+    name, sql = MIGRATIONS[0]
+    connection.executescript(sql)
+    connection.execute("INSERT INTO _migrations VALUES (?, 0)", (name,))
+    connection.execute("INSERT INTO conversations (id, title, created_at, updated_at) VALUES (1, 'Old', 0, 0)")
+    connection.execute(
+        "INSERT INTO messages (conversation_id, role, content, created_at) VALUES (1, 'user', 'Hello', 0)"
+    )
+    connection.commit()
+    connection.close()
+    store = open_database(path)
+    assert [r[0] for r in store.rows("SELECT name FROM _migrations ORDER BY name")] == [n for n, _ in MIGRATIONS]
+    chat = store.conversation(1)
+    assert chat.title == "Old" and chat.thinking is None
+    (message,) = store.rows("SELECT id FROM messages")
+    assert store.message(message[0]).content == "Hello" and store.message(message[0]).reasoning is None
+    store.update_conversation(1, thinking=False)
+    assert store.conversation(1).thinking is False

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from localchat.tui.pacing import CONTENDED_FRAME_S, FRAME_S, FramePacer, ReplyBuffer, contended
+from localchat.tui.pacing import CONTENDED_FRAME_S, FRAME_S, FramePacer, Pending, ReplyBuffer, contended
 
 
 @pytest.mark.parametrize(
@@ -31,9 +31,18 @@ def test_reply_buffer_wakes_the_ui_once_per_batch() -> None:
     buffer = ReplyBuffer()
     assert buffer.put("Hel", 1) is True
     assert buffer.put("lo", 2) is False
-    assert buffer.take() == ("Hello", 2)
-    assert buffer.take() == ("", 2)
+    assert buffer.take() == Pending("Hello", "", 2)
+    assert buffer.take() == Pending("", "", 2)
     assert buffer.put("!", 3) is True
+
+
+def test_reply_buffer_keeps_reasoning_apart() -> None:
+    buffer = ReplyBuffer()
+    assert buffer.put("", 1, "Hm", 1, thinking=True) is True
+    assert buffer.put("", 2, "m.", 2, thinking=True) is False
+    assert buffer.take() == Pending("", "Hmm.", 2, 2, True)
+    assert buffer.put("Yes", 3, "", 2) is True  # the answer began: no longer thinking
+    assert buffer.take() == Pending("Yes", "", 3, 2, False)
 
 
 def test_reply_buffer_loses_nothing_across_threads() -> None:
@@ -49,7 +58,7 @@ def test_reply_buffer_loses_nothing_across_threads() -> None:
     thread = threading.Thread(target=produce)
     thread.start()
     while not done.is_set():
-        taken.append(buffer.take()[0])
+        taken.append(buffer.take().text)
     thread.join()
-    taken.append(buffer.take()[0])
+    taken.append(buffer.take().text)
     assert "".join(taken) == "".join(f"{i}," for i in range(5000))
