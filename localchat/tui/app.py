@@ -73,6 +73,7 @@ class LocalchatApp(App[None]):
         self.store: Store = open_database(paths.database)
         self.session = ChatSession(self.store, EngineClient(paths.engine_log), load_options=self.load_options)
         self.loaded_model: Choice | None = None  # what the picker shows as loaded (also a model opened by path)
+        self.opened_files: list[LocalModel] = []  # models opened by path: the picker keeps them, to come back to
 
     @property
     def chat(self) -> ChatView:
@@ -218,7 +219,7 @@ class LocalchatApp(App[None]):
     # --- models ---------------------------------------------------------------------------------------------
 
     def action_pick_model(self) -> None:
-        self.push_screen(ModelPicker(self.library, self.loaded_model), self._picked)
+        self.push_screen(ModelPicker(self.library, self.loaded_model, self.opened_files), self._picked)
 
     def action_catalog(self) -> None:
         self.push_screen(CatalogScreen(self.library), self._picked)
@@ -281,6 +282,9 @@ class LocalchatApp(App[None]):
             )
         else:
             self.loaded_model = Choice(message.name, message.model)
+            if message.model is not None and message.model.source == "file":
+                known = {m.files[0] for m in self.opened_files}
+                self.opened_files += [message.model] if message.model.files[0] not in known else []
             note = message.info.build_note
             if note and self.store.setting("build_note_shown") != note:  # once per build: doctor has it too
                 self.store.set_setting("build_note_shown", note)

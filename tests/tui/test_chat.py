@@ -275,3 +275,44 @@ async def test_a_count_that_lands_while_a_dialog_is_open_updates_the_counter(mak
         await wait_for(pilot, lambda: app.chat.budget.used > before)
         assert len(app.screen_stack) == 2  # the dialog is still open, and the app did not fail
         assert f"{app.chat.budget.used:,}" in str(app.screen_stack[0].query_one(ContextCounter).render())
+
+
+async def test_a_model_switch_mid_chat_recounts_with_the_new_tokenizer_and_template(make_app, gemma_path) -> None:
+    """SmolLM2 (ChatML, 49k vocabulary) to Gemma 3 (its own format, 262k vocabulary) and back, in one chat."""
+    from localchat.models.library import Library
+    from localchat.tui.screens.models import ModelPicker
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        Library(app.paths).import_file(gemma_path, "gemma3-270m")
+        await model_ready(pilot)
+        app.store.update_conversation(app.conversation.id, sampling={"max_tokens": 8, "temperature": 0.0})
+        await send(pilot, "Hi, who are you?")
+        draft = "And what can you do?"
+
+        async def counted_as(model_name: str) -> int:
+            app.query_one(Composer).text = draft
+            await wait_for(pilot, lambda: app.session.model_name == model_name and app.chat.budget.n_ctx > 0)
+            history = app.session.engine_messages(app.conversation, app.store.branch(app.conversation.id))
+            expected = app.session.engine.count_chat_tokens([*history, ChatMessage("user", draft)]) + 8
+            await wait_for(pilot, lambda: app.chat.budget.used == expected)
+            return expected
+
+        smol = await counted_as(app.session.model_name)
+        for name in ("gemma3-270m", None):
+            await pilot.press("ctrl+l")
+            await wait_for(pilot, lambda: isinstance(app.screen, ModelPicker))
+            options = app.screen.query_one(OptionList).options
+            target = next(i for i, o in enumerate(options) if (name or "SmolLM2") in str(o.prompt))
+            app.screen.query_one(OptionList).highlighted = target
+            await pilot.press("enter")
+            if name:
+                gemma = await counted_as(name)
+                assert gemma != smol  # another tokenizer and template: the count moved, exactly
+                await send(pilot, draft)
+                assert app.store.branch(app.conversation.id)[-1].model == name
+        await wait_for(pilot, lambda: app.session.model_name not in ("gemma3-270m", None))
+        history = app.session.engine_messages(app.conversation, app.store.branch(app.conversation.id))
+        assert [m.role for m in history] == ["user", "assistant", "user", "assistant"]
+        expected = app.session.engine.count_chat_tokens([*history, ChatMessage("user", "")]) + 8
+        await wait_for(pilot, lambda: app.chat.budget.used == expected)  # back on SmolLM2, with Gemma's reply in it

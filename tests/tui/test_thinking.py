@@ -101,3 +101,24 @@ async def test_the_thinking_switch_is_per_chat_visible_and_counted(thinking_mode
         last = app.store.branch(app.conversation.id)[-1]
         assert last.content and not last.reasoning and "reasoning_state" not in last.stats
         assert "reasoning" not in str(app.query_one(ContextCounter).render())
+
+
+async def test_a_stray_closing_marker_is_kept_in_the_answer_and_said(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        chat = app.conversation
+        parent = None
+        for user, assistant in few_shot(opening="Thinking: "):  # no opening marker: the reply closes one anyway
+            parent = app.store.add_message(chat.id, "user", user, parent).id
+            parent = app.store.add_message(chat.id, "assistant", assistant, parent).id
+        app.store.update_conversation(chat.id, sampling=GREEDY)
+        await app.chat.open(chat.id)
+        await send(pilot, QUESTION)
+        reply = app.store.branch(chat.id)[-1]
+        assert reply.stats["reasoning_state"] == "stray" and "</think>" in reply.content and not reply.reasoning
+        view = views(app)[-1]
+        assert view.reasoning is None and "</think>" in view.text
+        assert "a closing reasoning marker with no opening one, kept as written" in str(
+            view.query_one(".stats").render()
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -49,13 +50,14 @@ class ModelPicker(ModalScreen[Choice | None]):
         Binding("enter", "choose", "Choose", priority=True),
     ]
 
-    def __init__(self, library: Library, loaded: Choice | None = None) -> None:
+    def __init__(self, library: Library, loaded: Choice | None = None, opened: Sequence[LocalModel] = ()) -> None:
+        """`opened`: models opened by path this session, listed first so one can come back to them."""
         super().__init__()
         self.library = library
-        self.models = library.models()
         self.loaded = loaded
-        if loaded is not None and loaded.model.source == "file":  # opened by path: listed so one can come back
-            self.models.insert(0, loaded.model)
+        files = [*opened, *([loaded.model] if loaded is not None and loaded.model.source == "file" else [])]
+        unique = list({m.files[0]: m for m in files}.values())
+        self.models = unique + library.models()
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
