@@ -128,6 +128,7 @@ class TemplateTraits:
     thinking: ThinkingSupport = "none"  # how a chat turns thinking on and off (localchat/reasoning.py)
     thinks_by_default: bool = False  # with no switch given the model may think
     system_role: bool = True  # False: the template refuses system messages (Gemma 2): folded into the first turn
+    alternates: bool = False  # the template refuses two turns of one role in a row (Gemma 3): they are joined
 
 
 PROBE_SYSTEM, PROBE_USER = "Probe system prompt.", "Hi"
@@ -143,23 +144,37 @@ def read_traits(template: ChatTemplate, source: str, *, bos_token: str, eos_toke
     except Exception:  # the template raises on a system message (its own raise_exception)
         system_role = False
     try:
+        render([*probe, {"role": "user", "content": PROBE_USER}])
+        alternates = False
+    except Exception:  # "Conversation roles must alternate": a reply that failed leaves two user turns in a row
+        alternates = True
+    try:
         default = render(probe)
         if "enable_thinking" in source:
             on, off = render(probe, enable_thinking=True), render(probe, enable_thinking=False)
             if on != off:
-                return TemplateTraits("switch", default != off, system_role)
+                return TemplateTraits("switch", default != off, system_role, alternates)
         if "/no_think" in source and system_role:  # the template reads the flag: the model was trained on it
-            return TemplateTraits("soft", True, system_role)
+            return TemplateTraits("soft", True, system_role, alternates)
     except Exception:  # a template that fails on the simplest chat fails again, with a message, when used
-        return TemplateTraits(system_role=system_role)
+        return TemplateTraits(system_role=system_role, alternates=alternates)
     if opened_by_prompt(default):
-        return TemplateTraits("always", True, system_role)
-    return TemplateTraits(system_role=system_role)
+        return TemplateTraits("always", True, system_role, alternates)
+    return TemplateTraits(system_role=system_role, alternates=alternates)
 
 
 def prepare(messages: list[dict], traits: TemplateTraits, thinking: bool | None) -> tuple[list[dict], dict[str, bool]]:
-    """The messages and template variables to render: the thinking switch in the template's own way, and a
-    system prompt folded into the first user turn where the template has no system role (as llama.cpp does)."""
+    """The messages and template variables to render: the thinking switch in the template's own way, a system
+    prompt folded into the first user turn where the template has no system role (as llama.cpp does), and turns
+    of one role in a row joined where the template insists on alternating."""
+    if traits.alternates:
+        joined: list[dict] = []
+        for message in messages:
+            if joined and joined[-1]["role"] == message["role"] and message["role"] != "system":
+                joined[-1] = {**joined[-1], "content": f"{joined[-1]['content']}\n\n{message['content']}"}
+            else:
+                joined.append(message)
+        messages = joined
     if not traits.system_role and messages and messages[0]["role"] == "system":
         system, rest = messages[0]["content"], messages[1:]
         if rest and rest[0]["role"] == "user":

@@ -19,6 +19,7 @@ EXPECTED = {
     "Qwen-Qwen2.5-7B-Instruct": ("none", False, True),
     "HuggingFaceTB-SmolLM3-3B": ("switch", True, True),
     "google-gemma-2-2b-it": ("none", False, False),  # raises on a system message: we fold it into the first turn
+    "google-gemma-3-it": ("none", False, True),
     "google-gemma-4-31B-it": ("switch", False, True),
     "openbmb-MiniCPM5-1B": ("switch", True, True),
     "LFM2.5-Instruct": ("none", False, True),  # names </think> only to strip it from history
@@ -77,3 +78,37 @@ def test_the_switch_changes_the_prompt_where_the_template_has_one(family: tuple)
         messages, switches = prepare([dict(m) for m in CHAT], traits, thinking)
         prompts.add(template.render(messages, True, **TOKENS, **switches))
     assert (len(prompts) == 2) == (traits.thinking in ("switch", "soft")), name
+
+
+def test_two_user_turns_in_a_row_render_in_every_family(family: tuple) -> None:
+    """A reply that failed before its first token leaves two user turns in a row; Gemma 2 and 3 refuse that
+    ("Conversation roles must alternate"), so those are joined for them, and nothing is lost."""
+    name, _source, template, traits = family
+    chat = [*CHAT, {"role": "user", "content": "Are you there?"}]
+    messages, switches = prepare([dict(m) for m in chat], traits, None)
+    prompt = template.render(messages, True, **TOKENS, **switches)
+    assert "Capital of France?" in prompt and "Are you there?" in prompt
+    assert traits.alternates == (name in ("google-gemma-2-2b-it", "google-gemma-3-it"))
+
+
+def test_gemma_3_with_its_own_template_on_the_real_engine(gemma_path: Path, tmp_path: Path) -> None:
+    """Gemma 3's published template (strict alternation, the system prompt folded in by the template) on the
+    real Gemma 3 model: a chat with two user turns in a row is counted exactly and answered."""
+    from localchat.chat.sampling import SamplingParams
+    from localchat.engine.client import EngineClient
+    from localchat.engine.protocol import ChatMessage, Done, Generate
+    from tests.gguf_files import with_metadata
+
+    source = (TEMPLATES / "google-gemma-3-it.jinja").read_text()
+    model = with_metadata(gemma_path, tmp_path / "gemma-3-it-template.gguf", {"tokenizer.chat_template": source})
+    messages = [ChatMessage(m["role"], m["content"]) for m in CHAT] + [ChatMessage("user", "Are you there?")]
+    with EngineClient(tmp_path / "engine.log") as engine:
+        engine.load(model)
+        assert engine.model.chat_template == "model"
+        measured = engine.measure(messages)
+        assert measured.total == engine.count_chat_tokens(messages) and len(measured.per_message) == len(messages)
+        done = [
+            e for e in engine.generate(Generate(tuple(messages), sampling=SamplingParams(temperature=0, max_tokens=4)))
+        ][-1]
+        assert isinstance(done, Done) and done.stop_reason in ("eos", "length")
+        assert done.usage.prompt_tokens == measured.total
