@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from localchat.engine.native import load_order_note
 from localchat.hardware import GGML_X86_FEATURES, Gpu, has_amx
 
 Level = Literal["ok", "warn", "error"]
@@ -116,6 +117,12 @@ def diagnose(
         )
     else:
         report.add("ok", "gpu", "no GPU: models run on the CPU")
+    load_order = load_order_note(list(probe.get("native_before_llama", [])))
+    report.add(
+        "warn" if load_order else "ok",
+        "engine",
+        load_order or "the engine process loads llama.cpp before any other native library (as CUDA builds need)",
+    )
     return report
 
 

@@ -88,3 +88,28 @@ def test_a_slow_build_is_named_with_the_one_command_that_fixes_it() -> None:
     assert no_avx512 and "does not use AVX512, which this CPU has" in no_avx512
     right = "CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | FMA = 1 | F16C = 1 | AVX512 = 1 | "
     assert slow_build_note(right, X86 | {"sse4_2"}) is None
+
+
+def test_native_code_loaded_before_llama_cpp_is_named() -> None:
+    """The H200 crash: numpy (or sentencepiece, gguf...) imported before llama_cpp in the engine process."""
+    report = diagnose(
+        {**probe(CPU_BUILD), "native_before_llama": ["numpy._core._multiarray_umath"]}, None, X86, "x86_64", "Linux", []
+    )
+    (finding,) = [f for f in report.findings if f.topic == "engine"]
+    assert finding.level == "warn" and finding.text.startswith("numpy was loaded before llama.cpp")
+    clean = diagnose(probe(CPU_BUILD), None, X86, "x86_64", "Linux", [])
+    assert [f.level for f in clean.findings if f.topic == "engine"] == ["ok"]
+
+
+def test_the_probe_sees_what_python_loaded_before_llama_cpp() -> None:
+    """Real processes: the engine's own start loads nothing native first; a startup hook that imports numpy is
+    seen (run here as a wrapper that imports numpy, then the probe, as a sitecustomize would)."""
+    clean = subprocess.run([sys.executable, "-m", "localchat.engine.probe"], capture_output=True, text=True)
+    assert json.loads(clean.stdout)["native_before_llama"] == []
+    hooked = subprocess.run(
+        [sys.executable, "-c", "import numpy, runpy; runpy.run_module('localchat.engine.probe', run_name='__main__')"],
+        capture_output=True,
+        text=True,
+    )
+    before = json.loads(hooked.stdout)["native_before_llama"]
+    assert before and all(name.startswith("numpy") for name in before)

@@ -13,6 +13,10 @@ from dataclasses import asdict
 
 
 def probe() -> dict[str, object]:
+    import localchat.engine.worker  # noqa: F401  (the engine process's own imports, up to llama.cpp)
+    from localchat.engine.native import foreign_extensions_loaded
+
+    before_llama = foreign_extensions_loaded()
     import llama_cpp as ll
 
     from localchat.engine.devices import list_devices
@@ -24,6 +28,7 @@ def probe() -> dict[str, object]:
         "gpu_offload": bool(ll.llama_supports_gpu_offload()),
         "mmap": bool(ll.llama_supports_mmap()),
         "devices": [asdict(d) for d in list_devices()],
+        "native_before_llama": before_llama,
     }
 
 

@@ -212,6 +212,7 @@ class Stats:
     rss_bytes: int
     model: ModelInfo | None
     cached_tokens: int
+    native_before_llama: tuple[str, ...] = ()  # extension modules loaded before llama.cpp (engine/native.py)
 
 
 @dataclass(frozen=True)

@@ -137,6 +137,10 @@ class LoadReporter:
 
 def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> None:
     _quiet_process(log_path)
+    from localchat.engine.native import foreign_extensions_loaded
+
+    # llama.cpp first: before anything that brings a C++ runtime of its own (see engine/native.py).
+    before_llama = tuple(foreign_extensions_loaded())
     _silence_llama_logs()
     from localchat import hardware
     from localchat.engine.runner import LlamaRunner
@@ -194,6 +198,7 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                         hardware.process_rss_bytes(),
                         runner.info if runner else None,
                         len(runner.cached) if runner else 0,
+                        before_llama,
                     )
                 )
             else:

@@ -94,3 +94,10 @@ def test_failed_load_keeps_the_engine_usable(model_path: Path, tmp_path: Path) -
         client.load(model_path)
         done = collect(client, Generate(prompt="Hi", sampling=SamplingParams(max_tokens=3)))[1]
         assert done.stop_reason in ("eos", "length") and done.usage.completion_tokens > 0
+
+
+def test_the_engine_loads_llama_cpp_before_any_other_native_library(engine: EngineClient) -> None:
+    """On a CUDA host, numpy (or any extension with its own C++ runtime) loaded before llama.cpp made every model
+    load segfault (engine/native.py): the engine process records what came first, and nothing may."""
+    stats = engine.stats()
+    assert stats.model is not None and stats.native_before_llama == ()
