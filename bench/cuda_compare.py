@@ -49,12 +49,15 @@ def speed(model: str, gpu_layers: str, threads: int, rounds: int, llama_bench: s
     for number in range(rounds):
         n = native(llama_bench, model, threads, ["-ngl", gpu_layers])
         o = ours(model, threads, ["--gpu-layers", gpu_layers])
+        o_cpu = ours(model, threads, ["--gpu-layers", gpu_layers, "--no-backend-sampling"])
+        o["cpu_sampler_decode_tok_s"] = o_cpu["decode_tok_s"]
         if llama_simple:
             n["simple_decode_tok_s"] = simple_decode(llama_simple, model, gpu_layers)
         per_round.append({"native": n, "localchat": o})
         print(
             f"{Path(model).name} ngl {gpu_layers} round {number + 1}: prompt {o['prompt_tok_s']:.0f} vs "
-            f"{n['prompt_tok_s']:.0f}, decode {o['decode_tok_s']:.1f} vs {n['decode_tok_s']:.1f} tok/s",
+            f"{n['prompt_tok_s']:.0f}, decode {o['decode_tok_s']:.1f} ({o.get('sampler')} sampler; cpu sampler "
+            f"{o_cpu['decode_tok_s']:.1f}) vs {n['decode_tok_s']:.1f} tok/s",
             file=sys.stderr,
         )
 
@@ -67,12 +70,17 @@ def speed(model: str, gpu_layers: str, threads: int, rounds: int, llama_bench: s
         "native": {k: median("native", k) for k in ("prompt_tok_s", "decode_tok_s", "simple_decode_tok_s")}
         if llama_simple
         else {k: median("native", k) for k in ("prompt_tok_s", "decode_tok_s")},
-        "localchat": {k: median("localchat", k) for k in ("prompt_tok_s", "decode_tok_s", "ttft_s", "load_s")},
+        "localchat": {
+            k: median("localchat", k)
+            for k in ("prompt_tok_s", "decode_tok_s", "cpu_sampler_decode_tok_s", "ttft_s", "load_s")
+        },
+        "sampler": per_round[-1]["localchat"].get("sampler"),
         "rounds": per_round,
     }
     result["ratio"] = {
         "prompt": result["localchat"]["prompt_tok_s"] / result["native"]["prompt_tok_s"],
         "decode": result["localchat"]["decode_tok_s"] / result["native"]["decode_tok_s"],
+        "decode_cpu_sampler": result["localchat"]["cpu_sampler_decode_tok_s"] / result["native"]["decode_tok_s"],
     }
     if llama_simple:
         result["ratio"]["decode_vs_simple"] = (

@@ -54,6 +54,7 @@ class BenchResult:
     ttft_s: float = 0.0
     prompt_tok_s: float = 0.0
     decode_tok_s: float = 0.0
+    sampler: str = "cpu"  # where decode picked its tokens: "cpu", or "graph" (in llama.cpp's graph, on the GPU)
     cancel_ms: float = 0.0
     turns: list[TurnResult] = field(default_factory=list)
     count_long_first_ms: float = 0.0  # LONG_CHAT messages, counted for the first time
@@ -106,6 +107,7 @@ def run_bench(
         result.prompt_tok_s = statistics.median(d.timings.prompt_tok_s for d in prompt_runs)
         result.ttft_s = statistics.median(d.timings.ttft_s for d in prompt_runs)
         result.decode_tok_s = statistics.median(d.timings.decode_tok_s for d in decode_runs)
+        result.sampler = decode_runs[-1].sampler
         result.cancel_ms = _cancel_latency_ms(engine)
         result.turns = _conversation(engine)
         result.count_long_first_ms, result.count_long_key_ms, result.count_short_key_ms = _count_times(engine)

@@ -108,7 +108,7 @@ BINDING_IDS = frozenset(
 # Each section lists the keys it accepts; anything else is a typo we report rather than ignore.
 KNOWN_KEYS: dict[str, set[str]] = {
     "keys": set(BINDING_IDS),  # binding id -> keys, e.g. "chat.regenerate" = "f5" (see README)
-    "engine": {"ctx", "gpu_layers", "threads"},
+    "engine": {"ctx", "gpu_layers", "threads", "backend_sampling"},
     "sampling": {
         "preset",
         "temperature",

@@ -36,6 +36,11 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "--gpu-layers", "--ngl", type=GpuLayersType(), help="layers to offload to the GPU: auto, all or N [auto]"
     )(command)
+    command = click.option(
+        "--backend-sampling/--no-backend-sampling",
+        default=None,
+        help="pick tokens inside llama.cpp's graph, not on the CPU [when the output layer is on a GPU]",
+    )(command)
     return click.option(
         "--ctx", "-c", type=click.IntRange(16, 10_000_000), help="context window in tokens [min(trained, 4096)]"
     )(command)
@@ -86,7 +91,10 @@ def build_load_options(flags: dict[str, Any]) -> LoadOptions:
     for name, value in (("engine.ctx", ctx), ("engine.threads", threads)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InvalidSetting(f"settings: {name} must be a positive whole number (got {value!r})")
-    return LoadOptions(n_ctx=ctx, gpu_layers=gpu_layers, threads=threads)
+    backend_sampling = pick("backend_sampling")
+    if backend_sampling is not None and not isinstance(backend_sampling, bool):
+        raise InvalidSetting(f"settings: engine.backend_sampling must be true or false (got {backend_sampling!r})")
+    return LoadOptions(n_ctx=ctx, gpu_layers=gpu_layers, threads=threads, backend_sampling=backend_sampling)
 
 
 def _bad_setting(name: str) -> Callable[[str], Any]:

@@ -36,6 +36,7 @@ class LoadOptions:
     n_ctx: int | None = None  # None: a default bounded by the model's trained length and memory
     gpu_layers: GpuLayers = "auto"
     threads: int | None = None  # None: physical cores
+    backend_sampling: bool | None = None  # sample in llama.cpp's graph; None: where the output layer is on a GPU
 
 
 # --- requests ---------------------------------------------------------------------------------------------
@@ -114,6 +115,7 @@ class ModelInfo:
     build_note: str | None = None  # this llama.cpp build runs slower here than it could, and the fix
     thinking: ThinkingSupport = "none"  # how the chat template turns thinking on and off (localchat/reasoning.py)
     thinks_by_default: bool = False  # with no switch given, the template lets the model think
+    backend_sampling: bool = False  # the sampler chain runs in the model's graph (on the GPU), not on the CPU
 
     @property
     def offload(self) -> dict[str, Any]:
@@ -204,6 +206,7 @@ class Done:
     error: str | None = None
     reasoning: str = ""
     reasoning_state: ReasoningState = "none"
+    sampler: Literal["cpu", "graph"] = "cpu"  # where the tokens were picked: the CPU chain, or in llama.cpp's graph
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import llama_cpp as ll
 
@@ -65,6 +66,7 @@ class GenerationResult:
     text: str
     usage: Usage
     timings: Timings
+    sampler: Literal["cpu", "graph"] = "cpu"
 
 
 class LlamaRunner:
@@ -118,6 +120,11 @@ class LlamaRunner:
             self.traits = read_traits(
                 self.template, gguf.chat_template or template, bos_token=self.bos, eos_token=self.eos
             )
+            layers = ll.llama_model_n_layer(self.model)
+            # The sampler chain runs in the graph where the output layer is on a GPU (None: decided so).
+            self.backend_sampling = (
+                gpu_layers > layers if options.backend_sampling is None else options.backend_sampling
+            )
             self.counters: dict[bool | None, ConversationCounter] = {}  # one per thinking switch: prompts differ
             # Reasoning markers that are control tokens (Gemma 4's `<|channel>`) are printed, so they can be split.
             self.marker_tokens = self._single_special_tokens([m for pair in MARKERS for m in pair])
@@ -127,7 +134,7 @@ class LlamaRunner:
                 architecture=gguf.architecture,
                 quantization=gguf.quantization,
                 parameters=ll.llama_model_n_params(self.model),
-                layers=ll.llama_model_n_layer(self.model),
+                layers=layers,
                 gpu_layers=gpu_layers,
                 gpu_layers_setting=str(options.gpu_layers),
                 vram_estimate=gpu_bytes(shape, self.n_ctx, gpu_layers),
@@ -143,6 +150,7 @@ class LlamaRunner:
                 build_note=slow_build_note(self._system_info, hardware.cpu_flags()),
                 thinking=self.traits.thinking,
                 thinks_by_default=self.traits.thinks_by_default,
+                backend_sampling=self.backend_sampling,
             )
         except BaseException:  # a failed load frees what it took (VRAM on a GPU), whatever went wrong
             self.close()
@@ -309,6 +317,11 @@ class LlamaRunner:
             self.cached.extend(chunk)
         return True
 
+    def _release_sampler(self, sampler: ll.llama_sampler_p, on_backend: bool) -> None:
+        if on_backend:
+            ll.llama_set_sampler(self.ctx, 0, None)  # detached before it is freed: the context holds the pointer
+        ll.llama_sampler_free(sampler)
+
     def _forget_from(self, position: int) -> None:
         del self.cached[position:]
         ll.llama_memory_seq_rm(ll.llama_get_memory(self.ctx), 0, position, -1)
@@ -342,6 +355,7 @@ class LlamaRunner:
             decode_s = last_step_at - first_token_at if first_token_at else 0.0
             text_parts.append(decoder.decode(b"", final=True))
             return GenerationResult(
+                sampler="graph" if in_graph else "cpu",
                 stop_reason=reason,
                 text="".join(text_parts),
                 usage=Usage(len(prompt), evaluated, completion),
@@ -355,9 +369,11 @@ class LlamaRunner:
             )
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        if not self._decode(prompt[reused:], reused, want_logits=True):
-            return finish("cancelled")
-        sampler = sampler_chain(sampling, prompt)
+        sampler = sampler_chain(sampling, prompt, ll.llama_vocab_n_tokens(self.vocab))
+        # On a GPU the chain runs in the model's graph: the token comes back, not a vocabulary of logits to copy
+        # and sort on the CPU (engine/sampler.py). Set before the prompt's decode, which yields the first token.
+        on_backend = self.backend_sampling and bool(ll.llama_set_sampler(self.ctx, 0, sampler))
+        in_graph = False  # llama.cpp did pick the tokens in the graph (it falls back to the CPU chain otherwise)
         piece_buffer = ctypes.create_string_buffer(64)
         batch = self.batch
         ctx, vocab = self.ctx, self.vocab
@@ -365,11 +381,14 @@ class LlamaRunner:
         markers = self.marker_tokens
         reason: StopReason = "length"
         try:
+            if not self._decode(prompt[reused:], reused, want_logits=True):
+                return finish("cancelled")
             while True:
                 token = sample(sampler, ctx, -1)
                 last_step_at = time.perf_counter()
                 if first_token_at is None:
                     first_token_at = last_step_at
+                    in_graph = on_backend and ll.llama_get_sampled_token_ith(ctx, -1) == token
                 if is_eog(vocab, token) and not ignore_eos:
                     reason = "eos"
                     break
@@ -404,5 +423,5 @@ class LlamaRunner:
                 if completion >= sampling.max_tokens or position + 1 >= self.n_ctx:
                     break
         finally:
-            ll.llama_sampler_free(sampler)
+            self._release_sampler(sampler, on_backend)
         return finish(reason)

@@ -12,13 +12,13 @@ PENALTY_LAST_N = 64
 RANDOM_SEED = 0xFFFFFFFF
 
 
-def sampler_chain(sampling: SamplingParams, history: Sequence[int]) -> ll.llama_sampler_p:
+def sampler_chain(sampling: SamplingParams, history: Sequence[int], n_vocab: int) -> ll.llama_sampler_p:
     """llama.cpp's sampler chain for these settings (penalties, then greedy or top-k/top-p/min-p/temperature),
     primed with the last tokens of `history` for the repeat penalty. The caller frees it."""
     chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
     add = ll.llama_sampler_chain_add
     if sampling.repeat_penalty != 1.0:
-        add(chain, ll.llama_sampler_init_penalties(PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0))
+        add(chain, ll.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0))
     if sampling.temperature <= 0:
         add(chain, ll.llama_sampler_init_greedy())
     else:

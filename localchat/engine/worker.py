@@ -112,14 +112,22 @@ class DeltaBatcher:
         """The last Delta, then the reply's Done: the answer apart from the reasoning."""
         if self.splitter is None:
             self.flush()
-            return p.Done(result.stop_reason, result.text, result.usage, result.timings)
+            return p.Done(result.stop_reason, result.text, result.usage, result.timings, sampler=result.sampler)
         self._take(self.splitter.finish())
         self.flush()
         reasoning, answer = self.splitter.result()
         usage = replace(result.usage, reasoning_tokens=self.reasoning_tokens)
         timings = replace(result.timings, thinking_s=self.thinking_s)
         state = self.splitter.state
-        return p.Done(result.stop_reason, answer, usage, timings, reasoning=reasoning, reasoning_state=state)
+        return p.Done(
+            result.stop_reason,
+            answer,
+            usage,
+            timings,
+            reasoning=reasoning,
+            reasoning_state=state,
+            sampler=result.sampler,
+        )
 
 
 class LoadReporter:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,42 @@ def test_a_load_reports_its_progress_and_can_be_stopped(model_path: Path, tmp_pa
         assert client.model is None and client.stats().model is None
         client.load(model_path)  # a new load is not stopped by the old cancel
         assert collect(client, Generate(QUESTION, sampling=GREEDY))[1].stop_reason in ("eos", "length")
+
+
+def test_every_preset_generates(engine: EngineClient) -> None:
+    """precise and creative set a repeat penalty: llama.cpp's penalties sampler took a new first argument
+    (n_vocab) and every reply with a penalty failed with a TypeError."""
+    from localchat.chat.sampling import PRESETS
+
+    for name, params in PRESETS.items():
+        _, done = collect(
+            engine, Generate((ChatMessage("user", "Say hello."),), sampling=replace(params, max_tokens=8))
+        )
+        assert done.stop_reason in ("eos", "length") and done.error is None, name
+        assert done.usage.completion_tokens > 0, name
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        SamplingParams(temperature=0, max_tokens=60),
+        SamplingParams(temperature=0, max_tokens=60, repeat_penalty=1.3),
+        SamplingParams(temperature=0.8, top_k=40, top_p=0.9, min_p=0.05, seed=7, max_tokens=60),
+    ],
+    ids=["greedy", "penalty", "seeded"],
+)
+def test_sampling_in_the_graph_picks_what_the_cpu_samplers_pick(
+    sampling: SamplingParams, model_path: Path, tmp_path: Path
+) -> None:
+    """The sampler chain run inside llama.cpp's graph (what a GPU uses: no logits copied back) against the same
+    chain on the CPU, on this CPU backend: the same tokens, for the same seed."""
+    texts = []
+    for on_backend in (False, True):
+        with EngineClient(tmp_path / f"engine-{on_backend}.log") as client:
+            info = client.load(model_path, LoadOptions(n_ctx=1024, backend_sampling=on_backend))
+            assert info.backend_sampling is on_backend
+            request = Generate((ChatMessage("user", "Write a short story about a lighthouse."),), sampling=sampling)
+            done = collect(client, request)[1]
+            assert done.sampler == ("graph" if on_backend else "cpu")
+            texts.append(done.text)
+    assert texts[0] == texts[1] and len(texts[0]) > 40
