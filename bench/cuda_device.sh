@@ -31,6 +31,7 @@ if [ "${VERIFY_INSTALL:-0}" = 1 ]; then
   step "install the engine the documented way"
   LOCALCHAT_LLAMA_SOURCE=$source_dir python3 scripts/install_llama_cpp.py
 fi
+export LOCALCHAT_LLAMA_SOURCE=$source_dir  # localchat.build reads ggml's switches from these sources
 flags=$(python3 -c "import sys; sys.path.insert(0, '.'); import localchat.build as m; print(m.cmake_args())")
 step "build llama.cpp with: $flags"
 # shellcheck disable=SC2086
