@@ -9,6 +9,7 @@
 # With VERIFY_INSTALL=1 it first builds and installs the engine the documented way instead (README, "GPU
 # builds": CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90" python3 scripts/install_llama_cpp.py),
 # ~6 more minutes on 16 cores.
+# ROUNDS=N (default 3) rounds per configuration; SIMPLE=0 leaves llama-simple out (a shorter lease).
 # Usage: bench/cuda_device.sh SDIST.tar.gz TOKENIZER.gguf WHEEL_DIR OUT_DIR   (run from the repository root;
 # WHEEL_DIR: what the machine lacks, e.g. gguf, platformdirs, diskcache and a llama-cpp-python wheel for its
 # Python code)
@@ -37,7 +38,9 @@ step "build llama.cpp with: $flags"
 # shellcheck disable=SC2086
 cmake -S "$source_dir/vendor/llama.cpp" -B "$work/native" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=ON $flags >/dev/null
-cmake --build "$work/native" --target llama llama-bench llama-quantize llama-simple -j "$(nproc)" >"$work/build.log" 2>&1
+targets=(llama llama-bench llama-quantize)
+[ "${SIMPLE:-1}" = 1 ] && targets+=(llama-simple)
+cmake --build "$work/native" --target "${targets[@]}" -j "$(nproc)" >"$work/build.log" 2>&1
 bin=$work/native/bin
 if [ "${VERIFY_INSTALL:-0}" != 1 ]; then
   export LLAMA_CPP_LIB_PATH=$bin
@@ -55,7 +58,9 @@ ls -la "$work"/*.gguf
 step "doctor"
 python3 -m localchat doctor | tee "$out/doctor.txt" || true
 step "compare"
-python3 bench/cuda_compare.py --llama-bench "$bin/llama-bench" --llama-simple "$bin/llama-simple" \
+simple=()
+[ "${SIMPLE:-1}" = 1 ] && simple=(--llama-simple "$bin/llama-simple")
+python3 bench/cuda_compare.py --llama-bench "$bin/llama-bench" "${simple[@]}" --rounds "${ROUNDS:-3}" \
   --model "$work/1b-q4_k_m.gguf" --model "$work/7b-q4_k_m.gguf" --partial "$work/1b-q4_k_m.gguf:12" \
   --out "$out/cuda.json"
 step "done"
