@@ -32,7 +32,7 @@ from localchat.engine.protocol import (
     Timings,
     Usage,
 )
-from localchat.engine.sampler import sampler_chain
+from localchat.engine.sampler import chain_key, prime, sampler_chain
 from localchat.engine.templates import (
     TemplateTooCostly,
     TemplateTraits,
@@ -107,6 +107,10 @@ class LlamaRunner:
             lambda layers: self._load(gguf, layers, n_ctx, threads),
         )
         self.batch = None
+        # The chain attached to the context for sampling in the graph, kept while the settings stay the same:
+        # attaching one makes llama.cpp re-plan its graph (measured on an H200: a 512-token prompt at 0.55 of
+        # llama-bench's speed when it was attached anew for each reply).
+        self._attached: tuple[tuple, ll.llama_sampler_p] | None = None
         try:
             self.vocab = ll.llama_model_get_vocab(self.model)
             n_ctx_train = ll.llama_model_n_ctx_train(self.model)
@@ -198,6 +202,7 @@ class LlamaRunner:
         return True
 
     def close(self) -> None:
+        self._detach()
         if self.batch is not None:
             ll.llama_batch_free(self.batch)
         ll.llama_free(self.ctx)
@@ -317,10 +322,33 @@ class LlamaRunner:
             self.cached.extend(chunk)
         return True
 
-    def _release_sampler(self, sampler: ll.llama_sampler_p, on_backend: bool) -> None:
-        if on_backend:
+    def _sampler_for(self, sampling: SamplingParams, history: Sequence[int]) -> tuple[ll.llama_sampler_p, bool]:
+        """The chain for this reply, and whether it runs in the graph (the one attached, reset, when the settings
+        are the same as last time)."""
+        key = chain_key(sampling)
+        if self.backend_sampling and self._attached is not None and self._attached[0] == key:
+            chain = self._attached[1]
+            ll.llama_sampler_reset(chain)  # the penalty's history and the seed's random state start again
+            prime(chain, sampling, history)
+            return chain, True
+        chain = sampler_chain(sampling, history, ll.llama_vocab_n_tokens(self.vocab))
+        if not self.backend_sampling:
+            return chain, False
+        self._detach()
+        if not ll.llama_set_sampler(self.ctx, 0, chain):  # llama.cpp cannot run this chain in the graph here
+            return chain, False
+        self._attached = (key, chain)
+        return chain, True
+
+    def _detach(self) -> None:
+        if self._attached is not None:
             ll.llama_set_sampler(self.ctx, 0, None)  # detached before it is freed: the context holds the pointer
-        ll.llama_sampler_free(sampler)
+            ll.llama_sampler_free(self._attached[1])
+            self._attached = None
+
+    def _release_sampler(self, sampler: ll.llama_sampler_p, on_backend: bool) -> None:
+        if not on_backend:  # an attached chain stays for the next reply (see _attached)
+            ll.llama_sampler_free(sampler)
 
     def _forget_from(self, position: int) -> None:
         del self.cached[position:]
@@ -369,10 +397,9 @@ class LlamaRunner:
             )
 
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        sampler = sampler_chain(sampling, prompt, ll.llama_vocab_n_tokens(self.vocab))
         # On a GPU the chain runs in the model's graph: the token comes back, not a vocabulary of logits to copy
-        # and sort on the CPU (engine/sampler.py). Set before the prompt's decode, which yields the first token.
-        on_backend = self.backend_sampling and bool(ll.llama_set_sampler(self.ctx, 0, sampler))
+        # and sort on the CPU (engine/sampler.py). Attached before the prompt's decode, which yields the first token.
+        sampler, on_backend = self._sampler_for(sampling, prompt)
         in_graph = False  # llama.cpp did pick the tokens in the graph (it falls back to the CPU chain otherwise)
         piece_buffer = ctypes.create_string_buffer(64)
         batch = self.batch

@@ -28,7 +28,18 @@ def sampler_chain(sampling: SamplingParams, history: Sequence[int], n_vocab: int
         add(chain, ll.llama_sampler_init_min_p(sampling.min_p, 1))
         add(chain, ll.llama_sampler_init_temp(sampling.temperature))
         add(chain, ll.llama_sampler_init_dist(RANDOM_SEED if sampling.seed is None else sampling.seed))
+    prime(chain, sampling, history)
+    return chain
+
+
+def prime(chain: ll.llama_sampler_p, sampling: SamplingParams, history: Sequence[int]) -> None:
+    """Feed the repeat penalty the last tokens of `history` (a chain just made, or just reset)."""
     if sampling.repeat_penalty != 1.0:
         for token in history[-PENALTY_LAST_N:]:
             ll.llama_sampler_accept(chain, token)
-    return chain
+
+
+def chain_key(sampling: SamplingParams) -> tuple:
+    """What makes two chains the same (the reply's length does not)."""
+    s = sampling
+    return (s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty, s.seed)

@@ -254,14 +254,24 @@ def test_sampling_in_the_graph_picks_what_the_cpu_samplers_pick(
     sampling: SamplingParams, model_path: Path, tmp_path: Path
 ) -> None:
     """The sampler chain run inside llama.cpp's graph (what a GPU uses: no logits copied back) against the same
-    chain on the CPU, on this CPU backend: the same tokens, for the same seed."""
+    chain on the CPU, on this CPU backend: the same tokens, for the same seed, reply after reply."""
     texts = []
     for on_backend in (False, True):
         with EngineClient(tmp_path / f"engine-{on_backend}.log") as client:
             info = client.load(model_path, LoadOptions(n_ctx=1024, backend_sampling=on_backend))
             assert info.backend_sampling is on_backend
-            request = Generate((ChatMessage("user", "Write a short story about a lighthouse."),), sampling=sampling)
-            done = collect(client, request)[1]
-            assert done.sampler == ("graph" if on_backend else "cpu")
-            texts.append(done.text)
-    assert texts[0] == texts[1] and len(texts[0]) > 40
+            replies = []
+            # The same settings twice (the attached chain is reset and kept), another prompt, then other settings.
+            for question, settings in (
+                ("Write a short story about a lighthouse.", sampling),
+                ("Write a short story about a lighthouse.", sampling),
+                ("Name three rivers.", sampling),
+                ("Name three rivers.", replace(sampling, temperature=0.0, repeat_penalty=1.1)),
+            ):
+                request = Generate((ChatMessage("user", question),), sampling=settings)
+                done = collect(client, request)[1]
+                assert done.sampler == ("graph" if on_backend else "cpu")
+                replies.append(done.text)
+            texts.append(replies)
+    assert texts[0] == texts[1] and len(texts[0][0]) > 40
+    assert texts[0][0] == texts[0][1]  # the seed and the penalty's history start again with each reply
