@@ -91,6 +91,8 @@ def test_gpu_bytes_adds_blocks_kv_output_and_buffers() -> None:
     assert gpu_bytes(SEVEN_B, 4096, 99) == full  # more than there are: all of them
     assert gpu_bytes(SEVEN_B, 4096, 0) == 0
     assert gpu_bytes(SEVEN_B, 8192, 33) - full == 32 * kv_per_layer  # context doubles the KV cache
+    # Every layer on the GPU: the tokens are picked in llama.cpp's graph, which keeps a batch of logits there.
+    assert full - gpu_bytes(SEVEN_B, 4096, 32) == 3_680_000_000 // 32 + kv_per_layer + 4 * 512 * 32000
 
 
 def test_offload_follows_the_per_layer_sizes() -> None:
@@ -98,7 +100,7 @@ def test_offload_follows_the_per_layer_sizes() -> None:
     uneven = replace(SEVEN_B, layer_bytes=(100,) * 28 + (200,) * 4)
     kv_per_layer = SEVEN_B.kv_bytes_per_token * 4096 // 32
     assert gpu_bytes(uneven, 4096, 3) - gpu_bytes(uneven, 4096, 1) == 2 * 200 + 2 * kv_per_layer
-    assert gpu_bytes(uneven, 4096, 33) - gpu_bytes(uneven, 4096, 29) == 4 * 100 + 4 * kv_per_layer
+    assert gpu_bytes(uneven, 4096, 32) - gpu_bytes(uneven, 4096, 28) == 4 * 100 + 4 * kv_per_layer
 
 
 def test_margin_is_llama_cpp_s_gib_but_at_most_15_percent() -> None:
