@@ -55,6 +55,7 @@ class BenchResult:
     prompt_tok_s: float = 0.0
     decode_tok_s: float = 0.0
     sampler: str = "cpu"  # where decode picked its tokens: "cpu", or "graph" (in llama.cpp's graph, on the GPU)
+    decode_logprobs_tok_s: float = 0.0  # the same decode reading each token's top-5 log-probabilities
     cancel_ms: float = 0.0
     turns: list[TurnResult] = field(default_factory=list)
     count_long_first_ms: float = 0.0  # LONG_CHAT messages, counted for the first time
@@ -95,7 +96,7 @@ def run_bench(
         info = engine.load(model, options)
         result = BenchResult(str(model), info.threads, info.n_ctx, info.load_s)
         _finish(engine, Generate(prompt=_prompt_of(engine, 64, -1), sampling=greedy))  # warm-up
-        prompt_runs, decode_runs = [], []
+        prompt_runs, decode_runs, logprob_runs = [], [], []
         for rep in range(repetitions):
             done = _finish(engine, Generate(prompt=_prompt_of(engine, PROMPT_TOKENS, rep), sampling=greedy))
             prompt_runs.append(done)
@@ -103,11 +104,14 @@ def run_bench(
             decode = SamplingParams(temperature=0.0, max_tokens=DECODE_TOKENS)
             done = _finish(engine, Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True))
             decode_runs.append(done)
+            request = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, logprobs=5)
+            logprob_runs.append(_finish(engine, request))
         result.prompt_tokens = prompt_runs[0].usage.evaluated_prompt_tokens
         result.prompt_tok_s = statistics.median(d.timings.prompt_tok_s for d in prompt_runs)
         result.ttft_s = statistics.median(d.timings.ttft_s for d in prompt_runs)
         result.decode_tok_s = statistics.median(d.timings.decode_tok_s for d in decode_runs)
         result.sampler = decode_runs[-1].sampler
+        result.decode_logprobs_tok_s = statistics.median(d.timings.decode_tok_s for d in logprob_runs)
         result.cancel_ms = _cancel_latency_ms(engine)
         result.turns = _conversation(engine)
         result.count_long_first_ms, result.count_long_key_ms, result.count_short_key_ms = _count_times(engine)

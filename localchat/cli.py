@@ -11,6 +11,7 @@ from localchat.commands.bench import bench
 from localchat.commands.doctor import doctor
 from localchat.commands.models import import_model, list_models, pull, rm, search, show
 from localchat.commands.run import run
+from localchat.commands.tokenize import tokenize
 from localchat.errors import LocalchatError
 from localchat.text import one_line
 
@@ -47,7 +48,7 @@ def build_app(model: str | None):  # -> LocalchatApp (imported here: the app's i
     return LocalchatApp(paths().ensure(), model, keymap, sampling, load_options)
 
 
-for command in (run, pull, list_models, show, rm, import_model, search, bench, doctor):
+for command in (run, pull, list_models, show, rm, import_model, search, tokenize, bench, doctor):
     cli.add_command(command)
 
 

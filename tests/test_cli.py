@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -14,10 +15,20 @@ from pathlib import Path
 
 import pytest
 
+from localchat.engine.protocol import ChatMessage
 from tests.conftest import CliResult, assert_one_line_error, run_cli
 from tests.models.test_gguf import bad_files
 
 FAST = ("-n", "12", "--temp", "0")
+
+
+@pytest.fixture(scope="module")
+def engine_for_cli(model_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    from localchat.engine.client import EngineClient
+
+    with EngineClient(tmp_path_factory.mktemp("engine") / "engine.log") as client:
+        client.load(model_path)
+        yield client
 
 
 def test_version_and_help() -> None:
@@ -350,3 +361,46 @@ def test_think_flags_on_a_model_without_a_switch_say_so(model_path: Path) -> Non
     result = run_cli("run", str(model_path), "Hi", *FAST, "--no-think")
     assert result.code == 0
     assert "does not think: --think/--no-think changes nothing" in result.stderr
+
+
+TRICKY = "Hello wörld 🙂 日本語\n\tcode: `x = 1`  <|im_start|>end"
+
+
+def test_tokenize_json_round_trips_and_agrees_with_the_counter(model_path: Path, engine_for_cli) -> None:
+    result = run_cli("tokenize", str(model_path), TRICKY, "--json")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report) == {"count", "tokens"} and all(set(t) == {"id", "piece"} for t in report["tokens"])
+    assert "".join(t["piece"] for t in report["tokens"]) == TRICKY  # a character split over tokens included
+    assert any(t["piece"] == "" for t in report["tokens"])  # 日本語 spans tokens: its bytes complete later
+    assert report["count"] == len(report["tokens"])
+    # The live counter's share for this text as a message: the same tokens (ChatML frames it with specials).
+    with_text = engine_for_cli.count_chat_tokens([ChatMessage("user", TRICKY)])
+    empty = engine_for_cli.count_chat_tokens([ChatMessage("user", "")])
+    assert report["count"] == with_text - empty
+    assert "<|im_start|>" in [t["piece"] for t in report["tokens"]]  # a special token's text is that token
+
+
+def test_tokenize_reads_stdin_and_needs_some_text(model_path: Path) -> None:
+    piped = run_cli("tokenize", str(model_path), input="Hi there")
+    assert piped.code == 0 and piped.stdout.splitlines() == ['26843\t"Hi"', '665\t" there"']
+    assert_one_line_error(run_cli("tokenize", str(model_path), input=""), "no text")
+
+
+def test_run_logprobs_are_openai_style_and_change_nothing(model_path: Path) -> None:
+    args = ("run", str(model_path), "Name a colour.", "-n", "16", "--temp", "0", "--json")
+    plain = json.loads(run_cli(*args).stdout)
+    report = json.loads(run_cli(*args, "--logprobs", "4").stdout)
+    assert "logprobs" not in plain and report["text"] == plain["text"]  # greedy: the same text with or without
+    content = report["logprobs"]["content"]
+    assert len(content) == report["usage"]["completion_tokens"]  # one per generated token, in order
+    assert bytes(b for entry in content for b in entry["bytes"]).decode() == report["text"]
+    for entry in content:
+        assert set(entry) == {"token", "logprob", "bytes", "top_logprobs"}
+        top = entry["top_logprobs"]
+        assert len(top) == 4 and all(set(t) == {"token", "logprob", "bytes"} for t in top)
+        assert [t["logprob"] for t in top] == sorted((t["logprob"] for t in top), reverse=True)
+        assert all(t["logprob"] <= 0 for t in top) and sum(math.exp(t["logprob"]) for t in top) <= 1 + 1e-9
+        # Temperature 0: the chosen token is always the most likely one of the raw distribution.
+        assert (entry["token"], entry["logprob"]) == (top[0]["token"], top[0]["logprob"])
+    assert_one_line_error(run_cli(*args, "--logprobs", "0"), "--logprobs")

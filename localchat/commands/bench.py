@@ -36,7 +36,10 @@ def bench(model: str, repetitions: int, as_json: bool, **flags: Any) -> None:
     click.echo(
         f"prompt       {result.prompt_tok_s:.1f} tok/s  ({result.prompt_tokens} tokens, TTFT {result.ttft_s:.3f} s)"
     )
-    click.echo(f"decode       {result.decode_tok_s:.1f} tok/s")
+    where = "in llama.cpp's graph" if result.sampler == "graph" else "on the CPU"
+    click.echo(f"decode       {result.decode_tok_s:.1f} tok/s (tokens picked {where})")
+    logprobs_cost = 1 - result.decode_logprobs_tok_s / result.decode_tok_s if result.decode_tok_s else 0.0
+    click.echo(f"  + logprobs {result.decode_logprobs_tok_s:.1f} tok/s (top 5 per token: {logprobs_cost:+.1%} slower)")
     click.echo(f"cancel       {result.cancel_ms:.0f} ms from cancel to stop, mid-prompt")
     click.echo("turn  new  evaluated  ttft")
     for number, turn in enumerate(result.turns, 1):

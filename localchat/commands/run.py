@@ -18,7 +18,7 @@ from localchat.chat.sampling import SamplingParams
 from localchat.commands.models import resolve_model
 from localchat.commands.options import build_load_options, build_sampling, engine_options, sampling_options
 from localchat.config import paths
-from localchat.engine.protocol import ChatMessage, Delta, Done, Generate, LoadOptions, ModelInfo
+from localchat.engine.protocol import ChatMessage, Delta, Done, Generate, LoadOptions, ModelInfo, TokenLogprob
 from localchat.errors import LoadCancelled, LocalchatError
 from localchat.text import inert, one_line
 
@@ -39,6 +39,11 @@ EXIT_INTERRUPTED = 130
     "--think/--no-think", "thinking", default=None, help="a thinking model reasons first, or not (default: the model's)"
 )
 @click.option("--hide-thinking", is_flag=True, help="do not print a thinking model's reasoning")
+@click.option(
+    "--logprobs",
+    type=click.IntRange(1, 20),
+    help="with --json: each token's log-probability and the N likeliest candidates (OpenAI's logprobs)",
+)
 @engine_options
 @sampling_options
 def run(
@@ -48,6 +53,7 @@ def run(
     as_json: bool,
     thinking: bool | None,
     hide_thinking: bool,
+    logprobs: int | None,
     **flags: Any,
 ) -> None:
     """Chat with MODEL (a name, user/repo[:QUANT] or .gguf path; pulled if missing). With PROMPT or piped
@@ -77,7 +83,7 @@ def run(
             line_chat(engine, system, sampling, thinking, reply)
             return
         messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
-        request = Generate(messages, sampling=sampling, thinking=thinking)
+        request = Generate(messages, sampling=sampling, thinking=thinking, logprobs=logprobs or 0)
         done = stream_reply(engine, request, reply if not as_json else None)
         if as_json:
             click.echo(json.dumps(run_report(model, info, done), ensure_ascii=False))
@@ -90,7 +96,7 @@ def run(
 
 
 def run_report(model: str, info: ModelInfo, done: Done) -> dict[str, Any]:
-    return {
+    report = {
         "text": done.text,
         "reasoning": done.reasoning or None,
         "reasoning_state": done.reasoning_state,  # none, closed, open (ended mid-reasoning), stray (see text)
@@ -106,6 +112,17 @@ def run_report(model: str, info: ModelInfo, done: Done) -> dict[str, Any]:
             "thinking_s": done.timings.thinking_s,
         },
     }
+    if done.logprobs:
+        report["logprobs"] = {"content": [openai_logprob(entry) for entry in done.logprobs]}
+    return report
+
+
+def openai_logprob(entry: TokenLogprob) -> dict[str, Any]:
+    def one(token: str, logprob: float, raw: bytes) -> dict[str, Any]:
+        return {"token": token, "logprob": logprob, "bytes": list(raw)}
+
+    top = [one(c.token, c.logprob, c.raw) for c in entry.top]
+    return one(entry.token, entry.logprob, entry.raw) | {"top_logprobs": top}
 
 
 @contextmanager

@@ -209,6 +209,10 @@ class EngineClient:
         """Tokens of the whole prompt `generate` would evaluate for these messages."""
         return self._call(p.CountTokens(messages=tuple(messages), thinking=thinking), p.TokenCount).tokens
 
+    def tokenize(self, text: str) -> tuple[p.Token, ...]:
+        """`text` as the model's tokens (as inside a chat message: the counter counts these)."""
+        return self._call(p.Tokenize(text), p.Tokens).tokens
+
     def measure(self, messages: Sequence[p.ChatMessage], thinking: bool | None = None) -> p.ConversationTokens:
         return self._call(p.MeasureConversation(tuple(messages), thinking), p.ConversationTokens)
 

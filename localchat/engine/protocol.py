@@ -63,6 +63,13 @@ class CountTokens:
 
 
 @dataclass(frozen=True)
+class Tokenize:
+    """`text` split into the model's tokens, as inside a chat message (special tokens' text becomes them)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class MeasureConversation:
     """Each message's exact share of the rendered prompt, for context budgeting."""
 
@@ -77,6 +84,7 @@ class Generate:
     sampling: SamplingParams = field(default_factory=SamplingParams)
     ignore_eos: bool = False  # keep going past end-of-generation tokens (fixed-length benchmarks)
     thinking: bool | None = None  # a thinking model's switch (ModelInfo.thinking); None: the model's default
+    logprobs: int = 0  # > 0: each generated token's log-probability and the N likeliest candidates (Done.logprobs)
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,7 @@ class Shutdown:
     pass
 
 
-Request = LoadModel | Unload | CountTokens | MeasureConversation | Generate | GetStats | Shutdown
+Request = LoadModel | Unload | CountTokens | Tokenize | MeasureConversation | Generate | GetStats | Shutdown
 
 # --- replies ----------------------------------------------------------------------------------------------
 
@@ -161,6 +169,19 @@ class TokenCount:
 
 
 @dataclass(frozen=True)
+class Token:
+    id: int
+    piece: str  # its text; "" for a token that only starts a character the next one finishes (see `raw`)
+    raw: bytes  # its bytes (a character may span tokens)
+    special: bool  # a control token (<|im_start|>, <bos>...)
+
+
+@dataclass(frozen=True)
+class Tokens:
+    tokens: tuple[Token, ...]
+
+
+@dataclass(frozen=True)
 class ConversationTokens:
     per_message: tuple[int, ...]  # each message's tokens as rendered, template framing included
     generation_prompt: int  # the assistant header added after the last message (and anything else fixed)
@@ -198,6 +219,23 @@ class Timings:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    token: str
+    logprob: float  # natural log of its probability under the model's raw distribution (softmax of the logits)
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One generated token, as OpenAI's `logprobs.content[]` has it."""
+
+    token: str
+    logprob: float
+    raw: bytes
+    top: tuple[Candidate, ...]  # the N likeliest, most likely first
+
+
+@dataclass(frozen=True)
 class Done:
     stop_reason: StopReason
     text: str  # the answer
@@ -207,6 +245,7 @@ class Done:
     reasoning: str = ""
     reasoning_state: ReasoningState = "none"
     sampler: Literal["cpu", "graph"] = "cpu"  # where the tokens were picked: the CPU chain, or in llama.cpp's graph
+    logprobs: tuple[TokenLogprob, ...] = ()  # when Generate.logprobs > 0: one per generated token, in order
 
 
 @dataclass(frozen=True)
@@ -226,4 +265,4 @@ class Failure:
     kind: str = "error"  # "context": ContextOverflow; "model": a model that would not load; "cancelled": a load
 
 
-Reply = Loaded | LoadProgress | Unloaded | TokenCount | ConversationTokens | Delta | Done | Stats | Failure
+Reply = Loaded | LoadProgress | Unloaded | TokenCount | Tokens | ConversationTokens | Delta | Done | Stats | Failure

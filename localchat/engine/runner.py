@@ -30,9 +30,10 @@ from localchat.engine.protocol import (
     ModelInfo,
     StopReason,
     Timings,
+    TokenLogprob,
     Usage,
 )
-from localchat.engine.sampler import chain_key, prime, sampler_chain
+from localchat.engine.sampler import SamplerSlot
 from localchat.engine.templates import (
     TemplateTooCostly,
     TemplateTraits,
@@ -41,6 +42,7 @@ from localchat.engine.templates import (
     prepare,
     read_traits,
 )
+from localchat.engine.vocabulary import Vocabulary
 from localchat.errors import ContextOverflow, EngineError, LoadCancelled, TemplateRefused
 from localchat.models.gguf import GgufInfo, split_tensor_bytes
 from localchat.models.memory import default_context, gpu_bytes, plan_offload, shape_of
@@ -67,6 +69,7 @@ class GenerationResult:
     usage: Usage
     timings: Timings
     sampler: Literal["cpu", "graph"] = "cpu"
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 class LlamaRunner:
@@ -107,10 +110,7 @@ class LlamaRunner:
             lambda layers: self._load(gguf, layers, n_ctx, threads),
         )
         self.batch = None
-        # The chain attached to the context for sampling in the graph, kept while the settings stay the same:
-        # attaching one makes llama.cpp re-plan its graph (measured on an H200: a 512-token prompt at 0.55 of
-        # llama-bench's speed when it was attached anew for each reply).
-        self._attached: tuple[tuple, ll.llama_sampler_p] | None = None
+        self.samplers: SamplerSlot | None = None
         try:
             self.vocab = ll.llama_model_get_vocab(self.model)
             n_ctx_train = ll.llama_model_n_ctx_train(self.model)
@@ -119,8 +119,10 @@ class LlamaRunner:
             self.n_batch = ll.llama_n_batch(self.ctx)  # llama.cpp lowers it for small contexts
             self.batch = ll.llama_batch_init(self.n_batch, 0, 1)
             self.cached: list[int] = []  # tokens whose KV entries are in the cache, positions 0..len-1
-            self.bos = self._special_piece(ll.llama_vocab_bos(self.vocab))
-            self.eos = self._special_piece(ll.llama_vocab_eos(self.vocab))
+            self.words = Vocabulary(self.vocab)
+            self.piece, self.tokenize, self.split = self.words.piece, self.words.tokenize, self.words.split
+            self.bos = self.words.special_piece(ll.llama_vocab_bos(self.vocab))
+            self.eos = self.words.special_piece(ll.llama_vocab_eos(self.vocab))
             self.traits = read_traits(
                 self.template, gguf.chat_template or template, bos_token=self.bos, eos_token=self.eos
             )
@@ -129,9 +131,10 @@ class LlamaRunner:
             self.backend_sampling = (
                 gpu_layers > layers if options.backend_sampling is None else options.backend_sampling
             )
+            self.samplers = SamplerSlot(self.ctx, ll.llama_vocab_n_tokens(self.vocab), self.backend_sampling)
             self.counters: dict[bool | None, ConversationCounter] = {}  # one per thinking switch: prompts differ
             # Reasoning markers that are control tokens (Gemma 4's `<|channel>`) are printed, so they can be split.
-            self.marker_tokens = self._single_special_tokens([m for pair in MARKERS for m in pair])
+            self.marker_tokens = self.words.single_special_tokens([m for pair in MARKERS for m in pair])
             self.info = ModelInfo(
                 path=str(gguf.path),
                 name=gguf.name,
@@ -202,43 +205,14 @@ class LlamaRunner:
         return True
 
     def close(self) -> None:
-        self._detach()
+        if self.samplers is not None:
+            self.samplers.close()
         if self.batch is not None:
             ll.llama_batch_free(self.batch)
         ll.llama_free(self.ctx)
         ll.llama_model_free(self.model)
 
     # --- tokens -------------------------------------------------------------------------------------------
-
-    def _special_piece(self, token: int) -> str:
-        return self.piece(token, special=True).decode("utf-8", errors="replace") if token >= 0 else ""
-
-    def piece(self, token: int, special: bool = False, buffer: ctypes.Array | None = None) -> bytes:
-        buffer = buffer or ctypes.create_string_buffer(64)
-        n = ll.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, special)
-        if n < 0:
-            buffer = ctypes.create_string_buffer(-n)
-            n = ll.llama_token_to_piece(self.vocab, token, buffer, len(buffer), 0, special)
-        return buffer.raw[:n]
-
-    def tokenize(self, text: str, *, add_special: bool = False, parse_special: bool = False) -> list[int]:
-        data = text.encode("utf-8")
-        capacity = len(data) + 8
-        tokens = (ll.llama_token * capacity)()
-        n = ll.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
-        if n < 0:
-            capacity = -n
-            tokens = (ll.llama_token * capacity)()
-            n = ll.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, parse_special)
-        return tokens[:n]
-
-    def _single_special_tokens(self, texts: Sequence[str]) -> frozenset[int]:
-        found = set()
-        for text in texts:
-            tokens = self.tokenize(text, parse_special=True)
-            if len(tokens) == 1 and self.piece(tokens[0]) != text.encode():
-                found.add(tokens[0])
-        return frozenset(found)
 
     def render(
         self, messages: Sequence[ChatMessage], add_generation_prompt: bool = True, thinking: bool | None = None
@@ -275,25 +249,9 @@ class LlamaRunner:
             counter = self.counters[thinking] = ConversationCounter(
                 lambda messages, add: self.render(messages, add, thinking),
                 lambda text: len(self.prompt_tokens(text)),
-                self._continuation_tokens,
+                self.words.continuation_tokens,
             )
         return counter.measure(messages)
-
-    def _continuation_tokens(self, text: str) -> int | None:
-        """Tokens of `text` as it is tokenized after a prompt: known only when it starts with a special token
-        (llama.cpp splits at those first; one that strips the whitespace before it would reach back)."""
-        if not text:
-            return 0
-        tokens = self.tokenize(text, parse_special=True)
-        if not tokens:
-            return None
-        attributes = ll.llama_token_get_attr(self.vocab, tokens[0])
-        special = attributes & (ll.LLAMA_TOKEN_ATTR_CONTROL | ll.LLAMA_TOKEN_ATTR_USER_DEFINED)
-        if not special or attributes & ll.LLAMA_TOKEN_ATTR_LSTRIP:
-            return None
-        if not text.encode("utf-8").startswith(self.piece(tokens[0], special=True)):
-            return None
-        return len(tokens)
 
     # --- decoding -----------------------------------------------------------------------------------------
 
@@ -322,34 +280,6 @@ class LlamaRunner:
             self.cached.extend(chunk)
         return True
 
-    def _sampler_for(self, sampling: SamplingParams, history: Sequence[int]) -> tuple[ll.llama_sampler_p, bool]:
-        """The chain for this reply, and whether it runs in the graph (the one attached, reset, when the settings
-        are the same as last time)."""
-        key = chain_key(sampling)
-        if self.backend_sampling and self._attached is not None and self._attached[0] == key:
-            chain = self._attached[1]
-            ll.llama_sampler_reset(chain)  # the penalty's history and the seed's random state start again
-            prime(chain, sampling, history)
-            return chain, True
-        chain = sampler_chain(sampling, history, ll.llama_vocab_n_tokens(self.vocab))
-        if not self.backend_sampling:
-            return chain, False
-        self._detach()
-        if not ll.llama_set_sampler(self.ctx, 0, chain):  # llama.cpp cannot run this chain in the graph here
-            return chain, False
-        self._attached = (key, chain)
-        return chain, True
-
-    def _detach(self) -> None:
-        if self._attached is not None:
-            ll.llama_set_sampler(self.ctx, 0, None)  # detached before it is freed: the context holds the pointer
-            ll.llama_sampler_free(self._attached[1])
-            self._attached = None
-
-    def _release_sampler(self, sampler: ll.llama_sampler_p, on_backend: bool) -> None:
-        if not on_backend:  # an attached chain stays for the next reply (see _attached)
-            ll.llama_sampler_free(sampler)
-
     def _forget_from(self, position: int) -> None:
         del self.cached[position:]
         ll.llama_memory_seq_rm(ll.llama_get_memory(self.ctx), 0, position, -1)
@@ -360,6 +290,7 @@ class LlamaRunner:
         sampling: SamplingParams,
         emit: Callable[[str, int], None],
         ignore_eos: bool = False,
+        logprobs: int = 0,
     ) -> GenerationResult:
         """Evaluate what of `prompt` is not cached, then sample until EOS, max_tokens, a full context or cancel."""
         started = time.perf_counter()
@@ -384,6 +315,7 @@ class LlamaRunner:
             text_parts.append(decoder.decode(b"", final=True))
             return GenerationResult(
                 sampler="graph" if in_graph else "cpu",
+                logprobs=tuple(reader.entries) if reader is not None else (),
                 stop_reason=reason,
                 text="".join(text_parts),
                 usage=Usage(len(prompt), evaluated, completion),
@@ -399,7 +331,13 @@ class LlamaRunner:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         # On a GPU the chain runs in the model's graph: the token comes back, not a vocabulary of logits to copy
         # and sort on the CPU (engine/sampler.py). Attached before the prompt's decode, which yields the first token.
-        sampler, on_backend = self._sampler_for(sampling, prompt)
+        # Log-probabilities are read from the logits on the CPU: the chain runs there for such a reply.
+        sampler, on_backend = self.samplers.take(sampling, prompt, allow_graph=not logprobs)
+        reader = None
+        if logprobs:
+            from localchat.engine.logprobs import LogprobReader
+
+            reader = LogprobReader(ll.llama_vocab_n_tokens(self.vocab), logprobs, lambda t: self.piece(t, True))
         in_graph = False  # llama.cpp did pick the tokens in the graph (it falls back to the CPU chain otherwise)
         piece_buffer = ctypes.create_string_buffer(64)
         batch = self.batch
@@ -416,6 +354,8 @@ class LlamaRunner:
                 if first_token_at is None:
                     first_token_at = last_step_at
                     in_graph = on_backend and ll.llama_get_sampled_token_ith(ctx, -1) == token
+                if reader is not None and not is_eog(vocab, token):
+                    reader.read(ll.llama_get_logits_ith(ctx, -1), token)
                 if is_eog(vocab, token) and not ignore_eos:
                     reason = "eos"
                     break
@@ -450,5 +390,5 @@ class LlamaRunner:
                 if completion >= sampling.max_tokens or position + 1 >= self.n_ctx:
                     break
         finally:
-            self._release_sampler(sampler, on_backend)
+            self.samplers.give_back(sampler, on_backend)
         return finish(reason)

@@ -112,7 +112,14 @@ class DeltaBatcher:
         """The last Delta, then the reply's Done: the answer apart from the reasoning."""
         if self.splitter is None:
             self.flush()
-            return p.Done(result.stop_reason, result.text, result.usage, result.timings, sampler=result.sampler)
+            return p.Done(
+                result.stop_reason,
+                result.text,
+                result.usage,
+                result.timings,
+                sampler=result.sampler,
+                logprobs=result.logprobs,
+            )
         self._take(self.splitter.finish())
         self.flush()
         reasoning, answer = self.splitter.result()
@@ -127,6 +134,7 @@ class DeltaBatcher:
             reasoning=reasoning,
             reasoning_state=state,
             sampler=result.sampler,
+            logprobs=result.logprobs,
         )
 
 
@@ -187,6 +195,8 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                 else:
                     count = len(model.tokenize(request.text or ""))
                 conn.send(p.TokenCount(count))
+            elif isinstance(request, p.Tokenize):
+                conn.send(need_model().split(request.text))
             elif isinstance(request, p.MeasureConversation):
                 conn.send(need_model().measure(request.messages, request.thinking))
             elif isinstance(request, p.Generate):
@@ -197,7 +207,7 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                     prompt = model.render(request.messages, True, request.thinking)
                     tokens = model.prompt_tokens(prompt)
                     batcher = DeltaBatcher(conn, ReasoningSplitter(opened_by_prompt(prompt)))
-                result = model.generate(tokens, request.sampling, batcher, request.ignore_eos)
+                result = model.generate(tokens, request.sampling, batcher, request.ignore_eos, request.logprobs)
                 conn.send(batcher.done(result))
             elif isinstance(request, p.GetStats):
                 conn.send(
