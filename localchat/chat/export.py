@@ -19,19 +19,26 @@ class Turn:
     content: str
     model: str | None = None
     reasoning: str | None = None
+    sampling: dict | None = None  # the settings that produced a reply
 
 
 def turns_of(conversation: Conversation, branch: Sequence[Message]) -> list[Turn]:
     """The shown branch, system prompt first; a reply with nothing in it (stopped before its first token) is left
     out, one with reasoning alone is kept."""
     turns = [Turn("system", conversation.system_prompt)] if conversation.system_prompt else []
-    turns += [Turn(m.role, m.content, m.model, m.reasoning) for m in branch if m.content or m.reasoning]
+    turns += [
+        Turn(m.role, m.content, m.model, m.reasoning, (m.stats or {}).get("sampling"))
+        for m in branch
+        if m.content or m.reasoning
+    ]
     return turns
 
 
 def to_openai_json(turns: Sequence[Turn]) -> str:
     messages = [
-        {"role": t.role, "content": t.content} | ({"reasoning_content": t.reasoning} if t.reasoning else {})
+        {"role": t.role, "content": t.content}
+        | ({"reasoning_content": t.reasoning} if t.reasoning else {})
+        | ({"model": t.model, "sampling": t.sampling} if t.sampling else {})
         for t in turns
     ]
     return json.dumps({"messages": messages}, indent=2, ensure_ascii=False)

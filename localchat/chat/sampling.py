@@ -57,6 +57,19 @@ class SamplingParams:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def summary(self) -> str:
+        """One short line: "greedy" or "temp 0.7, top-p 0.95, top-k 40, min-p 0.05" (+ penalty, seed when set)."""
+        if self.temperature <= 0:
+            parts = ["greedy"]
+        else:
+            parts = [f"temp {self.temperature:g}", f"top-p {self.top_p:g}", f"top-k {self.top_k}"]
+            parts.append(f"min-p {self.min_p:g}")
+        if self.repeat_penalty != 1.0:
+            parts.append(f"repeat {self.repeat_penalty:g}")
+        if self.seed is not None:
+            parts.append(f"seed {self.seed}")
+        return ", ".join(parts)
+
 
 PRESETS: dict[str, SamplingParams] = {
     # Deterministic-leaning: facts, code, extraction.

@@ -157,7 +157,8 @@ class ChatSession:
             status = {"eos": "complete", "length": "complete", "cancelled": "cancelled"}.get(
                 done.stop_reason if done else "", "error"
             )
-            self.store.update_message(reply.id, text, status, _stats(done, self.model_name), thought)
+            stats = _stats(done, self.model_name) | {"sampling": sampling.to_dict()}  # what produced this reply
+            self.store.update_message(reply.id, text, status, stats, thought)
         if conversation.title == "New chat":
             self.store.update_conversation(conversation_id, title=_title_from(user.content))
         return done

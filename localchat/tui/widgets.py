@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 
@@ -13,6 +14,8 @@ from textual.events import Click
 from textual.message import Message as TextualMessage
 from textual.widgets import Label, Static, TextArea
 
+from localchat.chat.sampling import SamplingParams
+from localchat.errors import LocalchatError
 from localchat.store.db import Message
 from localchat.text import inert
 from localchat.tui.markdown_body import MarkdownBody
@@ -30,6 +33,9 @@ def stats_line(message: Message) -> str:
         parts.append(f"TTFT {stats['ttft_s']:.2f} s")
     if stats.get("decode_tok_s"):
         parts.append(f"{stats['decode_tok_s']:.1f} tok/s")
+    if stats.get("sampling"):
+        with contextlib.suppress(TypeError, LocalchatError):  # a record from another version is not shown
+            parts.append(SamplingParams(**stats["sampling"]).summary())
     if stats.get("reasoning_state") == "stray":
         parts.append("a closing reasoning marker with no opening one, kept as written")
     if message.status in ("interrupted", "cancelled", "error"):

@@ -48,3 +48,9 @@ def test_settings_file_defaults_start_from_a_preset() -> None:
     assert configured.temperature == preset("creative").temperature and configured.max_tokens == 64
     with pytest.raises(InvalidSetting, match=r"settings: sampling\.temperature must be between 0 and 5"):
         from_settings({"temperature": 7})
+
+
+def test_a_replys_settings_read_in_one_line() -> None:
+    assert SamplingParams(temperature=0).summary() == "greedy"
+    assert SamplingParams().summary() == "temp 0.7, top-p 0.95, top-k 40, min-p 0.05"
+    assert SamplingParams(repeat_penalty=1.1, seed=7).summary().endswith("repeat 1.1, seed 7")

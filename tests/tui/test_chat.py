@@ -26,6 +26,9 @@ async def test_send_streams_a_reply_with_stats_and_keeps_it(make_app) -> None:
         assert reply.text == stored.content
         stats = str(reply.query_one(".stats").render())
         assert "tokens" in stats and "tok/s" in stats and "TTFT" in stats
+        # The settings that produced it are kept with it and shown under it.
+        settings = app.session.sampling_for(app.conversation)
+        assert stored.stats["sampling"] == settings.to_dict() and settings.summary() in stats
         assert stored.model == app.session.model_name
         assert app.chat.pacer.frames >= 1  # drawn through the paced frames (tui/pacing.py)
         assert app.query_one(Composer).cursor_blink  # steady only while a reply streams on busy cores
@@ -204,6 +207,8 @@ async def test_export_and_command_palette(make_app) -> None:
         app.export("json")
         exported = json.loads((app.paths.data_dir / "exports" / f"chat-{app.conversation.id}.json").read_text())
         assert [m["role"] for m in exported["messages"]] == ["user", "assistant"]
+        reply = app.store.branch(app.conversation.id)[-1]
+        assert exported["messages"][1]["sampling"] == reply.stats["sampling"]
         assert exported["messages"][0]["content"] == "Hi \x1b]52;c;aGVsbG8=\x07"  # JSON: exact, escaped
         markdown = (app.paths.data_dir / "exports" / f"chat-{app.conversation.id}.md").read_text()
         assert "## You" in markdown and "## Assistant" in markdown
