@@ -86,6 +86,7 @@ BINDING_IDS = frozenset(
         "chat.settings",
         "chat.prompts",
         "chat.thinking",
+        "chat.tokens",
         "chat.rename",
         "chat.delete",
         "chat.search",

@@ -29,7 +29,7 @@ from localchat.tui.screens.dialogs import AskText, Confirm
 from localchat.tui.screens.models import CatalogScreen, Choice, ModelPicker
 from localchat.tui.screens.settings import PromptsScreen, SettingsScreen
 from localchat.tui.themes import load_themes
-from localchat.tui.widgets import KeyBar
+from localchat.tui.widgets import KeyBar, MessageView
 
 DEFAULT_THEME = "localchat-dusk"
 
@@ -48,6 +48,7 @@ class LocalchatApp(App[None]):
         Binding("ctrl+s", "settings", "Settings", id="chat.settings"),
         Binding("ctrl+t", "prompts", "Prompts", id="chat.prompts"),
         Binding("f4", "toggle_thinking", "Thinking", id="chat.thinking"),
+        Binding("f3", "tokens", "Tokens", id="chat.tokens", show=False),  # (F6 selects a line in the composer)
         Binding("f2", "rename_chat", "Rename", id="chat.rename", show=False),
         Binding("ctrl+delete,f8", "delete_chat", "Delete chat", id="chat.delete", show=False),
         Binding("ctrl+f", "search", "Search", id="chat.search", show=False),
@@ -205,6 +206,20 @@ class LocalchatApp(App[None]):
 
     def action_regenerate(self) -> None:
         self.chat.regenerate()
+
+    def action_tokens(self) -> None:
+        """The focused message's tokens, else the draft's, with the loaded model's tokenizer."""
+        from localchat.tui.screens.tokens import TokensScreen
+
+        if self.session.engine.model is None:
+            self.notify("Load a model first: tokens are the model's own.", severity="warning")
+            return
+        focused = self.focused
+        if isinstance(focused, MessageView):
+            text, what = focused.message.content, f"this {focused.message.role} message"
+        else:
+            text, what = self.chat.composer.text, "your draft"
+        self.push_screen(TokensScreen(self.session.engine, text, what))
 
     def action_toggle_thinking(self) -> None:
         self.chat.toggle_thinking()

@@ -321,3 +321,36 @@ async def test_a_model_switch_mid_chat_recounts_with_the_new_tokenizer_and_templ
         assert [m.role for m in history] == ["user", "assistant", "user", "assistant"]
         expected = app.session.engine.count_chat_tokens([*history, ChatMessage("user", "")]) + 8
         await wait_for(pilot, lambda: app.chat.budget.used == expected)  # back on SmolLM2, with Gemma's reply in it
+
+
+async def test_the_tokens_view_shows_the_drafts_and_a_messages_tokens(make_app) -> None:
+    from textual.widgets import Label, Static
+
+    from localchat.tui.screens.tokens import TokensScreen
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        draft = "Hello wörld 🙂 <|im_start|>"
+        app.query_one(Composer).text = draft
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, TokensScreen) and app.screen.tokens)
+        screen = app.screen
+        expected = app.session.engine.tokenize(draft)
+        assert screen.tokens == expected and "".join(t.piece for t in expected) == draft
+        shown = str(screen.query_one("#tokens", Static).render())
+        assert shown.replace("·", "") == draft  # every piece on screen, in order
+        info = str(screen.query_one("#token-info", Label).render())
+        assert info.startswith(f"{len(expected):,} tokens") and f"id {expected[0].id}" in info
+        await pilot.press("right", "right")
+        assert f"token 3: id {expected[2].id}" in str(screen.query_one("#token-info", Label).render())
+        await pilot.press("end")
+        assert f"id {expected[-1].id} (special)" in str(screen.query_one("#token-info", Label).render())
+        await pilot.press("escape")
+        assert not isinstance(app.screen, TokensScreen) and app.query_one(Composer).text == draft
+        await send(pilot, "Hi")
+        reply = views(app)[-1]
+        reply.focus()
+        await pilot.press("f3")
+        await wait_for(pilot, lambda: isinstance(app.screen, TokensScreen) and app.screen.tokens)
+        assert "".join(t.piece for t in app.screen.tokens) == reply.message.content
