@@ -36,6 +36,7 @@ def token_text(tokens: tuple[Token, ...], cursor: int) -> Text:
 
 
 class TokensScreen(ModalScreen[None]):
+    DEFAULT_CSS = "TokensScreen #token-scroll { height: auto; max-height: 24; margin: 1 0; }"
     BINDINGS = [
         Binding("escape", "dismiss(None)", "Close", priority=True),
         Binding("right", "move(1)", "Next token", show=False),
