@@ -23,8 +23,8 @@ ReasoningState = Literal["none", "open", "closed", "stray"]
 
 # How a model's chat template lets a chat turn thinking on or off:
 # switch: an `enable_thinking` variable (Qwen3, SmolLM3, Gemma 4, MiniCPM5); soft: a `/think` or `/no_think` flag
-# in the system prompt (Nemotron Nano v2); always: the template writes reasoning markers but has no switch
-# (DeepSeek-R1 distills); none: no sign of thinking in the template.
+# in the system prompt (Nemotron Nano v2); always: no switch, and the prompt opens the reasoning block (DeepSeek-R1
+# distills); none: none of these (a model may still open a block itself: it is split all the same).
 ThinkingSupport = Literal["switch", "soft", "always", "none"]
 
 

@@ -138,8 +138,8 @@ class ChatSession:
         reasoning: list[str] = []  # a thinking model's: stored apart, never sent back
         saved_at = time.monotonic()
         done: Done | None = None
+        sampling = self.sampling_for(conversation)
         try:
-            sampling = self.sampling_for(conversation)
             request = Generate(plan.messages, sampling=sampling, thinking=conversation.thinking)
             for event in self.engine.generate(request, reset_cancel=False):
                 if isinstance(event, Done):

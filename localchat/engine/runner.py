@@ -131,7 +131,8 @@ class LlamaRunner:
             self.backend_sampling = (
                 gpu_layers > layers if options.backend_sampling is None else options.backend_sampling
             )
-            self.samplers = SamplerSlot(self.ctx, ll.llama_vocab_n_tokens(self.vocab), self.backend_sampling)
+            self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
+            self.samplers = SamplerSlot(self.ctx, self.n_vocab, self.backend_sampling)
             self.counters: dict[bool | None, ConversationCounter] = {}  # one per thinking switch: prompts differ
             # Reasoning markers that are control tokens (Gemma 4's `<|channel>`) are printed, so they can be split.
             self.marker_tokens = self.words.single_special_tokens([m for pair in MARKERS for m in pair])
@@ -337,7 +338,7 @@ class LlamaRunner:
         if logprobs:
             from localchat.engine.logprobs import LogprobReader
 
-            reader = LogprobReader(ll.llama_vocab_n_tokens(self.vocab), logprobs, lambda t: self.piece(t, True))
+            reader = LogprobReader(self.n_vocab, logprobs, lambda t: self.piece(t, True))
         in_graph = False  # llama.cpp did pick the tokens in the graph (it falls back to the CPU chain otherwise)
         piece_buffer = ctypes.create_string_buffer(64)
         batch = self.batch
@@ -354,9 +355,10 @@ class LlamaRunner:
                 if first_token_at is None:
                     first_token_at = last_step_at
                     in_graph = on_backend and ll.llama_get_sampled_token_ith(ctx, -1) == token
-                if reader is not None and not is_eog(vocab, token):
+                end_of_generation = is_eog(vocab, token)
+                if reader is not None and not end_of_generation:
                     reader.read(ll.llama_get_logits_ith(ctx, -1), token)
-                if is_eog(vocab, token) and not ignore_eos:
+                if end_of_generation and not ignore_eos:
                     reason = "eos"
                     break
                 completion += 1

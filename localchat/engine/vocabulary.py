@@ -10,10 +10,16 @@ import llama_cpp as ll
 
 from localchat.engine.protocol import Token, Tokens
 
+SPECIAL_ATTRIBUTES = ll.LLAMA_TOKEN_ATTR_CONTROL | ll.LLAMA_TOKEN_ATTR_USER_DEFINED
+
 
 class Vocabulary:
     def __init__(self, vocab: ll.llama_vocab_p) -> None:
         self.vocab = vocab
+
+    def is_special(self, token: int) -> bool:
+        """A control or user-defined token (<|im_start|>, <think> in Qwen3...): llama.cpp splits text at them."""
+        return bool(ll.llama_token_get_attr(self.vocab, token) & SPECIAL_ATTRIBUTES)
 
     def special_piece(self, token: int) -> str:
         return self.piece(token, special=True).decode("utf-8", errors="replace") if token >= 0 else ""
@@ -51,10 +57,8 @@ class Vocabulary:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         result = []
         for token in self.tokenize(text, parse_special=True):
-            attributes = ll.llama_token_get_attr(self.vocab, token)
-            special = bool(attributes & (ll.LLAMA_TOKEN_ATTR_CONTROL | ll.LLAMA_TOKEN_ATTR_USER_DEFINED))
             raw = self.piece(token, special=True)
-            result.append(Token(token, decoder.decode(raw), raw, special))
+            result.append(Token(token, decoder.decode(raw), raw, self.is_special(token)))
         return Tokens(tuple(result))
 
     def continuation_tokens(self, text: str) -> int | None:
@@ -65,9 +69,10 @@ class Vocabulary:
         tokens = self.tokenize(text, parse_special=True)
         if not tokens:
             return None
-        attributes = ll.llama_token_get_attr(self.vocab, tokens[0])
-        special = attributes & (ll.LLAMA_TOKEN_ATTR_CONTROL | ll.LLAMA_TOKEN_ATTR_USER_DEFINED)
-        if not special or attributes & ll.LLAMA_TOKEN_ATTR_LSTRIP:
+        if (
+            not self.is_special(tokens[0])
+            or ll.llama_token_get_attr(self.vocab, tokens[0]) & ll.LLAMA_TOKEN_ATTR_LSTRIP
+        ):
             return None
         if not text.encode("utf-8").startswith(self.piece(tokens[0], special=True)):
             return None

@@ -102,30 +102,22 @@ class DeltaBatcher:
     def flush(self) -> None:
         if self.parts or self.reasoning_parts:
             thinking = self.splitter is not None and self.splitter.thinking
-            delta = p.Delta("".join(self.parts), self.tokens, "".join(self.reasoning_parts), self.reasoning_tokens)
-            self.conn.send(replace(delta, thinking=thinking) if thinking else delta)
+            reasoning = "".join(self.reasoning_parts)
+            self.conn.send(p.Delta("".join(self.parts), self.tokens, reasoning, self.reasoning_tokens, thinking))
             self.parts.clear()
             self.reasoning_parts.clear()
         self.sent_at = time.perf_counter()
 
     def done(self, result: GenerationResult) -> p.Done:
         """The last Delta, then the reply's Done: the answer apart from the reasoning."""
-        if self.splitter is None:
-            self.flush()
-            return p.Done(
-                result.stop_reason,
-                result.text,
-                result.usage,
-                result.timings,
-                sampler=result.sampler,
-                logprobs=result.logprobs,
-            )
-        self._take(self.splitter.finish())
+        usage, timings, reasoning, answer, state = result.usage, result.timings, "", result.text, "none"
+        if self.splitter is not None:
+            self._take(self.splitter.finish())
+            reasoning, answer = self.splitter.result()
+            usage = replace(usage, reasoning_tokens=self.reasoning_tokens)
+            timings = replace(timings, thinking_s=self.thinking_s)
+            state = self.splitter.state
         self.flush()
-        reasoning, answer = self.splitter.result()
-        usage = replace(result.usage, reasoning_tokens=self.reasoning_tokens)
-        timings = replace(result.timings, thinking_s=self.thinking_s)
-        state = self.splitter.state
         return p.Done(
             result.stop_reason,
             answer,

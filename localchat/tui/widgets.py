@@ -62,6 +62,9 @@ class MessageView(Vertical, can_focus=True):
         super().__init__(classes=f"message {message.role}")
         self.message = message
         self.reserve = 1  # while streaming (see MarkdownBody)
+        # Held, not queried: the reasoning block has a MarkdownBody of its own, and these are used every frame.
+        self.body = MarkdownBody(message.content, classes="body")
+        self.reasoning: ReasoningBlock | None = None
 
     @property
     def text(self) -> str:
@@ -70,20 +73,11 @@ class MessageView(Vertical, can_focus=True):
     def compose(self) -> ComposeResult:
         yield Label(ROLE_LABELS.get(self.message.role, self.message.role), classes="role")
         if self.message.reasoning:
-            reasoning = ReasoningBlock(self.message.reasoning, title=reasoning_title(self.message))
-            reasoning.collapsed = bool(self.message.content)  # with no answer, the reasoning is what there is
-            yield reasoning
-        yield MarkdownBody(self.message.content, classes="body")
+            self.reasoning = ReasoningBlock(self.message.reasoning, title=reasoning_title(self.message))
+            self.reasoning.collapsed = bool(self.message.content)  # with no answer, the reasoning is what there is
+            yield self.reasoning
+        yield self.body
         yield Label(stats_line(self.message) if self.message.role == "assistant" else "", classes="stats", markup=False)
-
-    @property
-    def body(self) -> MarkdownBody:
-        return self.query_one(MarkdownBody)
-
-    @property
-    def reasoning(self) -> ReasoningBlock | None:
-        blocks = self.query(ReasoningBlock)
-        return blocks.first() if blocks else None
 
     def start_stream(self, reserve: int = 1) -> None:
         """The reply streams into this view from now on; `reserve` lines at a time (see MarkdownBody)."""
@@ -92,29 +86,26 @@ class MessageView(Vertical, can_focus=True):
 
     def append(self, text: str, reasoning_tokens: int = 0) -> None:
         """Stream: only the block being written is rendered again, only changed lines are repainted."""
-        reasoning = self.reasoning
-        if reasoning is not None:
-            reasoning.answer_started(reasoning_tokens)
+        if self.reasoning is not None:
+            self.reasoning.answer_started(reasoning_tokens)
         self.body.append(text)
 
     def append_reasoning(self, text: str, tokens: int) -> None:
         """Stream a thinking model's reasoning: open and dimmed above the answer (folded when the answer starts)."""
-        reasoning = self.reasoning
-        if reasoning is None:
-            reasoning = ReasoningBlock(collapsed=False)
-            reasoning.start_stream(self.reserve)
-            self.mount(reasoning, before=self.body)
-        reasoning.stream(text, tokens)
+        if self.reasoning is None:
+            self.reasoning = ReasoningBlock(collapsed=False)
+            self.reasoning.start_stream(self.reserve)
+            self.mount(self.reasoning, before=self.body)
+        self.reasoning.stream(text, tokens)
 
     def finish(self, message: Message) -> None:
         self.message = message
         self.body.update(message.content)  # one full render at the end
-        reasoning = self.reasoning
-        if reasoning is None and message.reasoning:
-            reasoning = ReasoningBlock()
-            self.mount(reasoning, before=self.body)
-        if reasoning is not None:
-            reasoning.show(message)
+        if self.reasoning is None and message.reasoning:
+            self.reasoning = ReasoningBlock()
+            self.mount(self.reasoning, before=self.body)
+        if self.reasoning is not None:
+            self.reasoning.show(message)
         self.query_one(".stats", Label).update(stats_line(message))
 
     def action_copy(self) -> None:

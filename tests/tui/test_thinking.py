@@ -19,11 +19,11 @@ from tests.tui.conftest import SIZE, model_ready, send, views, wait_for
 GREEDY = {"temperature": 0.0, "max_tokens": 40}
 
 
-def store_examples(app: LocalchatApp) -> None:
+def store_examples(app: LocalchatApp, opening: str = "<think>\n") -> None:
     """Earlier turns that reason before they answer (as text: a model that wrote its tags into the answer)."""
     chat = app.conversation
     parent = None
-    for user, assistant in few_shot():
+    for user, assistant in few_shot(opening):
         parent = app.store.add_message(chat.id, "user", user, parent).id
         parent = app.store.add_message(chat.id, "assistant", assistant, parent).id
     app.store.update_conversation(chat.id, sampling=GREEDY)
@@ -108,11 +108,7 @@ async def test_a_stray_closing_marker_is_kept_in_the_answer_and_said(make_app) -
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
         chat = app.conversation
-        parent = None
-        for user, assistant in few_shot(opening="Thinking: "):  # no opening marker: the reply closes one anyway
-            parent = app.store.add_message(chat.id, "user", user, parent).id
-            parent = app.store.add_message(chat.id, "assistant", assistant, parent).id
-        app.store.update_conversation(chat.id, sampling=GREEDY)
+        store_examples(app, opening="Thinking: ")  # no opening marker: the reply closes one anyway
         await app.chat.open(chat.id)
         await send(pilot, QUESTION)
         reply = app.store.branch(chat.id)[-1]
