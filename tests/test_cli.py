@@ -316,6 +316,19 @@ def test_a_hostile_chat_template_is_stopped_with_one_line(
     assert_one_line_error(result, "the chat template of hostile-template.gguf was stopped", message)
 
 
+def test_a_template_that_refuses_the_chat_is_one_line_naming_the_model_and_its_words(
+    model_path: Path, tmp_path: Path
+) -> None:
+    """A template that compiles but raises when rendered (its own raise_exception, as Gemma 2's does on a system
+    prompt): one line with the model's file and the template's message, no traceback."""
+    from tests.gguf_files import with_metadata
+
+    template = "{{ raise_exception('Only user turns, please') }}"
+    refusing = with_metadata(model_path, tmp_path / "refusing.gguf", {"tokenizer.chat_template": template})
+    result = run_cli("run", str(refusing), "Hi", *FAST)
+    assert_one_line_error(result, "the chat template of refusing.gguf failed on this conversation: Only user turns")
+
+
 def test_run_json_keeps_a_thinking_models_reasoning_apart(thinking_model_path: Path) -> None:
     """Qwen3.5's template opens <think> in the prompt: the small model replies inside it and never closes it."""
     thinking = json.loads(run_cli("run", str(thinking_model_path), "Capital of France?", *FAST, "--json").stdout)
