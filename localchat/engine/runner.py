@@ -133,6 +133,10 @@ class LlamaRunner:
             )
             self.n_vocab = ll.llama_vocab_n_tokens(self.vocab)
             self.samplers = SamplerSlot(self.ctx, self.n_vocab, self.backend_sampling)
+            # On a GPU llama_decode only queues the work and the next sample waits for it: launching the next
+            # decode before a token's text is made and sent hides that Python work behind the GPU's. On the CPU a
+            # decode runs to its end, so the text goes first (it reaches the screen a token sooner).
+            self.overlap_decode = gpu_layers > 0
             self.counters: dict[bool | None, ConversationCounter] = {}  # one per thinking switch: prompts differ
             # Reasoning markers that are control tokens (Gemma 4's `<|channel>`) are printed, so they can be split.
             self.marker_tokens = self.words.single_special_tokens([m for pair in MARKERS for m in pair])
@@ -340,15 +344,27 @@ class LlamaRunner:
 
             reader = LogprobReader(self.n_vocab, logprobs, lambda t: self.piece(t, True))
         in_graph = False  # llama.cpp did pick the tokens in the graph (it falls back to the CPU chain otherwise)
+        overlap = self.overlap_decode
         piece_buffer = ctypes.create_string_buffer(64)
-        batch = self.batch
         ctx, vocab = self.ctx, self.vocab
         sample, decode, is_eog = ll.llama_sampler_sample, ll.llama_decode, ll.llama_vocab_is_eog
         markers = self.marker_tokens
         reason: StopReason = "length"
+
+        def send(token: int) -> bool:
+            """Emit the token's text; False when the reply was cancelled meanwhile."""
+            text = decoder.decode(self.piece(token, token in markers, piece_buffer))
+            if text:
+                text_parts.append(text)
+                emit(text, completion)
+            return not self._aborted()
+
         try:
             if not self._decode(prompt[reused:], reused, want_logits=True):
                 return finish("cancelled")
+            batch = self.batch  # one token a step from here: its sequence and logits flags stay as set
+            batch.n_seq_id[0], batch.seq_id[0][0], batch.logits[0], batch.n_tokens = 1, 0, True, 1
+            batch_token, batch_pos = batch.token, batch.pos
             while True:
                 token = sample(sampler, ctx, -1)
                 last_step_at = time.perf_counter()
@@ -362,35 +378,37 @@ class LlamaRunner:
                     reason = "eos"
                     break
                 completion += 1
-                text = decoder.decode(self.piece(token, token in markers, piece_buffer))
-                if text:
-                    text_parts.append(text)
-                    emit(text, completion)
-                if self._aborted():
+                if not overlap and not send(token):
                     reason = "cancelled"
                     break
                 position = len(self.cached)
-                if position >= self.n_ctx:
-                    break  # the context is full: no room to keep this token
+                if position >= self.n_ctx:  # the context is full: no room to keep this token
+                    if overlap and not send(token):
+                        reason = "cancelled"
+                    break
                 # Decode even the last token of a reply cut at max_tokens: the next turn then reuses all of it.
-                batch.token[0] = token
-                batch.pos[0] = position
-                batch.n_seq_id[0] = 1
-                batch.seq_id[0][0] = 0
-                batch.logits[0] = True
-                batch.n_tokens = 1
+                batch_token[0] = token
+                batch_pos[0] = position
                 status = decode(ctx, batch)
                 if status != 0:
                     self._forget_from(position)
+                    if overlap:
+                        send(token)
                     if status == 2 or self._aborted():
                         reason = "cancelled"
                         break
                     raise EngineError(f"llama.cpp failed while generating (status {status})")
                 self.cached.append(token)
                 decodes += 1
+                if overlap and not send(token):
+                    reason = "cancelled"
+                    break
                 last_step_at = time.perf_counter()
                 if completion >= sampling.max_tokens or position + 1 >= self.n_ctx:
                     break
+            if overlap:
+                ll.llama_synchronize(ctx)  # the last decode's work is done before its time is read
+                last_step_at = time.perf_counter()
         finally:
             self.samplers.give_back(sampler, on_backend)
         return finish(reason)

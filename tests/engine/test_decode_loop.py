@@ -1,0 +1,40 @@
+"""The decode loop in both orders: the next decode launched before a token's text is sent (on a GPU, so the Python
+work overlaps the GPU's) and the text first (on the CPU). Run here on the CPU backend, where both orders exist."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def orders(model_path: Path) -> dict[bool, dict]:
+    script = Path(__file__).with_name("decode_loop_check.py")
+    root = Path(__file__).parents[2]
+    result = subprocess.run(
+        [sys.executable, str(script), str(model_path)], capture_output=True, text=True, timeout=300, cwd=root
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    return {row["overlap"]: row for row in rows}
+
+
+def test_both_orders_give_the_same_reply_and_send_all_of_it(orders: dict[bool, dict]) -> None:
+    cpu, gpu = orders[False], orders[True]
+    assert len(cpu["text"]) > 40 and cpu["stop_reason"] == "length" and cpu["completion"] == 40
+    assert gpu["text"] == cpu["text"] and gpu["completion"] == cpu["completion"]
+    for row in (cpu, gpu):
+        assert row["emitted"] == row["text"]
+        # every token of the reply is in the KV cache (the last one too): the next turn reuses all of it
+        assert row["cached_is_prompt_then_reply"] and row["cached_reply_tokens"] == row["completion"]
+
+
+def test_a_cancel_keeps_exactly_what_was_sent(orders: dict[bool, dict]) -> None:
+    for row in orders.values():
+        assert row["cancelled_reason"] == "cancelled" and row["cancelled_completion"] == 5
+        assert row["cancelled_text"] == row["cancelled_emitted"] and row["text"].startswith(row["cancelled_text"])
+        assert row["cancelled_cached_prefix"] and row["cancelled_cached_reply_tokens"] <= 5
