@@ -197,6 +197,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out")
+    parser.add_argument("--speed-only", action="store_true", help="leave out VRAM and auto (a short lease)")
     args = parser.parse_args()
     from localchat.hardware import physical_cores
 
@@ -207,11 +208,16 @@ def main() -> int:
         "gpu": [g.name for g in gpus()],
         "threads": threads,
         "command": " ".join(sys.argv),
-        "speed": [speed(m, n, threads, args.rounds, args.llama_bench, args.llama_simple) for m, n in runs],
-        "vram": [vram(m, "all" if n == "99" else int(n)) for m, n in runs],
-        "llama_cpp_buffers_mib": {f"{Path(m).name} ngl {n}": llama_buffers(m, int(n)) for m, n in runs},
+        "speed": [],
     }
-    summary["auto_vs_largest"] = auto_against_max(args.auto_model or args.model[-1], int(args.leave_free_gib * 2**30))
+    for model, layers in runs:  # written after each, so a lease that ends early still leaves figures
+        summary["speed"].append(speed(model, layers, threads, args.rounds, args.llama_bench, args.llama_simple))
+        emit(summary, args.out)
+    if not args.speed_only:
+        summary["vram"] = [vram(m, "all" if n == "99" else int(n)) for m, n in runs]
+        summary["llama_cpp_buffers_mib"] = {f"{Path(m).name} ngl {n}": llama_buffers(m, int(n)) for m, n in runs}
+        model = args.auto_model or args.model[-1]
+        summary["auto_vs_largest"] = auto_against_max(model, int(args.leave_free_gib * 2**30))
     emit(summary, args.out)
     return 0
 

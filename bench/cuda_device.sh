@@ -9,7 +9,8 @@
 # With VERIFY_INSTALL=1 it first builds and installs the engine the documented way instead (README, "GPU
 # builds": CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90" python3 scripts/install_llama_cpp.py),
 # ~6 more minutes on 16 cores.
-# ROUNDS=N (default 3) rounds per configuration; SIMPLE=0 leaves llama-simple out (a shorter lease).
+# ROUNDS=N (default 3) rounds per configuration; SIMPLE=0 leaves llama-simple out (a shorter lease); SIZES="1b"
+# measures one model, PARTIAL="" no partial offload, SPEED_ONLY=1 leaves VRAM and auto out (the shortest lease).
 # Usage: bench/cuda_device.sh SDIST.tar.gz TOKENIZER.gguf WHEEL_DIR OUT_DIR   (run from the repository root;
 # WHEEL_DIR: what the machine lacks, e.g. gguf, platformdirs, diskcache and a llama-cpp-python wheel for its
 # Python code)
@@ -24,8 +25,10 @@ step() { echo "== $(date +%T) $*"; }
 step "dependencies"
 python3 -m pip install -q --no-index --no-deps "$wheels"/*.whl
 step "random models (F16), in the background while building"
-python3 bench/random_gguf.py --tokenizer "$tokenizer" --shape 1b "$work/1b-f16.gguf" >"$work/gen-1b.log" 2>&1 &
-python3 bench/random_gguf.py --tokenizer "$tokenizer" --shape 7b "$work/7b-f16.gguf" >"$work/gen-7b.log" 2>&1 &
+sizes=${SIZES:-1b 7b}
+for size in $sizes; do
+  python3 bench/random_gguf.py --tokenizer "$tokenizer" --shape "$size" "$work/$size-f16.gguf" >"$work/gen-$size.log" 2>&1 &
+done
 tar xzf "$sdist" -C "$work"
 source_dir=$(ls -d "$work"/llama_cpp_python-*/)
 if [ "${VERIFY_INSTALL:-0}" = 1 ]; then
@@ -48,8 +51,8 @@ fi
 
 step "quantize to Q4_K_M"
 wait
-cat "$work/gen-1b.log" "$work/gen-7b.log"
-for size in 1b 7b; do
+for size in $sizes; do
+  cat "$work/gen-$size.log"
   "$bin/llama-quantize" "$work/$size-f16.gguf" "$work/$size-q4_k_m.gguf" Q4_K_M "$(nproc)" >"$work/quant-$size.log" 2>&1
   rm "$work/$size-f16.gguf"
 done
@@ -60,7 +63,10 @@ python3 -m localchat doctor | tee "$out/doctor.txt" || true
 step "compare"
 simple=()
 [ "${SIMPLE:-1}" = 1 ] && simple=(--llama-simple "$bin/llama-simple")
-python3 bench/cuda_compare.py --llama-bench "$bin/llama-bench" "${simple[@]}" --rounds "${ROUNDS:-3}" \
-  --model "$work/1b-q4_k_m.gguf" --model "$work/7b-q4_k_m.gguf" --partial "$work/1b-q4_k_m.gguf:12" \
+models=()
+for size in $sizes; do models+=(--model "$work/$size-q4_k_m.gguf"); done
+for partial in ${PARTIAL-1b:12}; do models+=(--partial "$work/${partial%%:*}-q4_k_m.gguf:${partial##*:}"); done
+[ "${SPEED_ONLY:-0}" = 1 ] && models+=(--speed-only)
+python3 bench/cuda_compare.py --llama-bench "$bin/llama-bench" "${simple[@]}" --rounds "${ROUNDS:-3}" "${models[@]}" \
   --out "$out/cuda.json"
 step "done"

@@ -97,13 +97,16 @@ def run_bench(
         result = BenchResult(str(model), info.threads, info.n_ctx, info.load_s)
         _finish(engine, Generate(prompt=_prompt_of(engine, 64, -1), sampling=greedy))  # warm-up
         prompt_runs, decode_runs, logprob_runs = [], [], []
+        decode = SamplingParams(temperature=0.0, max_tokens=DECODE_TOKENS)
         for rep in range(repetitions):
             done = _finish(engine, Generate(prompt=_prompt_of(engine, PROMPT_TOKENS, rep), sampling=greedy))
             prompt_runs.append(done)
             # Greedy, like llama-bench's tg (which samples nothing); sampling chains add ~2% per token here.
-            decode = SamplingParams(temperature=0.0, max_tokens=DECODE_TOKENS)
             done = _finish(engine, Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True))
             decode_runs.append(done)
+        # Apart: a reply with log-probabilities samples on the CPU, and the chain attached again after it (where
+        # sampling runs in the graph) makes llama.cpp plan its graph anew, once, in the next reply's prompt.
+        for rep in range(repetitions):
             request = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, logprobs=5)
             logprob_runs.append(_finish(engine, request))
         result.prompt_tokens = prompt_runs[0].usage.evaluated_prompt_tokens

@@ -40,8 +40,11 @@ def prime(chain: ll.llama_sampler_p, sampling: SamplingParams, history: Sequence
 
 
 def chain_key(sampling: SamplingParams) -> tuple:
-    """What makes two chains the same (the reply's length does not)."""
+    """What makes two chains the same (the reply's length does not; nor, for a greedy chain, the seed and the
+    filters, which it does not have: a greedy prompt with a seed then keeps the chain a greedy reply attached)."""
     s = sampling
+    if s.temperature <= 0:
+        return ("greedy", s.repeat_penalty)
     return (s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty, s.seed)
 
 

@@ -56,6 +56,32 @@ def main(model: str) -> None:
             )
         )
     runner.close()
+    print(json.dumps({"chain_kept": chain_kept(model)}))
+
+
+def chain_kept(model: str) -> list[bool]:
+    """With sampling in the graph, whether each reply kept the chain attached by the one before (attaching another
+    makes llama.cpp plan its graph again: a GPU's prompt ran at 0.55 of llama-bench's speed so)."""
+    runner = LlamaRunner(
+        read_gguf(model), LoadOptions(n_ctx=512, backend_sampling=True), ctypes.create_string_buffer(2)
+    )
+    prompt = runner.chat_tokens([ChatMessage("user", "Hi")])
+    kept, previous = [], None
+    for settings in (
+        SamplingParams(temperature=0, max_tokens=2, seed=1),
+        SamplingParams(temperature=0, max_tokens=2),  # greedy has no seed: the same chain
+        SamplingParams(temperature=0, max_tokens=2, top_k=5),  # nor filters
+        SamplingParams(temperature=0.7, max_tokens=2, seed=3),  # another chain
+        SamplingParams(temperature=0.7, max_tokens=2, seed=3),
+        SamplingParams(temperature=0.7, max_tokens=2, seed=4),
+    ):
+        runner.generate(prompt, settings, lambda t, n: None)
+        attached = runner.samplers._attached
+        chain = attached[1] if attached else None
+        kept.append(chain is not None and previous is not None and ctypes.addressof(chain.contents) == previous)
+        previous = ctypes.addressof(chain.contents) if chain else None
+    runner.close()
+    return kept
 
 
 if __name__ == "__main__":
