@@ -216,6 +216,12 @@ class EngineClient:
     def measure(self, messages: Sequence[p.ChatMessage], thinking: bool | None = None) -> p.ConversationTokens:
         return self._call(p.MeasureConversation(tuple(messages), thinking), p.ConversationTokens)
 
+    def score_reply(
+        self, messages: Sequence[p.ChatMessage], reply: str, top_n: int = 20, thinking: bool | None = None
+    ) -> p.ReplyScores:
+        """The model's candidates at each token of an assistant `reply` to `messages` (for the sampling lab)."""
+        return self._call(p.ScoreReply(tuple(messages), reply, top_n, thinking), p.ReplyScores)
+
     def stats(self) -> p.Stats:
         return self._call(p.GetStats(), p.Stats)
 

@@ -17,18 +17,20 @@ class LogprobReader:
         self.top_n = max(1, min(top_n, n_vocab))
         self.piece = piece
         self.entries: list[TokenLogprob] = []
+        self._log_total = 0.0
 
     def read(self, logits: ctypes.POINTER(ctypes.c_float), token: int) -> None:  # type: ignore[valid-type]
         """Record `token`, sampled from `logits` (llama_get_logits_ith of the last decode)."""
         row = np.ctypeslib.as_array(logits, shape=(self.n_vocab,)).astype(np.float64)
         peak = row.max()
-        log_total = peak + np.log(np.exp(row - peak).sum())
+        self._log_total = float(peak + np.log(np.exp(row - peak).sum()))
         top = np.argpartition(-row, self.top_n - 1)[: self.top_n]
         top = top[np.argsort(-row[top], kind="stable")]
-        candidates = tuple(self._candidate(int(i), float(row[i] - log_total)) for i in top)
-        chosen = self._candidate(token, float(row[token] - log_total))
-        self.entries.append(TokenLogprob(chosen.token, chosen.logprob, chosen.raw, candidates))
+        candidates = tuple(self._candidate(int(i), row) for i in top)
+        chosen = self._candidate(token, row)
+        self.entries.append(TokenLogprob(chosen.token, chosen.logprob, chosen.raw, candidates, token))
 
-    def _candidate(self, token: int, logprob: float) -> Candidate:
+    def _candidate(self, token: int, row: np.ndarray) -> Candidate:
         raw = self.piece(token)
-        return Candidate(raw.decode("utf-8", errors="replace"), logprob, raw)
+        logit = float(row[token])
+        return Candidate(raw.decode("utf-8", errors="replace"), logit - self._log_total, raw, token, logit)

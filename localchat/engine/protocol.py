@@ -88,6 +88,17 @@ class Generate:
 
 
 @dataclass(frozen=True)
+class ScoreReply:
+    """The model's next-token candidates at each token of `reply`, an assistant reply to `messages` (computed on
+    demand for a reply generated without them: only what the KV cache lacks is evaluated)."""
+
+    messages: tuple[ChatMessage, ...]
+    reply: str
+    top_n: int = 20
+    thinking: bool | None = None  # as in Generate
+
+
+@dataclass(frozen=True)
 class GetStats:
     pass
 
@@ -97,7 +108,9 @@ class Shutdown:
     pass
 
 
-Request = LoadModel | Unload | CountTokens | Tokenize | MeasureConversation | Generate | GetStats | Shutdown
+Request = (
+    LoadModel | Unload | CountTokens | Tokenize | MeasureConversation | Generate | ScoreReply | GetStats | Shutdown
+)
 
 # --- replies ----------------------------------------------------------------------------------------------
 
@@ -223,6 +236,8 @@ class Candidate:
     token: str
     logprob: float  # natural log of its probability under the model's raw distribution (softmax of the logits)
     raw: bytes
+    id: int = -1
+    logit: float = 0.0  # what the sampler chain starts from (the repeat penalty is not a shift of the logprob)
 
 
 @dataclass(frozen=True)
@@ -233,6 +248,15 @@ class TokenLogprob:
     logprob: float
     raw: bytes
     top: tuple[Candidate, ...]  # the N likeliest, most likely first
+    id: int = -1
+
+
+@dataclass(frozen=True)
+class ReplyScores:
+    """ScoreReply's answer: the reply as tokens, each with the candidates the model saw there."""
+
+    tokens: tuple[TokenLogprob, ...]
+    before: tuple[int, ...]  # the prompt's last tokens before the reply, oldest first (for the repeat penalty)
 
 
 @dataclass(frozen=True)
@@ -265,4 +289,16 @@ class Failure:
     kind: str = "error"  # "context": ContextOverflow; "model": a model that would not load; "cancelled": a load
 
 
-Reply = Loaded | LoadProgress | Unloaded | TokenCount | Tokens | ConversationTokens | Delta | Done | Stats | Failure
+Reply = (
+    Loaded
+    | LoadProgress
+    | Unloaded
+    | TokenCount
+    | Tokens
+    | ConversationTokens
+    | Delta
+    | Done
+    | ReplyScores
+    | Stats
+    | Failure
+)

@@ -263,8 +263,17 @@ class LlamaRunner:
     def _aborted(self) -> bool:
         return self._abort_flag[0] != b"\0"
 
-    def _decode(self, tokens: Sequence[int], start: int, want_logits: bool) -> bool:
-        """Evaluate `tokens` at positions start.. in batches; False if cancelled. Keeps `self.cached` exact."""
+    def _decode(
+        self,
+        tokens: Sequence[int],
+        start: int,
+        want_logits: bool,
+        logits_from: int | None = None,
+        read: Callable[[int, int], None] | None = None,
+    ) -> bool:
+        """Evaluate `tokens` at positions start.. in batches; False if cancelled. Keeps `self.cached` exact.
+        Logits for the last token (want_logits), or for every position from `logits_from` on, each handed to
+        `read(position, index in its batch)` before the next batch overwrites them."""
         batch = self.batch
         for offset in range(0, len(tokens), self.n_batch):
             chunk = tokens[offset : offset + self.n_batch]
@@ -273,8 +282,9 @@ class LlamaRunner:
                 batch.pos[i] = start + offset + i
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = 0
-                batch.logits[i] = False
-            batch.logits[len(chunk) - 1] = want_logits and offset + len(chunk) == len(tokens)
+                batch.logits[i] = logits_from is not None and start + offset + i >= logits_from
+            if logits_from is None:
+                batch.logits[len(chunk) - 1] = want_logits and offset + len(chunk) == len(tokens)
             batch.n_tokens = len(chunk)
             status = ll.llama_decode(self.ctx, batch)
             if status != 0:
@@ -283,11 +293,44 @@ class LlamaRunner:
                     return False
                 raise EngineError(f"llama.cpp failed to evaluate the prompt (status {status})")
             self.cached.extend(chunk)
+            if read is not None and logits_from is not None:
+                for i in range(max(0, logits_from - start - offset), len(chunk)):
+                    read(start + offset + i, i)
         return True
 
     def _forget_from(self, position: int) -> None:
         del self.cached[position:]
         ll.llama_memory_seq_rm(ll.llama_get_memory(self.ctx), 0, position, -1)
+
+    def score(self, prompt: list[int], reply: list[int], top_n: int) -> list[TokenLogprob]:
+        """The candidates at each token of `reply` after `prompt`: the logits the model computes there, read from
+        one evaluation of what the cache lacks (the prompt's last token at least: its logits predict reply[0])."""
+        from localchat.engine.logprobs import LogprobReader
+
+        full = prompt + reply
+        sequence = full[:-1]  # the logits after token i predict token i + 1
+        if not reply:
+            return []
+        if len(sequence) >= self.n_ctx:
+            raise ContextOverflow(len(sequence) + 1, self.n_ctx)
+        reused = self._reuse(sequence, len(prompt) - 1)
+        reader = LogprobReader(self.n_vocab, top_n, lambda t: self.piece(t, True))
+
+        def read(position: int, batch_index: int) -> None:
+            reader.read(ll.llama_get_logits_ith(self.ctx, batch_index), full[position + 1])
+
+        if not self._decode(sequence[reused:], reused, want_logits=True, logits_from=len(prompt) - 1, read=read):
+            raise EngineError("scoring the reply was cancelled")
+        return reader.entries
+
+    def _reuse(self, tokens: Sequence[int], limit: int) -> int:
+        """Keep the cached prefix `tokens` shares (at most `limit` tokens), forget the rest; its length."""
+        reused = 0
+        limit = min(len(self.cached), limit)
+        while reused < limit and self.cached[reused] == tokens[reused]:
+            reused += 1
+        self._forget_from(reused)
+        return reused
 
     def generate(
         self,
@@ -302,11 +345,7 @@ class LlamaRunner:
         if len(prompt) >= self.n_ctx:
             raise ContextOverflow(len(prompt) + 1, self.n_ctx)
         # Reuse the cached prefix; re-evaluate at least the last prompt token to get fresh logits.
-        reused = 0
-        limit = min(len(self.cached), len(prompt) - 1)
-        while reused < limit and self.cached[reused] == prompt[reused]:
-            reused += 1
-        self._forget_from(reused)
+        reused = self._reuse(prompt, len(prompt) - 1)
         evaluated = len(prompt) - reused
         text_parts: list[str] = []
         completion = 0

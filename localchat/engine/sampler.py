@@ -12,22 +12,27 @@ PENALTY_LAST_N = 64
 RANDOM_SEED = 0xFFFFFFFF
 
 
-def sampler_chain(sampling: SamplingParams, history: Sequence[int], n_vocab: int) -> ll.llama_sampler_p:
+def sampler_chain(
+    sampling: SamplingParams, history: Sequence[int], n_vocab: int, pick: bool = True
+) -> ll.llama_sampler_p:
     """llama.cpp's sampler chain for these settings (penalties, then greedy or top-k/top-p/min-p/temperature),
-    primed with the last tokens of `history` for the repeat penalty. The caller frees it."""
+    primed with the last tokens of `history` for the repeat penalty. The caller frees it. pick=False: the filters
+    alone, without the final greedy or random pick (what chat/distribution.py reshapes like)."""
     chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
     add = ll.llama_sampler_chain_add
     if sampling.repeat_penalty != 1.0:
         add(chain, ll.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0))
     if sampling.temperature <= 0:
-        add(chain, ll.llama_sampler_init_greedy())
+        if pick:
+            add(chain, ll.llama_sampler_init_greedy())
     else:
         if sampling.top_k > 0:
             add(chain, ll.llama_sampler_init_top_k(sampling.top_k))
         add(chain, ll.llama_sampler_init_top_p(sampling.top_p, 1))
         add(chain, ll.llama_sampler_init_min_p(sampling.min_p, 1))
         add(chain, ll.llama_sampler_init_temp(sampling.temperature))
-        add(chain, ll.llama_sampler_init_dist(RANDOM_SEED if sampling.seed is None else sampling.seed))
+        if pick:
+            add(chain, ll.llama_sampler_init_dist(RANDOM_SEED if sampling.seed is None else sampling.seed))
     prime(chain, sampling, history)
     return chain
 

@@ -152,6 +152,7 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
     _silence_llama_logs()
     from localchat import hardware
     from localchat.engine.runner import LlamaRunner
+    from localchat.engine.sampler import PENALTY_LAST_N
     from localchat.models.gguf import read_gguf
 
     runner: LlamaRunner | None = None
@@ -201,6 +202,12 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                     batcher = DeltaBatcher(conn, ReasoningSplitter(opened_by_prompt(prompt)))
                 result = model.generate(tokens, request.sampling, batcher, request.ignore_eos, request.logprobs)
                 conn.send(batcher.done(result))
+            elif isinstance(request, p.ScoreReply):
+                model = need_model()
+                prompt = model.chat_tokens(request.messages, request.thinking)
+                reply = model.tokenize(request.reply, parse_special=True)
+                scored = model.score(prompt, reply, request.top_n)
+                conn.send(p.ReplyScores(tuple(scored), tuple(prompt[-PENALTY_LAST_N:])))
             elif isinstance(request, p.GetStats):
                 conn.send(
                     p.Stats(

@@ -275,3 +275,21 @@ def test_sampling_in_the_graph_picks_what_the_cpu_samplers_pick(
             texts.append(replies)
     assert texts[0] == texts[1] and len(texts[0][0]) > 40
     assert texts[0][0] == texts[0][1]  # the seed and the penalty's history start again with each reply
+
+
+def test_a_reply_scored_afterwards_has_the_candidates_it_was_generated_from(engine: EngineClient) -> None:
+    """ScoreReply (the sampling lab, for a reply generated without log-probabilities) gives, at each token, what
+    the generation saw: the same tokens, the same top candidates, the same probabilities."""
+    messages = (ChatMessage("user", "Name three rivers in Europe."),)
+    done = collect(engine, Generate(messages, sampling=SamplingParams(temperature=0, max_tokens=30), logprobs=5))[1]
+    assert len(done.logprobs) == done.usage.completion_tokens == 30
+    for entry in done.logprobs:  # at temperature 0 the chosen token is always the top raw candidate
+        assert entry.id == entry.top[0].id and entry.logprob == entry.top[0].logprob
+    scored = engine.score_reply(messages, done.text, top_n=5)
+    assert [t.id for t in scored.tokens] == [t.id for t in done.logprobs]
+    for later, live in zip(scored.tokens, done.logprobs, strict=True):
+        assert [c.id for c in later.top] == [c.id for c in live.top]
+        assert later.logprob == pytest.approx(live.logprob, abs=2e-3)  # one batch against token by token
+        assert later.top[0].logit - later.top[0].logprob == pytest.approx(later.top[1].logit - later.top[1].logprob)
+    assert len(scored.before) == min(64, engine.count_chat_tokens(messages))  # the prompt's tail, for the penalty
+    assert engine.score_reply(messages, "").tokens == ()
