@@ -47,7 +47,7 @@ def token_array(ids: np.ndarray, logits: np.ndarray) -> tuple[ll.llama_token_dat
 
 def llama_survivors(row: np.ndarray, sampling: SamplingParams, history: list[int]) -> dict[int, float]:
     """llama.cpp's filters over the whole vocabulary, then the softmax the final pick draws from."""
-    array, data = token_array(np.arange(len(row)), row)
+    array, _buffer = token_array(np.arange(len(row)), row)
     chain = sampler_chain(sampling, history, len(row), pick=False)
     ll.llama_sampler_apply(chain, ctypes.byref(array))
     ll.llama_sampler_free(chain)
