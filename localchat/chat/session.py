@@ -15,7 +15,7 @@ from typing import Protocol
 from localchat.chat.context import PromptPlan, plan_prompt
 from localchat.chat.sampling import DEFAULT_PRESET, SamplingParams, preset
 from localchat.engine.client import EngineClient
-from localchat.engine.protocol import ChatMessage, Delta, Done, Generate, LoadOptions, ModelInfo
+from localchat.engine.protocol import ChatMessage, Delta, Done, Generate, LoadOptions, ModelInfo, ReplyScores
 from localchat.errors import ContextOverflow, LocalchatError
 from localchat.store.db import Conversation, Message, Store
 
@@ -107,6 +107,27 @@ class ChatSession:
         self.store.update_conversation(conversation_id, head_id=last_user.id)
         return self._reply(conversation_id, last_user, listener)
 
+    def regenerate_from(self, reply_id: int, prefix: str, listener: ReplyListener) -> Done:
+        """Another reply beside `reply_id` that keeps `prefix` (its first tokens) and goes on from there with the
+        chat's current settings; only the tokens after it are generated."""
+        reply = self.store.message(reply_id)
+        if reply.role != "assistant" or reply.parent_id is None or not reply.content.startswith(prefix):
+            raise LocalchatError("regenerate from here: choose a token of a reply")
+        user = self.store.message(reply.parent_id)
+        self.store.update_conversation(reply.conversation_id, head_id=user.id)
+        return self._reply(reply.conversation_id, user, listener, prefix)
+
+    def score(self, reply_id: int, top_n: int = 20) -> ReplyScores:
+        """The model's candidates at each token of a shown reply, with the prompt it answered (the sampling lab)."""
+        reply = self.store.message(reply_id)
+        conversation = self.store.conversation(reply.conversation_id)
+        branch = self.store.branch(conversation.id)
+        before = next((branch[:i] for i, m in enumerate(branch) if m.id == reply_id), None)
+        if before is None or reply.role != "assistant":
+            raise LocalchatError("only a reply in the open chat can be scored")
+        plan = self._plan(conversation, before)
+        return self.engine.score_reply(plan.messages, reply.content, top_n, conversation.thinking)
+
     def prepare_load(self) -> None:
         """Called when a load is asked for, before its worker starts: a stop from now on stops that load."""
         self.engine.reset_cancel()
@@ -126,7 +147,7 @@ class ChatSession:
         tokens = self.engine.measure(messages, conversation.thinking)
         return plan_prompt(messages, tokens, self.n_ctx, self.sampling_for(conversation).max_tokens)
 
-    def _reply(self, conversation_id: int, user: Message, listener: ReplyListener) -> Done:
+    def _reply(self, conversation_id: int, user: Message, listener: ReplyListener, prefix: str = "") -> Done:
         conversation = self.store.conversation(conversation_id)
         branch = self.store.branch(conversation_id)
         plan = self._plan(conversation, branch)  # raises ContextOverflow when even the newest cannot fit
@@ -134,13 +155,15 @@ class ChatSession:
             conversation_id, "assistant", "", user.id, model=self.model_name, status="streaming"
         )
         listener.started(reply)
-        parts: list[str] = []
+        parts: list[str] = [prefix]
+        if prefix:
+            listener.delta(Delta(prefix))
         reasoning: list[str] = []  # a thinking model's: stored apart, never sent back
         saved_at = time.monotonic()
         done: Done | None = None
         sampling = self.sampling_for(conversation)
         try:
-            request = Generate(plan.messages, sampling=sampling, thinking=conversation.thinking)
+            request = Generate(plan.messages, sampling=sampling, thinking=conversation.thinking, prefix=prefix)
             for event in self.engine.generate(request, reset_cancel=False):
                 if isinstance(event, Done):
                     done = event
@@ -152,7 +175,7 @@ class ChatSession:
                     self.store.update_message(reply.id, "".join(parts), reasoning="".join(reasoning))
                     saved_at = time.monotonic()
         finally:
-            text = done.text if done is not None else "".join(parts)
+            text = prefix + done.text if done is not None else "".join(parts)
             thought = done.reasoning if done is not None else "".join(reasoning).strip()
             status = {"eos": "complete", "length": "complete", "cancelled": "cancelled"}.get(
                 done.stop_reason if done else "", "error"

@@ -85,6 +85,7 @@ class Generate:
     ignore_eos: bool = False  # keep going past end-of-generation tokens (fixed-length benchmarks)
     thinking: bool | None = None  # a thinking model's switch (ModelInfo.thinking); None: the model's default
     logprobs: int = 0  # > 0: each generated token's log-probability and the N likeliest candidates (Done.logprobs)
+    prefix: str = ""  # the reply's start, already chosen ("regenerate from here"): generation goes on after it
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,8 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                 else:
                     prompt = model.render(request.messages, True, request.thinking)
                     tokens = model.prompt_tokens(prompt)
+                    # The kept start of a reply: tokenized on its own after the prompt, as ScoreReply does.
+                    tokens += model.tokenize(request.prefix, parse_special=True) if request.prefix else []
                     batcher = DeltaBatcher(conn, ReasoningSplitter(opened_by_prompt(prompt)))
                 result = model.generate(tokens, request.sampling, batcher, request.ignore_eos, request.logprobs)
                 conn.send(batcher.done(result))
