@@ -25,6 +25,7 @@ from localchat.store.db import Conversation, Store, open_database
 from localchat.text import inert
 from localchat.tui.chat_view import ChatView
 from localchat.tui.messages import ModelLoaded, ModelLoading
+from localchat.tui.sampling_panel import SamplingPanel
 from localchat.tui.screens.dialogs import AskText, Confirm
 from localchat.tui.screens.models import CatalogScreen, Choice, ModelPicker
 from localchat.tui.screens.settings import PromptsScreen, SettingsScreen
@@ -48,7 +49,8 @@ class LocalchatApp(App[None]):
         Binding("ctrl+s", "settings", "Settings", id="chat.settings"),
         Binding("ctrl+t", "prompts", "Prompts", id="chat.prompts"),
         Binding("f4", "toggle_thinking", "Thinking", id="chat.thinking"),
-        Binding("f3", "tokens", "Tokens", id="chat.tokens", show=False),  # (F6 selects a line in the composer)
+        Binding("f3", "tokens", "Tokens", id="chat.tokens", show=False),
+        Binding("f5", "sampling_lab", "Sampling", id="chat.lab"),  # (F6 selects a line in the composer)
         Binding("f2", "rename_chat", "Rename", id="chat.rename", show=False),
         Binding("ctrl+delete,f8", "delete_chat", "Delete chat", id="chat.delete", show=False),
         Binding("ctrl+f", "search", "Search", id="chat.search", show=False),
@@ -91,6 +93,7 @@ class LocalchatApp(App[None]):
             yield Input(placeholder="search chats", id="search")
             yield ListView(id="conversations")
         yield ChatView(self.store, self.session, id="chat")
+        yield SamplingPanel(self.session, id="lab")
         yield KeyBar()
 
     async def on_mount(self) -> None:
@@ -160,9 +163,47 @@ class LocalchatApp(App[None]):
     async def open_conversation(self, conversation_id: int) -> None:
         await self.chat.open(conversation_id)
         self.refresh_conversations(self._search_text())
+        self.show_lab_reply()
 
     def on_chat_view_changed(self, _message: ChatView.Changed) -> None:
         self.refresh_conversations(self._search_text())
+        self.show_lab_reply()
+
+    # --- the sampling lab (tui/sampling_panel.py) -------------------------------------------------------------
+
+    @property
+    def lab(self) -> SamplingPanel:
+        return self.query_one(SamplingPanel)
+
+    def action_sampling_lab(self) -> None:
+        """Open the panel on the focused reply (else the last), focused for its keys; from the panel, close it."""
+        if self.lab.display and self.focused is self.lab:
+            self.lab.display = False
+            self.chat.composer.focus()
+            return
+        focused = self.focused
+        reply = focused.message.id if isinstance(focused, MessageView) and focused.message.role == "assistant" else None
+        self.lab.display = True
+        self.show_lab_reply(reply)
+        self.lab.focus()
+
+    def show_lab_reply(self, message_id: int | None = None) -> None:
+        """The lab follows the open chat: the given reply, else its last finished one."""
+        if not self.lab.display or self.conversation is None:
+            return
+        if message_id is None:
+            replies = [v.message for v in self.chat.views() if v.message.role == "assistant" and v.message.content]
+            message_id = replies[-1].id if replies and not self.chat.busy else None
+        self.lab.show_reply(self.conversation.id, message_id)
+
+    def on_sampling_panel_changed(self, _message: SamplingPanel.Changed) -> None:
+        self.chat.conversation = self.store.conversation(self.conversation.id)
+
+    def on_sampling_panel_regenerate_from(self, message: SamplingPanel.RegenerateFrom) -> None:
+        self.chat.regenerate_from(message.message_id, message.prefix)  # the lab keeps the focus: try again
+
+    def on_sampling_panel_left(self, _message: SamplingPanel.Left) -> None:
+        self.chat.composer.focus()
 
     @on(ListView.Selected, "#conversations")
     async def conversation_selected(self, event: ListView.Selected) -> None:

@@ -268,6 +268,11 @@ class ChatView(Vertical):
         if not self.replying and any(v.message.role == "user" for v in self.views()):
             self.start_reply("regenerate", None)
 
+    def regenerate_from(self, message_id: int, prefix: str) -> None:
+        """A new version of a reply that keeps its text up to a chosen token (the sampling lab)."""
+        if not self.replying:
+            self.start_reply("from", prefix, message_id)
+
     def edit(self, view: MessageView | None = None) -> None:
         """Edit a user message (the given one, else the last) and resend; the old branch stays in the database."""
         if view is None:
@@ -302,6 +307,8 @@ class ChatView(Vertical):
                 self.session.send(self.conversation.id, text, listener)
             elif kind == "edit":
                 self.session.edit(message_id, text, listener)
+            elif kind == "from":
+                self.session.regenerate_from(message_id, text, listener)
             else:
                 self.session.regenerate(self.conversation.id, listener)
         except LocalchatError as exc:
