@@ -200,7 +200,13 @@ class LocalchatApp(App[None]):
         self.chat.conversation = self.store.conversation(self.conversation.id)
 
     def on_sampling_panel_regenerate_from(self, message: SamplingPanel.RegenerateFrom) -> None:
-        self.chat.regenerate_from(message.message_id, message.prefix)  # the lab keeps the focus: try again
+        self.chat.regenerate_from(message.message_id, message.prefix)
+        self.chat.composer.focus()  # F5 goes back to the lab
+
+    def on_sampling_panel_typed_away(self, message: SamplingPanel.TypedAway) -> None:
+        composer = self.chat.composer
+        composer.focus()
+        composer.insert(message.character)
 
     def on_sampling_panel_left(self, _message: SamplingPanel.Left) -> None:
         self.chat.composer.focus()

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -67,7 +67,7 @@ def chart(entry: TokenLogprob, shaped: Shaped, width: int, rows: int = ROWS) -> 
     text = Text(no_wrap=True)
     text.append(f"  {'token':<12}", style="bold")
     text.append(f"{'raw':<{bar_width + 5}}", style=f"bold {RAW_STYLE}")
-    text.append("with these settings\n", style=f"bold {AFTER_STYLE}")
+    text.append("these settings\n", style=f"bold {AFTER_STYLE}")
     for candidate, after in list(zip(entry.top, shaped.probabilities, strict=True))[:rows]:
         raw = math.exp(candidate.logprob)
         mark = "▶ " if candidate.id == entry.id else "  "
@@ -131,6 +131,12 @@ class SamplingPanel(VerticalScroll, can_focus=True):
     class Left(Message):
         """Esc: the focus goes back to the composer."""
 
+    @dataclass
+    class TypedAway(Message):
+        """A printable key the panel has no use for: text meant for the composer (no keystroke is lost)."""
+
+        character: str
+
     def __init__(self, session: ChatSession, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.session = session
@@ -144,6 +150,16 @@ class SamplingPanel(VerticalScroll, can_focus=True):
         yield Static("", id="lab-settings", markup=False)
         yield Static("", id="lab-position", markup=False)
         yield Static("", id="lab-chart", markup=False)
+
+    def on_key(self, event: events.Key) -> None:
+        if event.is_printable and event.character and event.key not in self.keys:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.TypedAway(event.character))
+
+    @property
+    def keys(self) -> set[str]:
+        return {key for binding in self.BINDINGS if isinstance(binding, Binding) for key in binding.key.split(",")}
 
     # --- which reply ----------------------------------------------------------------------------------------
 
@@ -213,10 +229,10 @@ class SamplingPanel(VerticalScroll, can_focus=True):
         settings = Text(no_wrap=True)
         settings.append("Sampling", style="bold")
         settings.append("  (keys while focused)\n", style="dim")
-        settings.append(f"temperature {s.temperature:<5g} t/T   top-p {s.top_p:<5g} p/P\n")
-        settings.append(f"top-k       {s.top_k:<5d} k/K   min-p {s.min_p:<5g} m/M\n")
-        settings.append(f"repeat      {s.repeat_penalty:<5g} r/R   ")
-        settings.append("  ".join(f"{i + 1} {name}" for i, name in enumerate(PRESETS)), style="dim")
+        settings.append(f"temperature {s.temperature:<5.2f} t/T   top-p {s.top_p:<5.2f} p/P\n")
+        settings.append(f"top-k       {s.top_k:<5d} k/K   min-p {s.min_p:<5.2f} m/M\n")
+        settings.append(f"repeat      {s.repeat_penalty:<5.2f} r/R\n")
+        settings.append("presets  " + "  ".join(f"{i + 1} {name}" for i, name in enumerate(PRESETS)), style="dim")
         self.query_one("#lab-settings", Static).update(settings)
         position, chart_text = Text(self.note, style="dim"), Text("")
         if self.scores and self.scores.tokens:

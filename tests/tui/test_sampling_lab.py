@@ -30,7 +30,7 @@ async def test_the_lab_shows_a_replys_candidates_and_reshapes_them_by_key(make_a
         before = lab.shaped(lab.scores.tokens[2], lab.sampling()).probabilities
         await pilot.press("T", "T", "T")
         assert app.store.conversation(app.conversation.id).sampling["temperature"] == 1.0
-        assert "temperature 1 " in lab_text(app)
+        assert "temperature 1.00 " in lab_text(app)
         after = lab.shaped(lab.scores.tokens[2], lab.sampling()).probabilities
         assert after != before
         await pilot.press("k", "k")  # top-k 40 → 30
@@ -61,7 +61,21 @@ async def test_regenerate_from_a_token_keeps_the_reply_before_it(make_app) -> No
         assert again.id != original.id and again.parent_id == original.parent_id
         assert again.content.startswith(kept) and views(app)[-1].text == again.content
         assert again.stats["sampling"]["temperature"] == 1.2
-        # The lab follows to the new reply.
+        # The composer has the focus again (typing goes there); the lab follows to the new reply, F5 goes back.
+        assert app.focused is app.chat.composer
         await wait_for(pilot, lambda: lab.message_id == again.id and lab.scores is not None)
+        await pilot.press("f5")
+        assert app.focused is lab
         await pilot.press("f5")  # from the panel: closes it
         assert not lab.display and app.focused is app.chat.composer
+
+
+async def test_text_typed_into_the_lab_goes_to_the_composer(make_app) -> None:
+    """Keys the lab has no use for are not lost: they are text for the composer (t, k... stay the lab's)."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        await pilot.press("f5")
+        assert app.focused is app.query_one(SamplingPanel)
+        await pilot.press("h", "e", "l", "l", "o")
+        assert app.focused is app.chat.composer and app.chat.composer.text == "hello"
