@@ -101,12 +101,13 @@ def run_bench(
         for rep in range(repetitions):
             done = _finish(engine, Generate(prompt=_prompt_of(engine, PROMPT_TOKENS, rep), sampling=greedy))
             prompt_runs.append(done)
+        # Prompts first: a reply with log-probabilities samples on the CPU, and the chain attached again after it
+        # (where sampling runs in the graph) makes llama.cpp plan its graph anew, once, in the next prompt. Then
+        # decode with and without log-probabilities in turn, so that the two see the same machine.
+        for rep in range(repetitions):
             # Greedy, like llama-bench's tg (which samples nothing); sampling chains add ~2% per token here.
             done = _finish(engine, Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True))
             decode_runs.append(done)
-        # Apart: a reply with log-probabilities samples on the CPU, and the chain attached again after it (where
-        # sampling runs in the graph) makes llama.cpp plan its graph anew, once, in the next reply's prompt.
-        for rep in range(repetitions):
             request = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, logprobs=5)
             logprob_runs.append(_finish(engine, request))
         result.prompt_tokens = prompt_runs[0].usage.evaluated_prompt_tokens

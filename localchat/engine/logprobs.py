@@ -18,13 +18,18 @@ class LogprobReader:
         self.piece = piece
         self.entries: list[TokenLogprob] = []
         self._log_total = 0.0
+        self._buffer = np.empty(n_vocab, dtype=np.float32)
 
     def read(self, logits: ctypes.POINTER(ctypes.c_float), token: int) -> None:  # type: ignore[valid-type]
-        """Record `token`, sampled from `logits` (llama_get_logits_ith of the last decode)."""
-        row = np.ctypeslib.as_array(logits, shape=(self.n_vocab,)).astype(np.float64)
+        """Record `token`, sampled from `logits` (llama_get_logits_ith of the last decode). In float32 over the
+        row llama.cpp holds, into one buffer, summed in float64: 0.24 ms a token for 49k logits here, against
+        1.7 ms for a float64 copy of the row (≈ 13% of a 135M model's decode on this CPU)."""
+        row = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
         peak = row.max()
-        self._log_total = float(peak + np.log(np.exp(row - peak).sum()))
-        top = np.argpartition(-row, self.top_n - 1)[: self.top_n]
+        np.subtract(row, peak, out=self._buffer)
+        np.exp(self._buffer, out=self._buffer)
+        self._log_total = float(peak) + float(np.log(self._buffer.sum(dtype=np.float64)))
+        top = np.argpartition(row, self.n_vocab - self.top_n)[self.n_vocab - self.top_n :]
         top = top[np.argsort(-row[top], kind="stable")]
         candidates = tuple(self._candidate(int(i), row) for i in top)
         chosen = self._candidate(token, row)
