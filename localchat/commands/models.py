@@ -140,8 +140,22 @@ def _ago(stamp: float | None) -> str:
 @click.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="one JSON array")
 @click.option("--catalog", is_flag=True, help="list the curated catalog instead")
-def list_models(as_json: bool, catalog: bool) -> None:
+@click.option("--endpoint", metavar="URL", help="the models an OpenAI-compatible server serves (API base, …/v1)")
+def list_models(as_json: bool, catalog: bool, endpoint: str | None) -> None:
     """Models on this machine: pulled, imported, and GGUFs in the Hugging Face cache."""
+    if endpoint is not None:
+        from localchat.backends.remote import RemoteBackend, endpoint_from
+
+        server = endpoint_from(endpoint)
+        names = RemoteBackend(server, "").models()
+        if as_json:
+            click.echo(json.dumps([{"name": name, "source": "endpoint", "endpoint": server.url} for name in names]))
+            return
+        table = Table("NAME", "SOURCE", box=None)
+        for name in names:
+            add_row(table, name, f"endpoint {server.url}")
+        out().print(table)
+        return
     if catalog:
         rows = [asdict(entry) for entry in CATALOG]
         if as_json:

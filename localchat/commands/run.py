@@ -23,6 +23,7 @@ from localchat.errors import LoadCancelled, LocalchatError
 from localchat.text import inert, one_line
 
 if TYPE_CHECKING:
+    from localchat.backends.remote import RemoteBackend
     from localchat.engine.client import EngineClient
 
 EXIT_INTERRUPTED = 130
@@ -44,6 +45,7 @@ EXIT_INTERRUPTED = 130
     type=click.IntRange(1, 20),
     help="with --json: each token's log-probability and the N likeliest candidates (OpenAI's logprobs)",
 )
+@click.option("--endpoint", metavar="URL", help="an OpenAI-compatible server's API base (…/v1); MODEL is its model")
 @engine_options
 @sampling_options
 def run(
@@ -54,6 +56,7 @@ def run(
     thinking: bool | None,
     hide_thinking: bool,
     logprobs: int | None,
+    endpoint: str | None,
     **flags: Any,
 ) -> None:
     """Chat with MODEL (a name, user/repo[:QUANT] or .gguf path; pulled if missing). With PROMPT or piped
@@ -61,12 +64,17 @@ def run(
     output is the answer alone (`--json` has both)."""
     sampling = build_sampling(flags)
     options = build_load_options(flags)
-    path = resolve_model(model)
     piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     if piped is not None and piped.strip():
         prompt = f"{prompt}\n\n{piped}" if prompt else piped
     elif prompt is not None and not prompt.strip():
         raise LocalchatError("the prompt is empty: give some text, or leave PROMPT out to chat")
+    if endpoint is not None:
+        if logprobs:
+            raise LocalchatError("--logprobs reads the local engine's logits: leave it out with --endpoint")
+        run_remote(endpoint, model, prompt, system, sampling, as_json, hide_thinking)
+        return
+    path = resolve_model(model)
     from localchat.engine.client import EngineClient  # the engine's client: only when a model runs
 
     with EngineClient(paths().ensure().engine_log) as engine:
@@ -86,7 +94,7 @@ def run(
         request = Generate(messages, sampling=sampling, thinking=thinking, logprobs=logprobs or 0)
         done = stream_reply(engine, request, reply if not as_json else None)
         if as_json:
-            click.echo(json.dumps(run_report(model, info, done), ensure_ascii=False))
+            click.echo(json.dumps(run_report(model, info.offload, info.load_s, done), ensure_ascii=False))
         elif not done.text.endswith("\n"):
             click.echo()
         if done.stop_reason == "error":
@@ -95,17 +103,51 @@ def run(
             sys.exit(EXIT_INTERRUPTED)
 
 
-def run_report(model: str, info: ModelInfo, done: Done) -> dict[str, Any]:
+def run_remote(
+    url: str,
+    model: str,
+    prompt: str | None,
+    system: str | None,
+    sampling: SamplingParams,
+    as_json: bool,
+    hide_thinking: bool,
+) -> None:
+    """One reply from MODEL on an OpenAI-compatible server, printed as a local one is (same --json shape)."""
+    from localchat.backends.remote import RemoteBackend, endpoint_from
+
+    if prompt is None:
+        raise LocalchatError("give PROMPT (or pipe it in): the line chat with --endpoint is not there yet")
+    endpoint = endpoint_from(url)
+    if not endpoint.loopback and endpoint.url.startswith("http://"):
+        click.echo(
+            f"localchat: {inert(endpoint.url)} is plain http: the prompt and the key travel unencrypted", err=True
+        )
+    backend = RemoteBackend(endpoint, model)
+    messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
+    reply = ReplyPrinter(show_reasoning=not hide_thinking and sys.stdout.isatty())
+    done = stream_reply(backend, Generate(messages, sampling=sampling), reply if not as_json else None)
+    if as_json:
+        offload = {"endpoint": endpoint.url}
+        click.echo(json.dumps(run_report(model, offload, 0.0, done), ensure_ascii=False))
+    elif not done.text.endswith("\n"):
+        click.echo()
+    if done.stop_reason == "error":
+        raise LocalchatError(f"the reply was cut off: {done.error} (what came is above)")
+    if done.stop_reason == "cancelled":
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def run_report(model: str, offload: dict[str, Any], load_s: float, done: Done) -> dict[str, Any]:
     report = {
         "text": done.text,
         "reasoning": done.reasoning or None,
         "reasoning_state": done.reasoning_state,  # none, closed, open (ended mid-reasoning), stray (see text)
         "model": model,
-        "offload": info.offload,
+        "offload": offload,
         "stop_reason": done.stop_reason,
         "usage": asdict(done.usage),
         "timings": {
-            "load_s": info.load_s,
+            "load_s": load_s,
             "ttft_s": done.timings.ttft_s,
             "prompt_tok_s": done.timings.prompt_tok_s,
             "decode_tok_s": done.timings.decode_tok_s,
@@ -126,7 +168,7 @@ def openai_logprob(entry: TokenLogprob) -> dict[str, Any]:
 
 
 @contextmanager
-def cancel_on_interrupt(engine: EngineClient) -> Iterator[None]:
+def cancel_on_interrupt(engine: EngineClient | RemoteBackend) -> Iterator[None]:
     """Ctrl-C while a reply streams stops the reply (the engine is in its own session and never sees it)."""
     previous = signal.signal(signal.SIGINT, lambda *_: engine.cancel())
     try:
@@ -204,7 +246,7 @@ class ReplyPrinter:
         sys.stdout.flush()
 
 
-def stream_reply(engine: EngineClient, request: Generate, printer: ReplyPrinter | None) -> Done:
+def stream_reply(engine: EngineClient | RemoteBackend, request: Generate, printer: ReplyPrinter | None) -> Done:
     """The reply, printed as it streams unless `printer` is None (--json)."""
     if printer is not None:
         printer.start()
