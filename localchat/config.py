@@ -123,7 +123,33 @@ KNOWN_KEYS: dict[str, set[str]] = {
         "max_tokens",
         "seed",
     },
+    "endpoints": set(),  # [endpoints.NAME] tables, checked by _check_endpoints
 }
+ENDPOINT_KEYS = {"url", "api_key_env", "models"}
+
+
+def _check_endpoints(path: Path, endpoints: dict[str, object]) -> None:
+    """[endpoints.NAME]: url (http or https), api_key_env (the name of an environment variable: the key itself is
+    never in the file), models (optional list of names)."""
+    for name, table in endpoints.items():
+        where = f"settings file {path}: endpoints.{name}"
+        if not isinstance(table, dict):
+            raise InvalidSetting(f'{where} must be a table: [endpoints.{name}] with url = "http://host:8080/v1"')
+        if "api_key" in table:
+            raise InvalidSetting(f"{where}.api_key: keys never go in the file; name the variable with api_key_env")
+        unknown = set(table) - ENDPOINT_KEYS
+        if unknown:
+            known = ", ".join(sorted(ENDPOINT_KEYS))
+            raise InvalidSetting(f"{where}: unknown key {sorted(unknown)[0]} (known: {known})")
+        url = table.get("url")
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InvalidSetting(f'{where}.url must be the API base, e.g. "http://host:8080/v1" (got {url!r})')
+        env = table.get("api_key_env", "OPENAI_API_KEY")
+        if not isinstance(env, str) or not env.replace("_", "").isalnum():
+            raise InvalidSetting(f"{where}.api_key_env must name an environment variable (got {env!r})")
+        models = table.get("models", [])
+        if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+            raise InvalidSetting(f"{where}.models must be a list of model names (got {models!r})")
 
 
 def load_settings(path: Path | None = None) -> dict[str, dict[str, object]]:
@@ -144,6 +170,9 @@ def load_settings(path: Path | None = None) -> dict[str, dict[str, object]]:
             raise InvalidSetting(
                 f"settings file {path}: unknown section [{section}] (known: {', '.join(sorted(KNOWN_KEYS))})"
             )
+        if section == "endpoints":
+            _check_endpoints(path, values)
+            continue
         unknown = set(values) - KNOWN_KEYS[section]
         if unknown:
             what = "binding id" if section == "keys" else "key"

@@ -52,9 +52,10 @@ def endpoint_from(url: str, api_key_env: str = "OPENAI_API_KEY") -> Endpoint:
 
 
 class RemoteBackend:
-    def __init__(self, endpoint: Endpoint, model: str) -> None:
+    def __init__(self, endpoint: Endpoint, model: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
         self.endpoint = endpoint
         self.model = model
+        self.timeout = timeout  # to connect (a reply's tokens may take longer: READ_TIMEOUT_S)
         self._connection: http.client.HTTPConnection | None = None
         self._cancelled = threading.Event()
 
@@ -79,7 +80,7 @@ class RemoteBackend:
         if reset_cancel:
             self.reset_cancel()
         started = time.perf_counter()
-        response = self._request("POST", "/chat/completions", self._body(request))
+        response = self._request("POST", "/chat/completions", self._body(request), READ_TIMEOUT_S)
         parts: list[str] = []
         reasoning: list[str] = []
         chunks = 0
@@ -138,21 +139,23 @@ class RemoteBackend:
             body["seed"] = s.seed
         return body
 
-    def _request(self, method: str, path: str, body: dict | None = None) -> http.client.HTTPResponse:
+    def _request(
+        self, method: str, path: str, body: dict | None = None, read_timeout: float | None = None
+    ) -> http.client.HTTPResponse:
         parts = urllib.parse.urlsplit(self.endpoint.url + path)
         if parts.scheme == "https":
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                parts.hostname, parts.port, timeout=CONNECT_TIMEOUT_S, context=ssl.create_default_context()
+                parts.hostname, parts.port, timeout=self.timeout, context=ssl.create_default_context()
             )
         else:
-            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=CONNECT_TIMEOUT_S)
+            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
         headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
         if self.endpoint.api_key:
             headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
         target = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
             connection.connect()
-            connection.sock.settimeout(READ_TIMEOUT_S)
+            connection.sock.settimeout(read_timeout or self.timeout)
             self._connection = connection
             connection.request(method, target, json.dumps(body) if body is not None else None, headers)
             response = connection.getresponse()

@@ -97,6 +97,31 @@ def pull_with_progress(plan: PullPlan, lib: Library) -> LocalModel:
     return model
 
 
+def remote_rows() -> list[dict]:
+    """The models of each server named in config.toml, beside the local ones (a server that is down: one row
+    saying so)."""
+    from localchat.backends.endpoints import named_endpoints, served_models
+
+    rows: list[dict] = []
+    for named in named_endpoints():
+        names, error = served_models(named)
+        base = {"source": "endpoint", "endpoint": named.endpoint.url, "endpoint_name": named.name}
+        rows += [{"name": name, **base} for name in names]
+        if error:
+            rows.append({"name": f"({named.name})", **base, "error": error})
+    return rows
+
+
+def print_remote(rows: list[dict], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    table = Table("NAME", "SOURCE", box=None)
+    for row in rows:
+        add_row(table, row["name"], f"endpoint {row['endpoint']}")
+    out().print(table)
+
+
 @click.command()
 @click.argument("ref")
 def pull(ref: str) -> None:
@@ -140,21 +165,18 @@ def _ago(stamp: float | None) -> str:
 @click.command(name="list")
 @click.option("--json", "as_json", is_flag=True, help="one JSON array")
 @click.option("--catalog", is_flag=True, help="list the curated catalog instead")
-@click.option("--endpoint", metavar="URL", help="the models an OpenAI-compatible server serves (API base, …/v1)")
+@click.option("--endpoint", metavar="NAME|URL", help="only the models an OpenAI-compatible server serves")
 def list_models(as_json: bool, catalog: bool, endpoint: str | None) -> None:
     """Models on this machine: pulled, imported, and GGUFs in the Hugging Face cache."""
     if endpoint is not None:
-        from localchat.backends.remote import RemoteBackend, endpoint_from
+        from localchat.backends.endpoints import resolve_endpoint
+        from localchat.backends.remote import RemoteBackend
 
-        server = endpoint_from(endpoint)
-        names = RemoteBackend(server, "").models()
-        if as_json:
-            click.echo(json.dumps([{"name": name, "source": "endpoint", "endpoint": server.url} for name in names]))
-            return
-        table = Table("NAME", "SOURCE", box=None)
-        for name in names:
-            add_row(table, name, f"endpoint {server.url}")
-        out().print(table)
+        server = resolve_endpoint(endpoint)
+        rows = [
+            {"name": name, "source": "endpoint", "endpoint": server.url} for name in RemoteBackend(server, "").models()
+        ]
+        print_remote(rows, as_json)
         return
     if catalog:
         rows = [asdict(entry) for entry in CATALOG]
@@ -189,11 +211,16 @@ def list_models(as_json: bool, catalog: bool, endpoint: str | None) -> None:
                 "last_used": model.last_used,
             }
         )
+    rows += remote_rows()
     if as_json:
         click.echo(json.dumps(rows))
         return
     table = Table("NAME", "PARAMS", "QUANT", "SIZE", "CONTEXT", "SOURCE", "LAST USED", box=None)
     for row in rows:
+        if row["source"] == "endpoint":
+            source = f"endpoint {row['endpoint_name']}"
+            add_row(table, row["name"], "-", "-", "-", "-", source, row.get("error", ""))
+            continue
         if "error" in row:
             add_row(table, row["name"], "-", "-", "-", "-", row["source"], row["error"])
             continue

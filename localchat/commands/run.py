@@ -45,7 +45,9 @@ EXIT_INTERRUPTED = 130
     type=click.IntRange(1, 20),
     help="with --json: each token's log-probability and the N likeliest candidates (OpenAI's logprobs)",
 )
-@click.option("--endpoint", metavar="URL", help="an OpenAI-compatible server's API base (…/v1); MODEL is its model")
+@click.option(
+    "--endpoint", metavar="NAME|URL", help="an OpenAI-compatible server (config.toml's name, or its …/v1 URL)"
+)
 @engine_options
 @sampling_options
 def run(
@@ -113,11 +115,12 @@ def run_remote(
     hide_thinking: bool,
 ) -> None:
     """One reply from MODEL on an OpenAI-compatible server, printed as a local one is (same --json shape)."""
-    from localchat.backends.remote import RemoteBackend, endpoint_from
+    from localchat.backends.endpoints import resolve_endpoint
+    from localchat.backends.remote import RemoteBackend
 
     if prompt is None:
         raise LocalchatError("give PROMPT (or pipe it in): the line chat with --endpoint is not there yet")
-    endpoint = endpoint_from(url)
+    endpoint = resolve_endpoint(url)
     if not endpoint.loopback and endpoint.url.startswith("http://"):
         click.echo(
             f"localchat: {inert(endpoint.url)} is plain http: the prompt and the key travel unencrypted", err=True

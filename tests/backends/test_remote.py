@@ -96,3 +96,45 @@ def test_the_key_comes_from_the_environment_only(monkeypatch: pytest.MonkeyPatch
     assert endpoint_from("http://127.0.0.1:1/v1").api_key is None and endpoint_from("http://127.0.0.1:1/v1").loopback
     assert not endpoint_from("http://10.0.0.2/v1").loopback
     assert os.environ.get("OPENAI_API_KEY") is None
+
+
+def write_config(home: Path, text: str) -> None:
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    (home / "config" / "config.toml").write_text(text)
+
+
+def test_named_endpoints_are_listed_beside_local_models_and_run_by_name(
+    server: Server, home: Path, model_path: Path
+) -> None:
+    down = f"http://127.0.0.1:{free_port()}/v1"
+    write_config(
+        home,
+        f'[endpoints.box]\nurl = "{server.url}"\napi_key_env = "BOX_KEY"\n\n[endpoints.off]\nurl = "{down}"\n',
+    )
+    env = {"BOX_KEY": API_KEY}
+    run_cli("import", str(model_path), "--name", "here")
+    rows = json.loads(run_cli("list", "--json", env=env).stdout)
+    assert [r["name"] for r in rows if r["source"] != "endpoint"] == ["here"]
+    assert {"name": "smollm2", "source": "endpoint", "endpoint": server.url, "endpoint_name": "box"} in rows
+    off = next(r for r in rows if r.get("endpoint_name") == "off")  # a server that is down: said, not hidden
+    assert "cannot reach" in off["error"]
+    table = run_cli("list", env=env).stdout
+    assert "smollm2" in table and "endpoint box" in table and "here" in table
+    reply = json.loads(run_cli("run", "smollm2", "Hi", "-n", "5", "--endpoint", "box", "--json", env=env).stdout)
+    assert reply["offload"] == {"endpoint": server.url} and reply["usage"]["completion_tokens"] >= 1
+    assert_one_line_error(run_cli("run", "smollm2", "Hi", "--endpoint", "nope"), "no endpoint named 'nope'", "box")
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('url = "http://h/v1"\napi_key = "sk-123"', "keys never go in the file"),
+        ('url = "h:8080"', "url must be the API base"),
+        ('url = "http://h/v1"\nmodel = ["a"]', "unknown key model"),
+        ('url = "http://h/v1"\nmodels = "a"', "models must be a list"),
+        ('url = "http://h/v1"\napi_key_env = "MY KEY"', "api_key_env must name an environment variable"),
+    ],
+)
+def test_endpoint_settings_are_checked_strictly(home: Path, table: str, message: str) -> None:
+    write_config(home, f"[endpoints.box]\n{table}\n")
+    assert_one_line_error(run_cli("list"), "endpoints.box", message)
