@@ -250,6 +250,10 @@ class TokenLogprob:
     raw: bytes
     top: tuple[Candidate, ...]  # the N likeliest, most likely first
     id: int = -1
+    # Each of `top`'s probability under the sampler chain that picked this token (0: filtered out), from
+    # chat/distribution.py over the N; `chain_exact` False where the chain kept tokens beyond them.
+    chain: tuple[float, ...] = ()
+    chain_exact: bool = True
 
 
 @dataclass(frozen=True)

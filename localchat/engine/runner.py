@@ -33,7 +33,7 @@ from localchat.engine.protocol import (
     TokenLogprob,
     Usage,
 )
-from localchat.engine.sampler import SamplerSlot
+from localchat.engine.sampler import PENALTY_LAST_N, SamplerSlot
 from localchat.engine.templates import (
     TemplateTooCostly,
     TemplateTraits,
@@ -381,7 +381,7 @@ class LlamaRunner:
         if logprobs:
             from localchat.engine.logprobs import LogprobReader
 
-            reader = LogprobReader(self.n_vocab, logprobs, lambda t: self.piece(t, True))
+            reader = LogprobReader(self.n_vocab, logprobs, lambda t: self.piece(t, True), sampling)
         in_graph = False  # llama.cpp did pick the tokens in the graph (it falls back to the CPU chain otherwise)
         overlap = self.overlap_decode
         piece_buffer = ctypes.create_string_buffer(64)
@@ -412,7 +412,7 @@ class LlamaRunner:
                     in_graph = on_backend and ll.llama_get_sampled_token_ith(ctx, -1) == token
                 end_of_generation = is_eog(vocab, token)
                 if reader is not None and not end_of_generation:
-                    reader.read(ll.llama_get_logits_ith(ctx, -1), token)
+                    reader.read(ll.llama_get_logits_ith(ctx, -1), token, self.cached[-PENALTY_LAST_N:])
                 if end_of_generation and not ignore_eos:
                     reason = "eos"
                     break

@@ -293,3 +293,28 @@ def test_a_reply_scored_afterwards_has_the_candidates_it_was_generated_from(engi
         assert later.top[0].logit - later.top[0].logprob == pytest.approx(later.top[1].logit - later.top[1].logprob)
     assert len(scored.before) == min(64, engine.count_chat_tokens(messages))  # the prompt's tail, for the penalty
     assert engine.score_reply(messages, "").tokens == ()
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        SamplingParams(temperature=0.9, top_k=40, top_p=0.9, min_p=0.05, seed=3, max_tokens=40),
+        SamplingParams(temperature=1.2, top_k=0, top_p=0.8, min_p=0.1, repeat_penalty=1.4, seed=4, max_tokens=40),
+        SamplingParams(temperature=0, repeat_penalty=1.5, max_tokens=40),
+    ],
+    ids=["balanced", "penalty", "greedy-penalty"],
+)
+def test_each_token_has_the_distribution_of_the_chain_that_picked_it(
+    engine: EngineClient, sampling: SamplingParams
+) -> None:
+    """Beside the raw probabilities, the chain's own over the top 20: normalised, and the token it picked is
+    always one that the chain kept (where the 20 hold every survivor)."""
+    done = collect(engine, Generate(QUESTION, sampling=sampling, logprobs=20))[1]
+    exact = [entry for entry in done.logprobs if entry.chain_exact]
+    assert len(exact) >= 10
+    for entry in exact:
+        assert sum(entry.chain) == pytest.approx(1.0)
+        chosen = next(i for i, c in enumerate(entry.top) if c.id == entry.id)
+        assert entry.chain[chosen] > 0
+        if sampling.temperature == 0:
+            assert entry.chain[chosen] == 1.0
