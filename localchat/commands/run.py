@@ -95,14 +95,19 @@ def run(
         messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
         request = Generate(messages, sampling=sampling, thinking=thinking, logprobs=logprobs or 0)
         done = stream_reply(engine, request, reply if not as_json else None)
-        if as_json:
-            click.echo(json.dumps(run_report(model, info.offload, info.load_s, done), ensure_ascii=False))
-        elif not done.text.endswith("\n"):
-            click.echo()
-        if done.stop_reason == "error":
-            raise LocalchatError(f"the reply was cut off: {done.error}")
-        if done.stop_reason == "cancelled":
-            sys.exit(EXIT_INTERRUPTED)
+        end_reply(run_report(model, info.offload, info.load_s, done) if as_json else None, done)
+
+
+def end_reply(report: dict[str, Any] | None, done: Done) -> None:
+    """After a streamed reply: the --json report (or the last newline), then its end as the exit code says."""
+    if report is not None:
+        click.echo(json.dumps(report, ensure_ascii=False))
+    elif not done.text.endswith("\n"):
+        click.echo()
+    if done.stop_reason == "error":
+        raise LocalchatError(f"the reply was cut off: {done.error} (what came is kept above)")
+    if done.stop_reason == "cancelled":
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def run_remote(
@@ -129,15 +134,7 @@ def run_remote(
     messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
     reply = ReplyPrinter(show_reasoning=not hide_thinking and sys.stdout.isatty())
     done = stream_reply(backend, Generate(messages, sampling=sampling), reply if not as_json else None)
-    if as_json:
-        offload = {"endpoint": endpoint.url}
-        click.echo(json.dumps(run_report(model, offload, 0.0, done), ensure_ascii=False))
-    elif not done.text.endswith("\n"):
-        click.echo()
-    if done.stop_reason == "error":
-        raise LocalchatError(f"the reply was cut off: {done.error} (what came is above)")
-    if done.stop_reason == "cancelled":
-        sys.exit(EXIT_INTERRUPTED)
+    end_reply(run_report(model, {"endpoint": endpoint.url}, 0.0, done) if as_json else None, done)
 
 
 def run_report(model: str, offload: dict[str, Any], load_s: float, done: Done) -> dict[str, Any]:
