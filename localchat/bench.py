@@ -14,10 +14,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from localchat.chat.sampling import SamplingParams
 from localchat.engine.client import EngineClient
 from localchat.engine.protocol import ChatMessage, Done, Generate, LoadOptions
+
+if TYPE_CHECKING:
+    from localchat.backends.remote import RemoteBackend
 
 PROMPT_TOKENS = 512
 DECODE_TOKENS = 128
@@ -174,3 +178,42 @@ def _conversation(engine: EngineClient) -> list[TurnResult]:
         seen = done.usage.prompt_tokens + done.usage.completion_tokens
         messages.append(ChatMessage("assistant", done.text))
     return turns
+
+
+@dataclass
+class RemoteBenchResult:
+    endpoint: str
+    model: str
+    replies: int
+    tokens: int  # streamed, all replies
+    ttft_s: float  # median
+    decode_tok_s: float  # median: the server's own timings where it sends them (llama-server), else as received
+    client_cpu_ms_per_token: float  # this process's CPU time reading and parsing the stream, per token
+    client_share_of_decode: float  # that CPU time over the decode time per token (goal ≤ 2%)
+
+
+def run_remote_bench(backend: RemoteBackend, repetitions: int = 3) -> RemoteBenchResult:
+    """Greedy fixed-length replies through an OpenAI-compatible server; what this side costs per token."""
+    sampling = SamplingParams(temperature=0.0, max_tokens=DECODE_TOKENS)
+    dones, cpu_s, tokens = [], 0.0, 0
+    for rep in range(repetitions):
+        request = Generate(
+            (ChatMessage("user", f"Story {rep}: write a long story about a lighthouse."),), sampling=sampling
+        )
+        started_cpu = time.thread_time()  # the stream is read on this thread: its CPU time is the client's
+        for event in backend.generate(request):
+            if isinstance(event, Done):
+                dones.append(event)
+        cpu_s += time.thread_time() - started_cpu
+        tokens += dones[-1].usage.completion_tokens
+    decode = statistics.median(d.timings.decode_tok_s for d in dones)
+    return RemoteBenchResult(
+        endpoint=backend.endpoint.url,
+        model=backend.model,
+        replies=len(dones),
+        tokens=tokens,
+        ttft_s=statistics.median(d.timings.ttft_s for d in dones),
+        decode_tok_s=decode,
+        client_cpu_ms_per_token=cpu_s / tokens * 1000 if tokens else 0.0,
+        client_share_of_decode=(cpu_s / tokens) * decode if tokens else 0.0,
+    )

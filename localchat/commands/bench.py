@@ -18,9 +18,13 @@ from localchat.config import paths
 @click.argument("model")
 @click.option("--repetitions", "-r", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--endpoint", metavar="NAME|URL", help="measure MODEL on an OpenAI-compatible server instead")
 @engine_options
-def bench(model: str, repetitions: int, as_json: bool, **flags: Any) -> None:
-    """Measure MODEL's speed with this build of the engine."""
+def bench(model: str, repetitions: int, as_json: bool, endpoint: str | None, **flags: Any) -> None:
+    """Measure MODEL's speed with this build of the engine (or on a server, and what this client costs)."""
+    if endpoint is not None:
+        bench_remote(model, endpoint, repetitions, as_json)
+        return
     from localchat.bench import LONG_CHAT, run_bench  # the engine client: only for this command
 
     path = resolve_model(model)
@@ -48,4 +52,22 @@ def bench(model: str, repetitions: int, as_json: bool, **flags: Any) -> None:
     click.echo(
         f"count        {LONG_CHAT}-message chat: first {result.count_long_first_ms:.0f} ms, then "
         f"{result.count_long_key_ms:.1f} ms a keystroke (2-message chat: {result.count_short_key_ms:.1f} ms)"
+    )
+
+
+def bench_remote(model: str, endpoint: str, repetitions: int, as_json: bool) -> None:
+    from localchat.backends.endpoints import resolve_endpoint
+    from localchat.backends.remote import RemoteBackend
+    from localchat.bench import run_remote_bench
+
+    result = run_remote_bench(RemoteBackend(resolve_endpoint(endpoint), model), repetitions)
+    if as_json:
+        click.echo(json.dumps(asdict(result)))
+        return
+    click.echo(f"endpoint     {result.endpoint}  model {result.model}")
+    click.echo(f"replies      {result.replies}, {result.tokens} tokens, TTFT {result.ttft_s:.3f} s (median)")
+    click.echo(f"decode       {result.decode_tok_s:.1f} tok/s")
+    click.echo(
+        f"this client  {result.client_cpu_ms_per_token:.3f} ms of CPU a token: "
+        f"{result.client_share_of_decode:.1%} of a token's decode time"
     )

@@ -138,3 +138,12 @@ def test_named_endpoints_are_listed_beside_local_models_and_run_by_name(
 def test_endpoint_settings_are_checked_strictly(home: Path, table: str, message: str) -> None:
     write_config(home, f"[endpoints.box]\n{table}\n")
     assert_one_line_error(run_cli("list"), "endpoints.box", message)
+
+
+def test_bench_on_an_endpoint_reports_what_this_client_costs(server: Server) -> None:
+    env = {"OPENAI_API_KEY": API_KEY}
+    report = json.loads(run_cli("bench", "smollm2", "--endpoint", server.url, "-r", "2", "--json", env=env).stdout)
+    assert report["replies"] == 2 and 2 * 100 <= report["tokens"] <= 2 * 128 and report["decode_tok_s"] > 0
+    assert report["client_cpu_ms_per_token"] > 0 and 0 < report["client_share_of_decode"] < 0.5
+    text = run_cli("bench", "smollm2", "--endpoint", server.url, "-r", "1", env=env).stdout
+    assert "of a token's decode time" in text
