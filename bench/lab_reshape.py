@@ -19,11 +19,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 from common import default_model, emit  # noqa: E402
 
-from localchat.chat.distribution import Scored, reshape  # noqa: E402
 from localchat.chat.sampling import PRESETS, SamplingParams  # noqa: E402
 from localchat.engine.client import EngineClient  # noqa: E402
 from localchat.engine.protocol import ChatMessage, Generate  # noqa: E402
-from localchat.tui.sampling_panel import TOP_N, chart  # noqa: E402
+from localchat.tui.sampling_panel import TOP_N, chart, shaped_at  # noqa: E402
 
 
 def main() -> int:
@@ -46,9 +45,7 @@ def main() -> int:
     for sampling in settings:
         for position, entry in enumerate(scores.tokens):
             began = time.perf_counter()
-            recent = [*scores.before, *(t.id for t in scores.tokens[:position])][-64:]
-            shaped = reshape([Scored(c.id, c.logit, c.logprob) for c in entry.top], sampling, recent)
-            chart(entry, shaped, 48)
+            chart(entry, shaped_at(scores, position, sampling), 48)
             times.append((time.perf_counter() - began) * 1000)
     times.sort()
     emit(

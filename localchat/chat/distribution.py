@@ -12,13 +12,28 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from localchat.chat.sampling import SamplingParams
 
 
+class Candidate(Protocol):
+    """One candidate for the next token: its id, the model's logit, and its raw log-probability (the engine's
+    protocol.Candidate is one)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def logit(self) -> float: ...
+
+    @property
+    def logprob(self) -> float: ...
+
+
 @dataclass(frozen=True)
 class Scored:
-    """One candidate for the next token: its id, the model's logit, and its raw log-probability."""
+    """A candidate made by hand (tests, the llama.cpp comparison)."""
 
     id: int
     logit: float
@@ -38,7 +53,7 @@ def penalised(logit: float, penalty: float) -> float:
     return logit / penalty if logit > 0 else logit * penalty
 
 
-def reshape(candidates: Sequence[Scored], sampling: SamplingParams, recent: Collection[int] = ()) -> Shaped:
+def reshape(candidates: Sequence[Candidate], sampling: SamplingParams, recent: Collection[int] = ()) -> Shaped:
     """The chain's distribution over `candidates` (the likeliest tokens, most likely first, as the engine stores
     them). `recent`: the tokens the repeat penalty looks back on (the last 64 of prompt and reply)."""
     if not candidates:

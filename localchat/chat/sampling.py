@@ -20,6 +20,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "seed": (0, 2**32 - 2),  # 2**32 - 1 is llama.cpp's "random seed" marker
 }
 INTEGER_FIELDS = {"top_k", "max_tokens", "seed"}
+PENALTY_LAST_N = 64  # the repeat penalty looks back on this many tokens (llama.cpp's chain and chat/distribution)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from localchat.chat.distribution import Scored, reshape
+from localchat.chat.distribution import reshape
 from localchat.chat.sampling import SamplingParams
 from localchat.engine.protocol import Candidate, TokenLogprob
 
@@ -40,7 +40,7 @@ class LogprobReader:
         chosen = self._candidate(token, row)
         chain, exact = (), True
         if self.sampling is not None:  # `recent`: what the repeat penalty looks back on
-            shaped = reshape([Scored(c.id, c.logit, c.logprob) for c in candidates], self.sampling, recent)
+            shaped = reshape(candidates, self.sampling, recent)
             chain, exact = shaped.probabilities, shaped.exact
         self.entries.append(TokenLogprob(chosen.token, chosen.logprob, chosen.raw, candidates, token, chain, exact))
 

@@ -18,7 +18,7 @@ from typing import Literal
 import llama_cpp as ll
 
 from localchat import hardware
-from localchat.chat.sampling import SamplingParams
+from localchat.chat.sampling import PENALTY_LAST_N, SamplingParams
 from localchat.doctor import slow_build_note
 from localchat.engine.devices import free_gpu_bytes, list_devices
 from localchat.engine.measure import ConversationCounter
@@ -33,7 +33,7 @@ from localchat.engine.protocol import (
     TokenLogprob,
     Usage,
 )
-from localchat.engine.sampler import PENALTY_LAST_N, SamplerSlot
+from localchat.engine.sampler import SamplerSlot
 from localchat.engine.templates import (
     TemplateTooCostly,
     TemplateTraits,

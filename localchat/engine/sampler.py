@@ -6,9 +6,8 @@ from collections.abc import Sequence
 
 import llama_cpp as ll
 
-from localchat.chat.sampling import SamplingParams
+from localchat.chat.sampling import PENALTY_LAST_N, SamplingParams
 
-PENALTY_LAST_N = 64
 RANDOM_SEED = 0xFFFFFFFF
 
 

@@ -151,8 +151,8 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
     before_llama = tuple(foreign_extensions_loaded())
     _silence_llama_logs()
     from localchat import hardware
+    from localchat.chat.sampling import PENALTY_LAST_N
     from localchat.engine.runner import LlamaRunner
-    from localchat.engine.sampler import PENALTY_LAST_N
     from localchat.models.gguf import read_gguf
 
     runner: LlamaRunner | None = None

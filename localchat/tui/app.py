@@ -49,8 +49,8 @@ class LocalchatApp(App[None]):
         Binding("ctrl+s", "settings", "Settings", id="chat.settings"),
         Binding("ctrl+t", "prompts", "Prompts", id="chat.prompts"),
         Binding("f4", "toggle_thinking", "Thinking", id="chat.thinking"),
-        Binding("f3", "tokens", "Tokens", id="chat.tokens", show=False),
-        Binding("f5", "sampling_lab", "Sampling", id="chat.lab"),  # (F6 selects a line in the composer)
+        Binding("f3", "tokens", "Tokens", id="chat.tokens", show=False),  # (F6 selects a line in the composer)
+        Binding("f5", "sampling_lab", "Sampling", id="chat.lab"),
         Binding("f2", "rename_chat", "Rename", id="chat.rename", show=False),
         Binding("ctrl+delete,f8", "delete_chat", "Delete chat", id="chat.delete", show=False),
         Binding("ctrl+f", "search", "Search", id="chat.search", show=False),

@@ -19,8 +19,8 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Static
 
-from localchat.chat.distribution import Scored, Shaped, reshape
-from localchat.chat.sampling import PRESETS, RANGES, SamplingParams
+from localchat.chat.distribution import Shaped, reshape
+from localchat.chat.sampling import PENALTY_LAST_N, PRESETS, RANGES, SamplingParams
 from localchat.chat.session import ChatSession
 from localchat.engine.protocol import ReplyScores, TokenLogprob
 from localchat.errors import LocalchatError
@@ -82,6 +82,13 @@ def chart(entry: TokenLogprob, shaped: Shaped, width: int, rows: int = ROWS) -> 
     if not shaped.exact:
         text.append(f"approximate: these settings keep tokens beyond the {len(entry.top)} stored\n", style="dim")
     return text
+
+
+def shaped_at(scores: ReplyScores, position: int, sampling: SamplingParams) -> Shaped:
+    """The chain's distribution at one token of a scored reply: the repeat penalty looks back on the tokens
+    before it (the prompt's tail, then the reply's)."""
+    recent = [*scores.before, *(t.id for t in scores.tokens[:position])][-PENALTY_LAST_N:]
+    return reshape(scores.tokens[position].top, sampling, recent)
 
 
 def context_line(tokens: tuple[TokenLogprob, ...], cursor: int, around: int = 24) -> Text:
@@ -240,13 +247,6 @@ class SamplingPanel(VerticalScroll, can_focus=True):
             entry = tokens[self.cursor]
             position = Text(f"\ntoken {self.cursor + 1} of {len(tokens)} (←/→), g: regenerate from here\n")
             position.append_text(context_line(tokens, self.cursor))
-            chart_text = chart(entry, self.shaped(entry, s), self.content_size.width or 44)
+            chart_text = chart(entry, shaped_at(self.scores, self.cursor, s), self.content_size.width or 44)
         self.query_one("#lab-position", Static).update(position)
         self.query_one("#lab-chart", Static).update(chart_text)
-
-    def shaped(self, entry: TokenLogprob, sampling: SamplingParams) -> Shaped:
-        """The chain's distribution at the cursor: the repeat penalty looks back on the 64 tokens before it."""
-        assert self.scores is not None
-        recent = [*self.scores.before, *(t.id for t in self.scores.tokens[: self.cursor])][-64:]
-        candidates = [Scored(c.id, c.logit, c.logprob) for c in entry.top]
-        return reshape(candidates, sampling, recent)

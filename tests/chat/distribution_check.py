@@ -13,10 +13,10 @@ import llama_cpp as ll
 import numpy as np
 
 from localchat.chat.distribution import Scored, reshape
-from localchat.chat.sampling import SamplingParams
+from localchat.chat.sampling import PENALTY_LAST_N, SamplingParams
 from localchat.engine.protocol import ChatMessage, LoadOptions
 from localchat.engine.runner import LlamaRunner
-from localchat.engine.sampler import PENALTY_LAST_N, sampler_chain
+from localchat.engine.sampler import sampler_chain
 from localchat.models.gguf import read_gguf
 
 STORED = 64

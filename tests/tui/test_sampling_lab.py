@@ -3,7 +3,7 @@ that nudge the settings and reshape it, and "regenerate from here"."""
 
 from __future__ import annotations
 
-from localchat.tui.sampling_panel import SamplingPanel
+from localchat.tui.sampling_panel import SamplingPanel, shaped_at
 from tests.tui.conftest import SIZE, model_ready, send, views, wait_for, wait_until_replied
 
 
@@ -27,18 +27,18 @@ async def test_the_lab_shows_a_replys_candidates_and_reshapes_them_by_key(make_a
         assert lab.cursor == 2 and "token 3 of" in lab_text(app)
 
         # Keys nudge this chat's settings (stored), and the chart's right column follows them.
-        before = lab.shaped(lab.scores.tokens[2], lab.sampling()).probabilities
+        before = shaped_at(lab.scores, 2, lab.sampling()).probabilities
         await pilot.press("T", "T", "T")
         assert app.store.conversation(app.conversation.id).sampling["temperature"] == 1.0
         assert "temperature 1.00 " in lab_text(app)
-        after = lab.shaped(lab.scores.tokens[2], lab.sampling()).probabilities
+        after = shaped_at(lab.scores, 2, lab.sampling()).probabilities
         assert after != before
         await pilot.press("k", "k")  # top-k 40 → 30
         assert app.session.sampling_for(app.conversation).top_k == 30
         await pilot.press("1")  # the "precise" preset
         assert app.session.sampling_for(app.conversation).temperature == 0.2
         await pilot.press("t", "t", "t")  # down to greedy: one candidate keeps it all
-        shaped = lab.shaped(lab.scores.tokens[2], lab.sampling()).probabilities
+        shaped = shaped_at(lab.scores, 2, lab.sampling()).probabilities
         assert app.session.sampling_for(app.conversation).temperature == 0 and sorted(shaped)[-1] == 1.0
         await pilot.press("escape")
         assert app.focused is app.chat.composer and lab.display
