@@ -62,6 +62,7 @@ class ChatView(Vertical):
         self.pacer = FramePacer()
         self.render_timer: Timer | None = None
         self.count_timer: Timer | None = None
+        self.count_serial = 0  # which count is the latest: a thread already counting cannot be stopped
         self.counter_shown_at = 0.0
         self.model_name = ""  # the loaded model's name, as the status line shows it
 
@@ -181,21 +182,25 @@ class ChatView(Vertical):
 
     def count_draft(self) -> None:
         if self.session.engine.model is not None and not self.replying and self.conversation is not None:
-            self.count(self.composer.text)
+            self.count_serial += 1
+            self.count(self.composer.text, self.count_serial)
 
     @work(thread=True, exclusive=True, group="count", exit_on_error=False)
-    def count(self, draft: str) -> None:
+    def count(self, draft: str, serial: int) -> None:
         try:
             branch = self.store.branch(self.conversation.id)
             budget = self.session.budget(self.conversation, branch, draft)
         except LocalchatError as exc:
             log.info("count failed: %s", exc.message)
             return
-        self.post_message(BudgetCounted(budget, draft))
+        self.post_message(BudgetCounted(budget, draft, serial))
 
     def on_budget_counted(self, message: BudgetCounted) -> None:
-        if not self.is_attached or message.draft != self.composer.text or self.replying:
-            return  # closing, or a count for an older draft that finished late: a newer one is on its way
+        stale = message.serial != self.count_serial or message.draft != self.composer.text
+        if not self.is_attached or stale or self.replying:
+            # closing, or a count begun before a later change (the draft, thinking, the model) that finished
+            # late: a newer one is on its way
+            return
         self.budget = message.budget
         self.show_budget()
 

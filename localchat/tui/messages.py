@@ -36,6 +36,7 @@ class ModelLoading(Message):
 class BudgetCounted(Message):
     budget: Budget
     draft: str
+    serial: int  # ChatView.count_serial when the count began
 
 
 @dataclass
