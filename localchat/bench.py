@@ -209,7 +209,7 @@ def run_remote_bench(backend: RemoteBackend, repetitions: int = 3) -> RemoteBenc
     decode = statistics.median(d.timings.decode_tok_s for d in dones)
     return RemoteBenchResult(
         endpoint=backend.endpoint.url,
-        model=backend.model,
+        model=backend.model_name,
         replies=len(dones),
         tokens=tokens,
         ttft_s=statistics.median(d.timings.ttft_s for d in dones),

@@ -125,12 +125,13 @@ KNOWN_KEYS: dict[str, set[str]] = {
     },
     "endpoints": set(),  # [endpoints.NAME] tables, checked by _check_endpoints
 }
-ENDPOINT_KEYS = {"url", "api_key_env", "models"}
+ENDPOINT_KEYS = {"url", "api_key_env", "models", "ctx"}
 
 
 def _check_endpoints(path: Path, endpoints: dict[str, object]) -> None:
     """[endpoints.NAME]: url (http or https), api_key_env (the name of an environment variable: the key itself is
-    never in the file), models (optional list of names)."""
+    never in the file), models (optional list of names), ctx (the server's context size, for servers that do not
+    say it)."""
     for name, table in endpoints.items():
         where = f"settings file {path}: endpoints.{name}"
         if not isinstance(table, dict):
@@ -150,6 +151,9 @@ def _check_endpoints(path: Path, endpoints: dict[str, object]) -> None:
         models = table.get("models", [])
         if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
             raise InvalidSetting(f"{where}.models must be a list of model names (got {models!r})")
+        ctx = table.get("ctx", 0)
+        if isinstance(ctx, bool) or not isinstance(ctx, int) or ctx < 0:
+            raise InvalidSetting(f"{where}.ctx must be the server's context size in tokens, e.g. 8192 (got {ctx!r})")
 
 
 def load_settings(path: Path | None = None) -> dict[str, dict[str, object]]:

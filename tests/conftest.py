@@ -122,3 +122,27 @@ def assert_one_line_error(result: CliResult, *fragments: str) -> None:
     assert "Traceback" not in result.stderr
     for fragment in fragments:
         assert fragment in lines[-1], result.stderr
+
+
+def line_chat_in_a_terminal(args: list[str], lines: list[str], env: dict[str, str] | None = None) -> CliResult:
+    """`python -m localchat ARGS` with a terminal on stdin (the line chat), typed `lines`, then its end."""
+    import time
+
+    leader, follower = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localchat", *args],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    os.close(follower)
+    try:
+        time.sleep(0.5)
+        for line in lines:
+            os.write(leader, line.encode() + b"\n")
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        os.close(leader)
+    return CliResult(process.returncode, stdout, stderr)

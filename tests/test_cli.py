@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from localchat.engine.protocol import ChatMessage
-from tests.conftest import CliResult, assert_one_line_error, run_cli
+from tests.conftest import CliResult, assert_one_line_error, line_chat_in_a_terminal, run_cli
 from tests.models.test_gguf import bad_files
 
 FAST = ("-n", "12", "--temp", "0")
@@ -88,26 +88,10 @@ def test_same_seed_same_text_across_processes_another_seed_other_text(model_path
 
 def test_line_chat_in_a_terminal(model_path: Path) -> None:
     """No PROMPT and a terminal on stdin: the plain multi-turn chat."""
-    leader, follower = os.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "localchat", "run", str(model_path), *FAST],
-        stdin=follower,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    os.close(follower)
-    try:
-        time.sleep(0.5)
-        os.write(leader, b"My name is Ada.\n")
-        os.write(leader, b"What is my name?\n")
-        os.write(leader, b"/clear\n")
-        os.write(leader, b"What is my name?\n")
-        os.write(leader, b"/bye\n")
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        os.close(leader)
-    assert process.returncode == 0, stderr
+    lines = ["My name is Ada.", "What is my name?", "/clear", "What is my name?", "/bye"]
+    result = line_chat_in_a_terminal(["run", str(model_path), *FAST], lines)
+    stdout, stderr = result.stdout, result.stderr
+    assert result.code == 0, stderr
     assert "Chatting with" in stderr and "(conversation cleared)" in stderr
     replies = [part.strip() for part in stdout.split(">>> ") if part.strip()]  # each reply follows a prompt
     assert len(replies) == 3, stdout

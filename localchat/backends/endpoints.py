@@ -16,6 +16,7 @@ class NamedEndpoint:
     name: str
     endpoint: Endpoint
     models: tuple[str, ...] = ()  # from the file: listed without asking the server
+    ctx: int = 0  # the server's context size, from the file (for servers that do not say it)
 
 
 def named_endpoints() -> list[NamedEndpoint]:
@@ -23,7 +24,8 @@ def named_endpoints() -> list[NamedEndpoint]:
     for name, table in load_settings().get("endpoints", {}).items():
         key = os.environ.get(str(table.get("api_key_env", "OPENAI_API_KEY"))) or None
         url = str(table["url"]).rstrip("/")
-        found.append(NamedEndpoint(name, Endpoint(url, key), tuple(table.get("models", ()))))
+        models = tuple(table.get("models", ()))
+        found.append(NamedEndpoint(name, Endpoint(url, key), models, int(table.get("ctx", 0))))
     return found
 
 
@@ -38,7 +40,10 @@ def resolve_endpoint(name_or_url: str) -> Endpoint:
     return endpoint_from(name_or_url)
 
 
-def served_models(named: NamedEndpoint) -> tuple[list[str], str | None]:
+Served = tuple[list[str], str | None]  # a server's models, and why they could not be read (None: they could)
+
+
+def served_models(named: NamedEndpoint) -> Served:
     """The endpoint's models (the file's list, else the server's) and why they could not be read, if so."""
     if named.models:
         return list(named.models), None
@@ -46,3 +51,12 @@ def served_models(named: NamedEndpoint) -> tuple[list[str], str | None]:
         return RemoteBackend(named.endpoint, "", timeout=LIST_TIMEOUT_S).models(), None
     except RemoteError as exc:
         return [], exc.message
+
+
+def open_remote(name_or_url: str, model: str) -> RemoteBackend:
+    """A server's model, opened (RemoteBackend.open): reachable, served, its context size known where said."""
+    named = next((n for n in named_endpoints() if n.name == name_or_url), None)
+    endpoint = named.endpoint if named is not None else resolve_endpoint(name_or_url)
+    backend = RemoteBackend(endpoint, model, label=name_or_url)
+    backend.open(named.ctx if named is not None else 0)
+    return backend

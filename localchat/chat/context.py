@@ -16,6 +16,9 @@ class PromptPlan:
     fit: ContextFit
 
 
+UNKNOWN_CONTEXT = 1 << 40  # a server that does not say its context size: nothing is left out on our side
+
+
 def plan_prompt(
     messages: Sequence[ChatMessage], tokens: ConversationTokens, n_ctx: int, reply_budget: int
 ) -> PromptPlan:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from localchat.chat.context import PromptPlan, plan_prompt
+from localchat.chat.backend import ChatBackend
+from localchat.chat.context import UNKNOWN_CONTEXT, PromptPlan, plan_prompt
 from localchat.chat.sampling import DEFAULT_PRESET, SamplingParams, preset
 from localchat.engine.client import EngineClient
 from localchat.engine.protocol import ChatMessage, Delta, Done, Generate, LoadOptions, ModelInfo, ReplyScores
@@ -36,12 +37,15 @@ class Budget:
     n_ctx: int
     dropped_ids: tuple[int, ...] = ()
     overflow_by: int = 0  # > 0: even the system prompt and the draft do not fit
+    exact: bool = True  # False: a server's estimate (the counter shows "≈")
+    context_known: bool = True  # False: a server that does not say its context size (n_ctx is 0)
 
 
 @dataclass
 class ChatSession:
     store: Store
-    engine: EngineClient
+    engine: EngineClient  # the local engine (loads, the sampling lab, the tokens view)
+    remote: ChatBackend | None = None  # a server's model, when one is chosen instead of a local one
     model_name: str | None = None
     default_sampling: SamplingParams = field(default_factory=lambda: preset(DEFAULT_PRESET))
     load_options: LoadOptions = field(default_factory=LoadOptions)  # the settings file's [engine]
@@ -55,12 +59,31 @@ class ChatSession:
         `stop()` from `prepare_load()` on stops the load (LoadCancelled)."""
         options = replace(self.load_options, n_ctx=n_ctx or self.load_options.n_ctx)
         info = self.engine.load(path, options, progress, reset_cancel=False)
+        self.remote = None
         self.model_name = name
         return info
 
+    def use_remote(self, backend: ChatBackend, name: str) -> None:
+        """From the next reply on, this chat's replies come from a server's model (opened by the caller). The
+        local model stays loaded: choosing it again is instant."""
+        self.remote = backend
+        self.model_name = name
+
+    @property
+    def backend(self) -> ChatBackend:
+        return self.remote if self.remote is not None else self.engine
+
+    @property
+    def model(self) -> ModelInfo | None:
+        return self.backend.model
+
+    @property
+    def local(self) -> bool:
+        return self.remote is None
+
     @property
     def n_ctx(self) -> int:
-        return self.engine.model.n_ctx if self.engine.model else 0
+        return self.model.n_ctx if self.model else 0
 
     # --- conversation state ---------------------------------------------------------------------------------
 
@@ -74,15 +97,18 @@ class ChatSession:
 
     def budget(self, conversation: Conversation, branch: list[Message], draft: str) -> Budget:
         """Exact tokens for system prompt + history + draft + reply budget, with the model's tokenizer."""
-        if self.engine.model is None:
+        if self.model is None:
             return Budget(0, 0)
         kept_branch = _with_text(branch)
+        exact, known = self.backend.exact_counts, self.n_ctx > 0
         try:
             plan = self._plan(conversation, branch, draft)
         except ContextOverflow as exc:
-            return Budget(exc.needed, self.n_ctx, tuple(m.id for m in kept_branch), exc.over_by)
-        # History is the shown branch, and dropping takes its oldest messages first.
-        return Budget(plan.fit.used, self.n_ctx, tuple(m.id for m in kept_branch[: len(plan.dropped)]))
+            return Budget(exc.needed, self.n_ctx, tuple(m.id for m in kept_branch), exc.over_by, exact, known)
+        # History is the shown branch, and dropping takes its oldest messages first (by estimated shares on a
+        # server that only estimates: then what is left out is an estimate too).
+        dropped = tuple(m.id for m in kept_branch[: len(plan.dropped)])
+        return Budget(plan.fit.used, self.n_ctx, dropped, 0, exact, known)
 
     # --- replies --------------------------------------------------------------------------------------------
 
@@ -110,6 +136,8 @@ class ChatSession:
     def regenerate_from(self, reply_id: int, prefix: str, listener: ReplyListener) -> Done:
         """Another reply beside `reply_id` that keeps `prefix` (its first tokens) and goes on from there with the
         chat's current settings; only the tokens after it are generated."""
+        if not self.local:
+            raise LocalchatError("regenerate from here continues a reply token by token: choose a local model")
         reply = self.store.message(reply_id)
         if reply.role != "assistant" or reply.parent_id is None or not reply.content.startswith(prefix):
             raise LocalchatError("regenerate from here: choose a token of a reply")
@@ -119,6 +147,8 @@ class ChatSession:
 
     def score(self, reply_id: int, top_n: int = 20) -> ReplyScores:
         """The model's candidates at each token of a shown reply, with the prompt it answered (the sampling lab)."""
+        if not self.local:
+            raise LocalchatError("the sampling lab reads the local engine's candidates: choose a local model")
         reply = self.store.message(reply_id)
         conversation = self.store.conversation(reply.conversation_id)
         branch = self.store.branch(conversation.id)
@@ -134,18 +164,19 @@ class ChatSession:
 
     def prepare_reply(self) -> None:
         """Called when a reply is asked for, before its worker starts: a stop from now on stops that reply."""
-        self.engine.reset_cancel()
+        self.backend.reset_cancel()
 
     def stop(self) -> None:
-        self.engine.cancel()
+        self.backend.cancel()
 
     def _plan(self, conversation: Conversation, branch: list[Message], draft: str | None = None) -> PromptPlan:
         """What to send for this branch (+ a draft), with old turns left out to fit; exact counts."""
         messages = self.engine_messages(conversation, branch)
         if draft is not None:
             messages.append(ChatMessage("user", draft))
-        tokens = self.engine.measure(messages, conversation.thinking)
-        return plan_prompt(messages, tokens, self.n_ctx, self.sampling_for(conversation).max_tokens)
+        tokens = self.backend.measure(messages, conversation.thinking)
+        n_ctx = self.n_ctx or UNKNOWN_CONTEXT
+        return plan_prompt(messages, tokens, n_ctx, self.sampling_for(conversation).max_tokens)
 
     def _reply(self, conversation_id: int, user: Message, listener: ReplyListener, prefix: str = "") -> Done:
         conversation = self.store.conversation(conversation_id)
@@ -164,7 +195,7 @@ class ChatSession:
         sampling = self.sampling_for(conversation)
         try:
             request = Generate(plan.messages, sampling=sampling, thinking=conversation.thinking, prefix=prefix)
-            for event in self.engine.generate(request, reset_cancel=False):
+            for event in self.backend.generate(request, reset_cancel=False):
                 if isinstance(event, Done):
                     done = event
                     break

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from localchat.chat.context import plan_prompt
+from localchat.chat.context import UNKNOWN_CONTEXT, plan_prompt
 from localchat.chat.sampling import SamplingParams
 from localchat.commands.models import resolve_model
 from localchat.commands.options import build_load_options, build_sampling, engine_options, sampling_options
@@ -23,7 +23,7 @@ from localchat.errors import LoadCancelled, LocalchatError
 from localchat.text import inert, one_line
 
 if TYPE_CHECKING:
-    from localchat.backends.remote import RemoteBackend
+    from localchat.chat.backend import ChatBackend
     from localchat.engine.client import EngineClient
 
 EXIT_INTERRUPTED = 130
@@ -120,21 +120,26 @@ def run_remote(
     hide_thinking: bool,
 ) -> None:
     """One reply from MODEL on an OpenAI-compatible server, printed as a local one is (same --json shape)."""
-    from localchat.backends.endpoints import resolve_endpoint
-    from localchat.backends.remote import RemoteBackend
+    from localchat.backends.endpoints import open_remote
 
-    if prompt is None:
-        raise LocalchatError("give PROMPT (or pipe it in): the line chat with --endpoint is not there yet")
-    endpoint = resolve_endpoint(url)
+    backend = open_remote(url, model)
+    endpoint = backend.endpoint
     if not endpoint.loopback and endpoint.url.startswith("http://"):
         click.echo(
             f"localchat: {inert(endpoint.url)} is plain http: the prompt and the key travel unencrypted", err=True
         )
-    backend = RemoteBackend(endpoint, model)
-    messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
+    if backend.ignored:
+        click.echo(
+            f"localchat: {inert(url)} gets OpenAI's sampling fields only: {', '.join(backend.ignored)} are not sent",
+            err=True,
+        )
     reply = ReplyPrinter(show_reasoning=not hide_thinking and sys.stdout.isatty())
+    if prompt is None:
+        line_chat(backend, system, sampling, None, reply)
+        return
+    messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
     done = stream_reply(backend, Generate(messages, sampling=sampling), reply if not as_json else None)
-    end_reply(run_report(model, {"endpoint": endpoint.url}, 0.0, done) if as_json else None, done)
+    end_reply(run_report(model, {"endpoint": endpoint.url}, backend.model.load_s, done) if as_json else None, done)
 
 
 def run_report(model: str, offload: dict[str, Any], load_s: float, done: Done) -> dict[str, Any]:
@@ -168,7 +173,7 @@ def openai_logprob(entry: TokenLogprob) -> dict[str, Any]:
 
 
 @contextmanager
-def cancel_on_interrupt(engine: EngineClient | RemoteBackend) -> Iterator[None]:
+def cancel_on_interrupt(engine: ChatBackend | EngineClient) -> Iterator[None]:
     """Ctrl-C while a reply streams stops the reply (the engine is in its own session and never sees it)."""
     previous = signal.signal(signal.SIGINT, lambda *_: engine.cancel())
     try:
@@ -246,7 +251,7 @@ class ReplyPrinter:
         sys.stdout.flush()
 
 
-def stream_reply(engine: EngineClient | RemoteBackend, request: Generate, printer: ReplyPrinter | None) -> Done:
+def stream_reply(engine: ChatBackend, request: Generate, printer: ReplyPrinter | None) -> Done:
     """The reply, printed as it streams unless `printer` is None (--json)."""
     if printer is not None:
         printer.start()
@@ -262,12 +267,13 @@ def stream_reply(engine: EngineClient | RemoteBackend, request: Generate, printe
 
 
 def line_chat(
-    engine: EngineClient, system: str | None, sampling: SamplingParams, thinking: bool | None, printer: ReplyPrinter
+    engine: ChatBackend, system: str | None, sampling: SamplingParams, thinking: bool | None, printer: ReplyPrinter
 ) -> None:
     """A plain multi-turn chat for terminals where the TUI won't do. /bye or Ctrl-D leaves, /clear forgets."""
     history: list[ChatMessage] = [ChatMessage("system", system)] if system else []
-    n_ctx = engine.model.n_ctx
-    click.echo(f"Chatting with {inert(engine.model.name)} ({n_ctx}-token context). /bye or Ctrl-D to leave.", err=True)
+    n_ctx = engine.model.n_ctx or UNKNOWN_CONTEXT  # a server that does not say: it refuses what is too long
+    size = f"{engine.model.n_ctx}-token context" if engine.model.n_ctx else "context size not given by the server"
+    click.echo(f"Chatting with {inert(engine.model.name)} ({size}). /bye or Ctrl-D to leave.", err=True)
     while True:
         try:
             line = input(">>> ")

@@ -36,6 +36,8 @@ class EngineCrashed(EngineError):
 
 
 class EngineClient:
+    exact_counts = True  # the model's own tokenizer and template (chat/backend.py's contract)
+
     def __init__(self, log_path: Path | None = None) -> None:
         # Two bytes of memory shared with the engine: b"\0\0" = run, b"\1\0" = cancel (runner.abort_callback).
         self._flag_file = tempfile.TemporaryFile()

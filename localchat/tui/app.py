@@ -24,10 +24,10 @@ from localchat.models.manager import find_local, looks_like_path
 from localchat.store.db import Conversation, Store, open_database
 from localchat.text import inert
 from localchat.tui.chat_view import ChatView
-from localchat.tui.messages import ModelLoaded, ModelLoading
+from localchat.tui.messages import ModelLoaded, ModelLoading, ServersListed
 from localchat.tui.sampling_panel import SamplingPanel
 from localchat.tui.screens.dialogs import AskText, Confirm
-from localchat.tui.screens.models import CatalogScreen, Choice, ModelPicker
+from localchat.tui.screens.models import CatalogScreen, Choice, ModelPicker, RemoteChoice
 from localchat.tui.screens.settings import PromptsScreen, SettingsScreen
 from localchat.tui.themes import load_themes
 from localchat.tui.widgets import KeyBar, MessageView
@@ -75,7 +75,9 @@ class LocalchatApp(App[None]):
         # Opened here, not on mount, so the chat view can be composed with them.
         self.store: Store = open_database(paths.database)
         self.session = ChatSession(self.store, EngineClient(paths.engine_log), load_options=self.load_options)
-        self.loaded_model: Choice | None = None  # what the picker shows as loaded (also a model opened by path)
+        # What the picker shows as in use: a local model (also one opened by path) or a server's.
+        self.loaded_model: Choice | RemoteChoice | None = None
+        self.served: dict[str, tuple[list[str], str | None]] = {}  # the named servers' models, as last asked
         self.opened_files: list[LocalModel] = []  # models opened by path: the picker keeps them, to come back to
 
     @property
@@ -117,7 +119,10 @@ class LocalchatApp(App[None]):
         )
         ref = self.model_ref or self.store.setting("last_model")
         models = self.library.models()
-        if ref:
+        last_remote = self.store.setting("last_remote") if not self.model_ref else None
+        if last_remote:
+            self.connect_remote(RemoteChoice(last_remote["endpoint"], last_remote["model"]))
+        elif ref:
             self.load_model(ref)
         elif models and all(m.source == "bundled" for m in models):
             # A fresh machine with the model that came with the install: chat at once, offline.
@@ -126,6 +131,20 @@ class LocalchatApp(App[None]):
         elif not models:
             self.push_screen(CatalogScreen(self.library, WELCOME), self._picked)
         self.chat.composer.focus()
+        self.list_servers()
+
+    @work(thread=True, exclusive=True, group="servers", exit_on_error=False)
+    def list_servers(self) -> None:
+        from localchat.backends.endpoints import named_endpoints, served_models
+
+        try:
+            servers = named_endpoints()
+        except LocalchatError:
+            return  # a wrong config.toml is said when the picker opens
+        self.post_message(ServersListed({named.name: served_models(named) for named in servers}))
+
+    def on_servers_listed(self, message: ServersListed) -> None:
+        self.served = message.served
 
     def watch_theme(self, theme: str) -> None:
         self.store.set_setting("theme", theme)
@@ -258,8 +277,8 @@ class LocalchatApp(App[None]):
         """The focused message's tokens, else the draft's, with the loaded model's tokenizer."""
         from localchat.tui.screens.tokens import TokensScreen
 
-        if self.session.engine.model is None:
-            self.notify("Load a model first: tokens are the model's own.", severity="warning")
+        if self.session.model is None or not self.session.local:
+            self.notify("Load a local model first: tokens are the model's own.", severity="warning")
             return
         focused = self.focused
         if isinstance(focused, MessageView):
@@ -281,14 +300,44 @@ class LocalchatApp(App[None]):
     # --- models ---------------------------------------------------------------------------------------------
 
     def action_pick_model(self) -> None:
-        self.push_screen(ModelPicker(self.library, self.loaded_model, self.opened_files), self._picked)
+        from localchat.backends.endpoints import named_endpoints
+
+        try:
+            servers = named_endpoints()
+        except LocalchatError as exc:  # config.toml was edited since the start and is wrong now: say so, go on
+            self.notify(inert(exc.message), severity="error", timeout=10, markup=False)
+            servers = []
+        picker = ModelPicker(self.library, self.loaded_model, self.opened_files, servers, self.served)
+        self.push_screen(picker, self._picked)
 
     def action_catalog(self) -> None:
         self.push_screen(CatalogScreen(self.library), self._picked)
 
-    def _picked(self, choice: Choice | None) -> None:
-        if choice is not None:
+    def _picked(self, choice: Choice | RemoteChoice | None) -> None:
+        self.list_servers()  # for the next time: a server may have come up, or gone
+        if isinstance(choice, RemoteChoice):
+            self.connect_remote(choice)
+        elif choice is not None:
             self.load_model(choice.name, choice.model)
+
+    def connect_remote(self, choice: RemoteChoice) -> None:
+        """A server's model for this chat's next replies (and the chats opened after): asked in a worker."""
+        self.chat.show_model_loading(choice.name)
+        self._connect_remote(choice)
+
+    @work(thread=True, exclusive=True, group="model", exit_on_error=False)
+    def _connect_remote(self, choice: RemoteChoice) -> None:
+        from localchat.backends.endpoints import open_remote
+
+        try:
+            backend = open_remote(choice.endpoint, choice.model)
+        except LocalchatError as exc:
+            # What was in use stays in use (a local model stays loaded).
+            self.post_message(ModelLoaded(self.session.model, self.session.model_name or "", exc.message))
+            return
+        self.session.use_remote(backend, choice.name)
+        self.store.set_setting("last_remote", {"endpoint": choice.endpoint, "model": choice.model})
+        self.post_message(ModelLoaded(backend.model, choice.name, remote=choice, ignored=backend.ignored))
 
     def load_model(self, ref: str, model: LocalModel | None = None) -> None:
         self.chat.show_model_loading(Path(ref).name if looks_like_path(ref) else ref)
@@ -320,6 +369,7 @@ class LocalchatApp(App[None]):
             return
         self.library.touch(model)
         self.store.set_setting("last_model", ref if looks_like_path(ref) else name)
+        self.store.set_setting("last_remote", None)
         self.post_message(ModelLoaded(info, name, model=model))
 
     def on_model_loading(self, message: ModelLoading) -> None:
@@ -327,7 +377,7 @@ class LocalchatApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "toggle_thinking":  # only for a model whose template has a switch (and then in the key bar)
-            model = self.session.engine.model if self.session is not None else None
+            model = self.session.model if self.session is not None else None
             return model is not None and model.thinking in ("switch", "soft")
         return True
 
@@ -337,6 +387,17 @@ class LocalchatApp(App[None]):
         if message.stopped:
             self.loaded_model = None
             self.notify(f"Stopped loading {inert(message.name)}.", timeout=6, markup=False)
+        elif message.error and message.info is not None:  # a server's model failed; what was in use still is
+            self.notify(f"Could not use it: {inert(message.error)}", severity="error", timeout=10, markup=False)
+        elif message.remote is not None:
+            self.loaded_model = message.remote
+            if message.ignored:  # said once, when chosen: the chat's settings for them change nothing there
+                self.notify(
+                    f"{inert(message.remote.endpoint)} gets OpenAI's sampling fields only: "
+                    f"{', '.join(message.ignored)} are not sent to it.",
+                    timeout=10,
+                    markup=False,
+                )
         elif message.info is None:
             self.loaded_model = None
             self.notify(
@@ -366,7 +427,7 @@ class LocalchatApp(App[None]):
                 self.session.default_sampling = params
             self.store.update_conversation(self.conversation.id, sampling=params.to_dict(), n_ctx=n_ctx)
             self.chat.conversation = self.store.conversation(self.conversation.id)
-            if n_ctx and self.session.engine.model and n_ctx != self.session.n_ctx:
+            if n_ctx and self.session.model and self.session.local and n_ctx != self.session.n_ctx:
                 self.load_model(self.store.setting("last_model"))
             self.chat.schedule_count()
             self.notify("Settings saved for this chat; they apply to the next reply.")

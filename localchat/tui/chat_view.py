@@ -142,20 +142,20 @@ class ChatView(Vertical):
 
     def show_model_line(self) -> None:
         """The model, and whether this chat's replies think (where the model can)."""
-        info = self.session.engine.model
+        info = self.session.model
         if not self.model_loading and info is not None and self.model_name:
             self.status.show_model(info, self.model_name, self.thinking_on())
 
     # --- thinking -------------------------------------------------------------------------------------------
 
     def thinking_on(self) -> bool:
-        info = self.session.engine.model
+        info = self.session.model
         chosen = self.conversation.thinking if self.conversation is not None else None
         return bool(info and (info.thinks_by_default if chosen is None else chosen))
 
     def toggle_thinking(self) -> None:
         """Thinking on or off for this chat, where the model's template has a switch; its next reply uses it."""
-        info = self.session.engine.model
+        info = self.session.model
         if info is None or self.conversation is None:
             return
         if info.thinking not in ("switch", "soft"):
@@ -181,7 +181,7 @@ class ChatView(Vertical):
         self.count_timer = self.set_timer(COUNT_DELAY_S, self.count_draft)
 
     def count_draft(self) -> None:
-        if self.session.engine.model is not None and not self.replying and self.conversation is not None:
+        if self.session.model is not None and not self.replying and self.conversation is not None:
             self.count_serial += 1
             self.count(self.composer.text, self.count_serial)
 
@@ -217,7 +217,7 @@ class ChatView(Vertical):
         if extra:
             used = budget.used - self.session.sampling_for(self.conversation).max_tokens + extra
             note = f"replying: {extra:,} tokens" + (f" ({reasoning:,} reasoning, not kept)" if reasoning else "")
-        self.status.counter.show(used, budget.n_ctx, note)
+        self.status.counter.show(used, budget.n_ctx if budget.context_known else None, note, budget.exact)
         if extra:
             return  # while a reply streams, which messages are left out does not change
         dropped = set(budget.dropped_ids)
@@ -229,7 +229,7 @@ class ChatView(Vertical):
     def on_composer_submitted(self, event: Composer.Submitted) -> None:
         event.stop()
         text = event.text
-        if self.session.engine.model is None and not self.model_loading:
+        if self.session.model is None and not self.model_loading:
             self.composer.give_back(text)
             self.notify("Choose a model first (ctrl+l, or ctrl+o for the catalog).", severity="warning")
             return
@@ -243,7 +243,7 @@ class ChatView(Vertical):
 
     def send_next(self) -> None:
         """Send the oldest queued message once nothing else is in flight."""
-        if self.replying or self.model_loading or not self.queue or self.session.engine.model is None:
+        if self.replying or self.model_loading or not self.queue or self.session.model is None:
             return
         text = self.queue.pop(0)
         self.show_queue()
@@ -339,7 +339,7 @@ class ChatView(Vertical):
 
     def cores_contended(self) -> bool:
         """llama.cpp's threads fill every core: what the UI draws is taken from generation (tui/pacing.py)."""
-        model = self.session.engine.model
+        model = self.session.model
         return model is not None and contended(model.threads, usable_cores(), model.gpu_layers > model.layers)
 
     def on_reply_pending(self, message: ReplyPending) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
 from localchat.chat.session import Budget
 from localchat.engine.protocol import Done, ModelInfo
 from localchat.models.library import LocalModel
+
+if TYPE_CHECKING:
+    from localchat.tui.screens.models import RemoteChoice
 
 
 @dataclass
@@ -46,3 +50,12 @@ class ModelLoaded(Message):
     error: str | None = None
     model: LocalModel | None = None  # the library's entry (or an unregistered file) that was loaded
     stopped: bool = False  # the load was stopped (Esc) rather than failed
+    remote: RemoteChoice | None = None  # a server's model was opened (info is its ModelInfo)
+    ignored: tuple[str, ...] = ()  # sampling fields that server is not sent
+
+
+@dataclass
+class ServersListed(Message):
+    """The named servers' models, asked in the background so the picker lists them at once."""
+
+    served: dict[str, tuple[list[str], str | None]]

@@ -13,6 +13,8 @@ from localchat.tui.widgets import ContextCounter
 
 
 def model_line(info: ModelInfo, name: str, thinking_on: bool) -> str:
+    if info.architecture == "remote":  # a server's model (backends/remote.py): its name says which server
+        return f"{inert(name)} · on the server · ctx {f'{info.n_ctx:,}' if info.n_ctx else 'unknown'}"
     line = f"{inert(name)} · {inert(info.quantization)} · ctx {info.n_ctx:,} · {info.threads} threads"
     if info.gpu_layers or info.offload_note:
         line += f" · {inert(info.offload_text)}"

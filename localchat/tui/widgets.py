@@ -240,14 +240,21 @@ class ContextCounter(Static):
 
     shown = ""  # the text on screen: set only when it changes
 
-    def show(self, used: int, n_ctx: int, note: str = "") -> None:
+    def show(self, used: int, n_ctx: int | None, note: str = "", exact: bool = True) -> None:
+        """`n_ctx` None: a server that does not say its context size; `exact` False: a server's estimate."""
         share = used / n_ctx if n_ctx else 0.0
         # Classes and text are set only when they change: re-applying a class restyles the widget, and any
         # change here is a repaint at the bottom of the screen (see ChatView.render_pending for why that matters).
         for name, on in (("over", share > 1), ("near", 0.8 < share <= 1)):
             if self.has_class(name) != on:
                 self.set_class(on, name)
-        text = f"{used:,} / {n_ctx:,} tokens" + (f" · {note}" if note else "") if n_ctx else "no model"
+        about, tail = ("" if exact else "≈"), (f" · {note}" if note else "")
+        if n_ctx is None:
+            text = f"{about}{used:,} tokens · context size unknown (ctx in config.toml){tail}"
+        elif n_ctx:
+            text = f"{about}{used:,} / {n_ctx:,} tokens{tail}"
+        else:
+            text = "no model"
         if text != self.shown:
             self.shown = text
             # As wide as its text, so the model's name beside it gets the rest; its width changes (a layout

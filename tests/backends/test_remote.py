@@ -15,7 +15,7 @@ from localchat.backends.remote import Endpoint, RemoteBackend, RemoteError, endp
 from localchat.chat.sampling import SamplingParams
 from localchat.engine.protocol import ChatMessage, Delta, Done, Generate
 from tests.backends.conftest import API_KEY, Server, free_port, start_server
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import assert_one_line_error, line_chat_in_a_terminal, run_cli
 
 QUESTION = (ChatMessage("user", "Name three rivers in Europe."),)
 
@@ -147,3 +147,17 @@ def test_bench_on_an_endpoint_reports_what_this_client_costs(server: Server) -> 
     assert report["client_cpu_ms_per_token"] > 0 and 0 < report["client_share_of_decode"] < 0.5
     text = run_cli("bench", "smollm2", "--endpoint", server.url, "-r", "1", env=env).stdout
     assert "of a token's decode time" in text
+
+
+def test_the_line_chat_runs_on_a_server_with_its_history(server: Server) -> None:
+    """No PROMPT and a terminal: the same multi-turn chat as with a local model; each reply sees the ones before."""
+    env = {"OPENAI_API_KEY": API_KEY}
+    args = ["run", "smollm2", "--endpoint", server.url, "-n", "12", "--temp", "0"]
+    lines = ["My name is Ada.", "What is my name?", "/clear", "What is my name?", "/bye"]
+    result = line_chat_in_a_terminal(args, lines, env)
+    assert result.code == 0, result.stderr
+    assert "Chatting with smollm2 (context size not given by the server)" in result.stderr
+    replies = [part.strip() for part in result.stdout.split(">>> ") if part.strip()]
+    assert len(replies) == 3, result.stdout
+    alone = json.loads(run_cli("run", "smollm2", "What is my name?", *args[2:], "--json", env=env).stdout)["text"]
+    assert replies[-1] == alone.strip() and replies[1] != replies[-1]

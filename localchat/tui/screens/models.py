@@ -1,8 +1,9 @@
-"""Choosing a model: the picker (local models with their fit) and the catalog (pull, remove)."""
+"""Choosing a model: the picker (local models with their fit, then the models of the servers named in
+config.toml) and the catalog (pull, remove)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from rich.text import Text
@@ -14,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, ProgressBar
 from textual.widgets.option_list import Option
 
+from localchat.backends.endpoints import NamedEndpoint, Served, served_models
 from localchat.errors import LocalchatError
 from localchat.models.catalog import CATALOG, CatalogEntry
 from localchat.models.library import Library, LocalModel
@@ -25,6 +27,16 @@ from localchat.text import inert
 class Choice:
     name: str
     model: LocalModel
+
+
+@dataclass(frozen=True)
+class RemoteChoice:
+    endpoint: str  # its name in config.toml
+    model: str  # the server's name for it
+
+    @property
+    def name(self) -> str:
+        return f"{self.model} @ {self.endpoint}"
 
 
 def describe(library: Library, model: LocalModel) -> str:
@@ -41,8 +53,9 @@ def describe(library: Library, model: LocalModel) -> str:
     )
 
 
-class ModelPicker(ModalScreen[Choice | None]):
-    """Local models: name, parameters, quant, size, context and whether it fits in memory."""
+class ModelPicker(ModalScreen[Choice | RemoteChoice | None]):
+    """Local models: name, parameters, quant, size, context and whether it fits in memory; then each named
+    server's models (asked in a worker: a server that is slow or down never holds the picker up)."""
 
     # Enter as a priority binding too, so that it closes the picker in key order (see screens/dialogs.py).
     BINDINGS = [
@@ -50,10 +63,23 @@ class ModelPicker(ModalScreen[Choice | None]):
         Binding("enter", "choose", "Choose", priority=True),
     ]
 
-    def __init__(self, library: Library, loaded: Choice | None = None, opened: Sequence[LocalModel] = ()) -> None:
-        """`opened`: models opened by path this session, listed first so one can come back to them."""
+    def __init__(
+        self,
+        library: Library,
+        loaded: Choice | RemoteChoice | None = None,
+        opened: Sequence[LocalModel] = (),
+        servers: Sequence[NamedEndpoint] = (),
+        known: Mapping[str, Served] | None = None,
+    ) -> None:
+        """`opened`: models opened by path this session, listed first so one can come back to them. `known`: the
+        servers' models as last asked (listed at once, so keys typed at once find them); the rest are asked."""
         super().__init__()
         self.library = library
+        self.servers = servers
+        self.known = dict(known or {})
+        self.remote: list[RemoteChoice] = []
+        self.loaded_remote = loaded if isinstance(loaded, RemoteChoice) else None
+        loaded = loaded if isinstance(loaded, Choice) else None
         self.loaded = loaded
         files = [*opened, *([loaded.model] if loaded is not None and loaded.model.source == "file" else [])]
         unique = list({m.files[0]: m for m in files}.values())
@@ -63,9 +89,38 @@ class ModelPicker(ModalScreen[Choice | None]):
         with Vertical(classes="dialog wide"):
             yield Label("Choose a model (Enter)  ·  the catalog has more: ctrl+o", markup=False)
             options = [Option(self._line(m), id=str(i)) for i, m in enumerate(self.models)]
+            for named in self.servers:
+                if named.name in self.known:
+                    options += self._server_options(named, *self.known[named.name])
             yield OptionList(*options, id="models")
-            if not self.models:
+            if not self.models and not self.servers:
                 yield Label("No models yet: open the catalog with ctrl+o.")
+
+    def on_mount(self) -> None:
+        if any(named.name not in self.known for named in self.servers):
+            self.list_servers()
+
+    @work(thread=True, exclusive=True, exit_on_error=False)
+    def list_servers(self) -> None:
+        for named in self.servers:
+            if named.name not in self.known:
+                names, problem = served_models(named)
+                self.app.call_from_thread(self.add_server, named, names, problem)
+
+    def add_server(self, named: NamedEndpoint, names: list[str], problem: str | None) -> None:
+        self.query_one("#models", OptionList).add_options(self._server_options(named, names, problem))
+
+    def _server_options(self, named: NamedEndpoint, names: list[str], problem: str | None) -> list[Option]:
+        # Names and errors come from a server: literal, inert.
+        options = [Option(Text(inert(f"  {named.name}: {problem}")), disabled=True)] if problem is not None else []
+        for name in names:
+            choice = RemoteChoice(named.name, name)
+            mark = "● " if choice == self.loaded_remote else "  "
+            line = f"{mark}{name}  ·  server {named.name} ({named.endpoint.url})"
+            line += "  (in use)" if choice == self.loaded_remote else ""
+            options.append(Option(Text(inert(line)), id=f"r{len(self.remote)}"))
+            self.remote.append(choice)
+        return options
 
     def _line(self, model: LocalModel) -> Text:
         loaded = self.loaded is not None and self.loaded.model.files[0] == model.files[0]
@@ -73,12 +128,20 @@ class ModelPicker(ModalScreen[Choice | None]):
         return Text(inert(line))  # names and errors come from files and manifests: literal, inert
 
     def action_choose(self) -> None:
-        highlighted = self.query_one(OptionList).highlighted
-        if highlighted is not None:
-            self.choose(self.models[highlighted])
+        options = self.query_one(OptionList)
+        if options.highlighted is not None:
+            self.choose_option(options.get_option_at_index(options.highlighted))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        self.choose(self.models[int(event.option.id)])
+        self.choose_option(event.option)
+
+    def choose_option(self, option: Option) -> None:
+        if option.disabled or option.id is None:
+            return
+        if option.id.startswith("r"):
+            self.dismiss(self.remote[int(option.id[1:])])
+        else:
+            self.choose(self.models[int(option.id)])
 
     def choose(self, model: LocalModel) -> None:
         name = str(model.path) if model.source == "file" else (model.alias or model.name)
