@@ -5,10 +5,15 @@ llama-server, vLLM and DeepSeek's API use), a folded "Reasoning" block in Markdo
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
 
+from localchat.errors import LocalchatError
 from localchat.store.db import Conversation, Message
 from localchat.text import inert
 
@@ -55,3 +60,25 @@ def to_markdown(title: str, turns: Sequence[Turn]) -> str:
             lines += ["<details><summary>Reasoning</summary>", "", turn.reasoning.rstrip(), "", "</details>", ""]
         lines += [turn.content.rstrip(), ""]
     return inert("\n".join(lines))
+
+
+def export_chat(
+    conversation: Conversation, branch: Sequence[Message], folder: Path, kind: Literal["md", "json"]
+) -> Path:
+    """The shown branch written to FOLDER/chat-ID.md (or .json), atomically: a crash or a full disk leaves the
+    previous export or this one, never half of one."""
+    turns = turns_of(conversation, branch)
+    text = to_markdown(conversation.title, turns) if kind == "md" else to_openai_json(turns)
+    path = folder / f"chat-{conversation.id}.{kind}"
+    temporary = path.with_suffix(f".{kind}.tmp{os.getpid()}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # the folder may not even exist
+            temporary.unlink(missing_ok=True)
+        raise LocalchatError(
+            f"cannot write {path} ({exc.strerror or exc}): free some space or check the folder"
+        ) from None
+    return path

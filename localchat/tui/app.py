@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -12,7 +13,8 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Input, Label, ListItem, ListView
 
-from localchat.chat.export import to_markdown, to_openai_json, turns_of
+from localchat.backends.remote import Endpoint
+from localchat.chat.export import export_chat
 from localchat.chat.sampling import SamplingParams
 from localchat.chat.session import ChatSession
 from localchat.config import Paths
@@ -391,6 +393,13 @@ class LocalchatApp(App[None]):
             self.notify(f"Could not use it: {inert(message.error)}", severity="error", timeout=10, markup=False)
         elif message.remote is not None:
             self.loaded_model = message.remote
+            if message.info.path.startswith("http://") and not Endpoint(message.info.path).loopback:
+                self.notify(
+                    f"{inert(message.info.path)} is plain http: the chat and the key travel unencrypted.",
+                    severity="warning",
+                    timeout=10,
+                    markup=False,
+                )
             if message.ignored:  # said once, when chosen: the chat's settings for them change nothing there
                 self.notify(
                     f"{inert(message.remote.endpoint)} gets OpenAI's sampling fields only: "
@@ -444,17 +453,13 @@ class LocalchatApp(App[None]):
 
         self.push_screen(PromptsScreen(self.store, self.conversation.system_prompt), chosen)
 
-    def export(self, kind: str) -> None:
-        turns = turns_of(self.conversation, self.store.branch(self.conversation.id))
-        exports = self.paths.data_dir / "exports"
-        exports.mkdir(parents=True, exist_ok=True)
-        stem = f"chat-{self.conversation.id}"
-        if kind == "md":
-            path = exports / f"{stem}.md"
-            path.write_text(to_markdown(self.conversation.title, turns), encoding="utf-8")
-        else:
-            path = exports / f"{stem}.json"
-            path.write_text(to_openai_json(turns), encoding="utf-8")
+    def export(self, kind: Literal["md", "json"]) -> None:
+        branch = self.store.branch(self.conversation.id)
+        try:
+            path = export_chat(self.conversation, branch, self.paths.data_dir / "exports", kind)
+        except LocalchatError as exc:
+            self.notify(inert(exc.message), severity="error", markup=False)
+            return
         self.notify(f"Exported to {inert(str(path))}", markup=False)
 
     def get_system_commands(self, screen: Screen) -> list[SystemCommand]:

@@ -382,12 +382,15 @@ class ChatView(Vertical):
         await self.reopen_branch()
         self.post_message(self.Changed())
         last = self.store.branch(self.conversation.id)
-        if last and last[-1].status == "error":
+        if last and last[-1].status == "error" and self.session.local:
             self.notify(
                 "The engine stopped; the partial reply is kept and the next message starts a new engine.",
                 severity="error",
                 timeout=8,
             )
+        elif last and last[-1].status == "error":  # a server's stream was cut, or it failed mid-reply
+            why = (last[-1].stats or {}).get("error") or "the server's stream ended"
+            self.notify(f"The reply was cut off: {inert(why)}. What came is kept.", severity="error", markup=False)
         self.replying = False  # only now: the reply is fully drawn
         self.schedule_count()
         self.send_next()

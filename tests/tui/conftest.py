@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from textual import events
 
 from localchat.config import paths
 from localchat.tui.app import LocalchatApp
@@ -70,3 +71,13 @@ def make_app(model_path: Path):
         return LocalchatApp(paths().ensure(), model, keymap)
 
     return make
+
+
+def burst(app, text: str, *then: str) -> None:
+    """Deliver `text` and then keys such as "enter" to the app at once, with no pause between them: the way a
+    terminal hands over a burst of input. (Pilot.press waits for the app to be idle after every key.)"""
+    for char in text:
+        key = {" ": "space", "?": "question_mark", "+": "plus", ".": "full_stop"}.get(char, char)
+        app.post_message(events.Key(key, char))
+    for key in then:
+        app.post_message(events.Key(key, None))

@@ -6,20 +6,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from textual import events
 
 from localchat.tui.widgets import Composer
-from tests.tui.conftest import SIZE, model_ready, wait_for, wait_until_replied
-
-
-def burst(app, text: str, *then: str) -> None:
-    """Deliver `text` and then keys such as "enter" to the app at once, with no pause between them: the way a
-    terminal hands over a burst of input. (Pilot.press waits for the app to be idle after every key.)"""
-    for char in text:
-        key = {" ": "space", "?": "question_mark", "+": "plus", ".": "full_stop"}.get(char, char)
-        app.post_message(events.Key(key, char))
-    for key in then:
-        app.post_message(events.Key(key, None))
+from tests.tui.conftest import SIZE, burst, model_ready, wait_for, wait_until_replied
 
 
 def user_messages(app) -> list[str]:

@@ -14,6 +14,7 @@ from textual.widgets import OptionList
 from localchat.tui.screens.models import ModelPicker
 from localchat.tui.widgets import ContextCounter
 from tests.backends.conftest import API_KEY, Server, free_port, server  # noqa: F401 (the server fixture)
+from tests.backends.faulty_server import BEFORE_FAILING, faulty_server
 from tests.tui.conftest import SIZE, model_ready, send, views, wait_for
 
 
@@ -96,3 +97,24 @@ async def test_keys_typed_at_once_reach_the_servers_models(make_app, configured:
         await wait_for(pilot, lambda: app.session.model_name == "smollm2 @ box")
         await send(pilot, "Hi")
         assert app.store.branch(app.conversation.id)[-1].model == "smollm2 @ box"
+
+
+async def test_a_servers_reply_cut_mid_way_is_kept_marked_and_said(make_app, home: Path) -> None:
+    """A stream that ends with no finish reason: the words that came are kept (status error), the chat says why
+    in one line (not that "the engine stopped"), and the server's other settings are said once when chosen."""
+    with faulty_server() as url:
+        (home / "config").mkdir(parents=True, exist_ok=True)
+        (home / "config" / "config.toml").write_text(f'[endpoints.flaky]\nurl = "{url}"\nmodels = ["cut"]\n')
+        app = make_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await model_ready(pilot)
+            await pick(pilot, "cut  ·  server flaky")
+            await wait_for(pilot, lambda: app.session.model_name == "cut @ flaky")
+            said = [str(n.message) for n in app._notifications]
+            assert sum("top_k, min_p, repeat_penalty are not sent" in m for m in said) == 1
+            await send(pilot, "Hi")
+            reply = app.store.branch(app.conversation.id)[-1]
+            assert reply.status == "error" and reply.content == "".join(BEFORE_FAILING)
+            said = [str(n.message) for n in app._notifications]
+            assert any("The reply was cut off" in m and "no finish reason" in m for m in said)
+            assert not any("engine stopped" in m for m in said)
