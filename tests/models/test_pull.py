@@ -217,6 +217,7 @@ def test_run_with_a_catalog_name_pulls_it_first(hub: FakeHub, model_path: Path) 
 
 def start_slow_pull(hub: FakeHub, home: Path, until_bytes: int):  # -> subprocess.Popen
     """`localchat pull` of the test repo from a slow hub, returned once its partial file holds `until_bytes`."""
+    import signal
     import subprocess
     import sys
     import time
@@ -224,7 +225,13 @@ def start_slow_pull(hub: FakeHub, home: Path, until_bytes: int):  # -> subproces
     hub.throttle_s = 0.05
     env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_TOKEN": ""}
     process = subprocess.Popen(
-        [sys.executable, "-m", "localchat", "pull", f"{REPO}:Q4_1"], env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "localchat", "pull", f"{REPO}:Q4_1"],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C as at a terminal, even when these tests run as a background job (which ignores SIGINT: its
+        # children would inherit that, and Python keeps an ignored SIGINT ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     partial = models_dir(home) / ".partial"
     deadline = time.time() + 60
