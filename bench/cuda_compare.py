@@ -172,12 +172,15 @@ def auto_against_max(model: str, leave_free: int) -> dict:
             else:
                 high = middle - 1
         auto_layers = auto.get("offload", {}).get("gpu_layers")
+        # auto must also survive a full context, not just a load: a prompt that fills all but 128 of its tokens
+        full = localchat_json("run", model, "hello " * (N_CTX - 128), "-n", "8", "--ctx", str(N_CTX), "--json")
         return {
             "model": Path(model).name,
             "free_vram_bytes": free_now,
             "show_plan": show.get("offload"),
             "auto": auto.get("offload", auto),
             "all_requested": forced.get("offload", forced),
+            "auto_full_context": {k: full.get(k) for k in ("error", "usage", "stop_reason", "offload")},
             "largest_that_loads": low,
             "auto_over_largest": auto_layers / low if auto_layers is not None and low else None,
         }
@@ -198,6 +201,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out")
     parser.add_argument("--speed-only", action="store_true", help="leave out VRAM and auto (a short lease)")
+    parser.add_argument("--no-speed", action="store_true", help="only VRAM and auto (speed measured in another call)")
     args = parser.parse_args()
     from localchat.hardware import physical_cores
 
@@ -210,7 +214,7 @@ def main() -> int:
         "command": " ".join(sys.argv),
         "speed": [],
     }
-    for model, layers in runs:  # written after each, so a lease that ends early still leaves figures
+    for model, layers in runs if not args.no_speed else []:  # written after each: a cut lease leaves figures
         summary["speed"].append(speed(model, layers, threads, args.rounds, args.llama_bench, args.llama_simple))
         emit(summary, args.out)
     if not args.speed_only:

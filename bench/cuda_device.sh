@@ -10,7 +10,10 @@
 # builds": CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90" python3 scripts/install_llama_cpp.py),
 # ~6 more minutes on 16 cores.
 # ROUNDS=N (default 3) rounds per configuration; SIMPLE=0 leaves llama-simple out (a shorter lease); SIZES="1b"
-# measures one model, PARTIAL="" no partial offload, SPEED_ONLY=1 leaves VRAM and auto out (the shortest lease).
+# measures one model, PARTIAL="" no partial offload, SPEED_ONLY=1 leaves VRAM and auto out (the shortest lease),
+# NO_SPEED=1 measures only VRAM and auto; COMPARE=0 stops after the build and doctor. A second call on the same
+# warm machine reuses what $WORK already holds (the build, the quantized models), so a lease of 10-minute calls
+# can build in one and measure in the next.
 # Usage: bench/cuda_device.sh SDIST.tar.gz TOKENIZER.gguf WHEEL_DIR OUT_DIR   (run from the repository root;
 # WHEEL_DIR: what the machine lacks, e.g. gguf, platformdirs, diskcache and a llama-cpp-python wheel for its
 # Python code)
@@ -27,9 +30,10 @@ python3 -m pip install -q --no-index --no-deps "$wheels"/*.whl
 step "random models (F16), in the background while building"
 sizes=${SIZES:-1b 7b}
 for size in $sizes; do
+  [ -f "$work/$size-q4_k_m.gguf" ] && continue
   python3 bench/random_gguf.py --tokenizer "$tokenizer" --shape "$size" "$work/$size-f16.gguf" >"$work/gen-$size.log" 2>&1 &
 done
-tar xzf "$sdist" -C "$work"
+ls -d "$work"/llama_cpp_python-*/ >/dev/null 2>&1 || tar xzf "$sdist" -C "$work"
 source_dir=$(ls -d "$work"/llama_cpp_python-*/)
 if [ "${VERIFY_INSTALL:-0}" = 1 ]; then
   step "install the engine the documented way"
@@ -52,6 +56,7 @@ fi
 step "quantize to Q4_K_M"
 wait
 for size in $sizes; do
+  [ -f "$work/$size-q4_k_m.gguf" ] && continue
   cat "$work/gen-$size.log"
   "$bin/llama-quantize" "$work/$size-f16.gguf" "$work/$size-q4_k_m.gguf" Q4_K_M "$(nproc)" >"$work/quant-$size.log" 2>&1
   rm "$work/$size-f16.gguf"
@@ -60,6 +65,7 @@ ls -la "$work"/*.gguf
 
 step "doctor"
 python3 -m localchat doctor | tee "$out/doctor.txt" || true
+[ "${COMPARE:-1}" = 0 ] && { step "built; COMPARE=0"; exit 0; }
 step "compare"
 simple=()
 [ "${SIMPLE:-1}" = 1 ] && simple=(--llama-simple "$bin/llama-simple")
@@ -67,6 +73,7 @@ models=()
 for size in $sizes; do models+=(--model "$work/$size-q4_k_m.gguf"); done
 for partial in ${PARTIAL-1b:12}; do models+=(--partial "$work/${partial%%:*}-q4_k_m.gguf:${partial##*:}"); done
 [ "${SPEED_ONLY:-0}" = 1 ] && models+=(--speed-only)
+[ "${NO_SPEED:-0}" = 1 ] && models+=(--no-speed)
 python3 bench/cuda_compare.py --llama-bench "$bin/llama-bench" "${simple[@]}" --rounds "${ROUNDS:-3}" "${models[@]}" \
   --out "$out/cuda.json"
 step "done"
