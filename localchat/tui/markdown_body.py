@@ -9,6 +9,12 @@ blocks before its last blank line (outside a code fence) are settled: rendered o
 written is rendered again each frame, and only the lines that changed are repainted. The widget asks for a
 layout only when its text outgrows the lines it has reserved (a few at a time, `reserve`), so most frames never
 arrange the screen. When the reply ends, the whole text is rendered once more, as one document.
+
+A block that grows long is settled in parts too, or each frame would render all of it again (O(n²) over a long
+code block or paragraph): an open code block's finished lines (the rest is drawn as the same block continued: its
+fence line again, its top padding row dropped), and a long plain paragraph's wrapped lines but the last (greedy
+wrapping never changes a line once the next has begun). Only while streaming: a code block continued this way is
+highlighted from its continuation on, until the one full render at the end.
 """
 
 from __future__ import annotations
@@ -23,20 +29,42 @@ from textual.widget import Widget
 from localchat.text import inert
 
 FENCE = re.compile(r"^ {0,3}(```|~~~)", re.MULTILINE)
+CODE_LINES_TO_SETTLE = 8  # an open code block's finished lines are settled this many at a time
+PARAGRAPH_LINES_TO_SETTLE = 4  # a plain paragraph's wrapped lines, likewise
+# A paragraph whose text can change no earlier line when more arrives: one source line with no inline markup
+# (emphasis, code, links, HTML, entities, escapes, tables), so its wrapped lines are final but the last.
+PLAIN_LINE = re.compile(r"[^\n*_`\[\]<>\\&~|]*")
+# How a line may not start if it is to render as a paragraph continued (not a list, quote, heading, code...).
+BLOCK_START = re.compile(r"[ \t>#+\-*=|]|\d{1,9}[.)]")
 
 
-def settled_end(text: str, start: int = 0) -> int:
+def settled_end(text: str, start: int = 0, in_fence: bool = False) -> int:
     """Where the settled part of a streaming text ends: after its last blank line outside a code fence (`start`
     when there is none). What comes before that cannot change when more text arrives. `start` must itself be
-    settled (outside a fence): only the text after it is searched, so each frame costs what arrived since."""
+    settled, at the start of a line, and `in_fence` say whether it is inside a code block: only the text after it
+    is searched, so each frame costs what arrived since."""
     end = len(text)
     while True:
         cut = text.rfind("\n\n", start, end)
         if cut < 0:
             return start
-        if len(FENCE.findall(text, start, cut)) % 2 == 0:
+        if (len(FENCE.findall(text, start, cut)) + in_fence) % 2 == 0:
             return cut + 2
         end = cut
+
+
+def wrapped_starts(text: str, lines: list[str]) -> list[int] | None:
+    """Where in a plain paragraph `text` each of its rendered `lines` begins (None if they do not match it)."""
+    starts, position = [], 0
+    for line in lines:
+        line = line.strip()
+        while position < len(text) and text[position] == " ":
+            position += 1
+        if not text.startswith(line, position):
+            return None
+        starts.append(position)
+        position += len(line)
+    return starts
 
 
 class MarkdownBody(Widget):
@@ -52,6 +80,12 @@ class MarkdownBody(Widget):
         self._width = 0  # what the strips below were rendered for
         self._settled = 0  # while streaming: characters of `text` rendered into _settled_strips
         self._settled_strips: list[Strip] = []
+        # While the settled part ends inside a block (a long code block or paragraph settled in parts): the tail
+        # continues it with no blank line between; `_reopen` is put before the tail when it is rendered (a code
+        # block's fence line) and `_trim_top` rows are dropped from that render (the block's top padding).
+        self._joined = False
+        self._reopen = ""
+        self._trim_top = 0
         self._tail_strips: list[Strip] = []
         self._height = 0  # lines the layout gave us (rendered lines, rounded up while streaming)
 
@@ -75,6 +109,7 @@ class MarkdownBody(Widget):
 
     def _render_all(self, width: int) -> None:
         self._width = width
+        self._joined, self._reopen, self._trim_top = False, "", 0
         if self.streaming:
             self._settled = settled_end(self.text)
             self._settled_strips = self._render(self.text[: self._settled], width)
@@ -84,17 +119,20 @@ class MarkdownBody(Widget):
             self._tail_strips = []
 
     @property
+    def _gap(self) -> int:
+        """The blank line between the settled blocks and the tail, as Rich puts one between two blocks."""
+        return 1 if self._settled_strips and self._tail_strips and not self._joined else 0
+
+    @property
     def _lines(self) -> int:
-        gap = 1 if self._settled_strips and self._tail_strips else 0
+        gap = self._gap
         return len(self._settled_strips) + gap + len(self._tail_strips)
 
     def _line(self, y: int) -> Strip | None:
         settled = len(self._settled_strips)
         if y < settled:
             return self._settled_strips[y]
-        if self._settled_strips and self._tail_strips:
-            y -= 1  # the blank line between two blocks, as Rich puts one between the blocks of a document
-        y -= settled
+        y -= settled + self._gap
         return self._tail_strips[y] if 0 <= y < len(self._tail_strips) else None
 
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
@@ -143,13 +181,12 @@ class MarkdownBody(Widget):
         # Only lines from the old tail on can change (settled strips stay as they are).
         first = self._lines - len(self._tail_strips)
         before = [self._line(y) for y in range(first, self._lines)]
-        end = settled_end(self.text, self._settled)
+        end = settled_end(self.text, self._settled, in_fence=bool(self._reopen))
         if end > self._settled:
-            chunk = self._render(self.text[self._settled : end], width)
-            if chunk:
-                self._settled_strips += ([Strip.blank(width)] if self._settled_strips else []) + chunk
-            self._settled = end
-        self._tail_strips = self._render(self.text[self._settled :], width)
+            self._settle(self._render_continued(self.text[self._settled : end], width), end)
+            self._joined, self._reopen, self._trim_top = False, "", 0
+        self._tail_strips = self._render_continued(self.text[self._settled :], width)
+        self._settle_long_tail(width)
         lines = self._lines
         if lines > self._height:
             self.refresh(layout=True)
@@ -159,6 +196,53 @@ class MarkdownBody(Widget):
         changed = [i for i in range(span) if i >= len(before) or self._line(first + i) != before[i]]
         if changed:
             self.refresh(Region(0, first + changed[0], width, changed[-1] - changed[0] + 1))
+
+    def _render_continued(self, text: str, width: int) -> list[Strip]:
+        """`text` rendered as what follows the settled part (which may end inside a block)."""
+        if not text:
+            return []
+        return self._render(self._reopen + text, width)[self._trim_top :]
+
+    def _settle(self, strips: list[Strip], end: int) -> None:
+        """Keep `strips` as the rendering of the text up to `end`."""
+        if strips:
+            gap = self._settled_strips and not self._joined
+            self._settled_strips += ([Strip.blank(self._width)] if gap else []) + strips
+        self._settled = end
+
+    def _settle_long_tail(self, width: int) -> None:
+        """A tail that is one long block settles in parts (see the module's docstring), so a frame renders only
+        the last few lines of it, however long the block grows."""
+        tail = self.text[self._settled :]
+        opener = "" if self._reopen else tail.partition("\n")[0]
+        if self._reopen or (FENCE.match(opener) and "\n" in tail and len(FENCE.findall(tail)) == 1):
+            # An open code block: its finished lines but the last are settled (rendered once, as that block).
+            body = tail[len(opener) + 1 :] if opener else tail
+            if self._reopen and FENCE.search(body):
+                return  # it closes in the tail: settled with the next blank line
+            lines = body.split("\n")[:-1]  # the last is still being written
+            if len(lines) <= CODE_LINES_TO_SETTLE:
+                return
+            done = "".join(line + "\n" for line in lines[:-1])
+            strips = self._render((self._reopen or opener + "\n") + done, width)[self._trim_top : -1]
+            self._settle(strips, self._settled + (len(opener) + 1 if opener else 0) + len(done))
+            self._joined, self._reopen, self._trim_top = True, self._reopen or opener + "\n", 1
+        elif PLAIN_LINE.fullmatch(tail) and (self._joined or not BLOCK_START.match(tail)):
+            # A plain paragraph: its wrapped lines but the last are final. It is continued from the start of a
+            # line that renders as paragraph text again (not one that would start a list, say).
+            if len(self._tail_strips) <= PARAGRAPH_LINES_TO_SETTLE:
+                return
+            starts = wrapped_starts(tail, [strip.text for strip in self._tail_strips])
+            if starts is None:
+                return
+            cut = next((k for k in range(len(starts) - 1, 0, -1) if not BLOCK_START.match(tail, starts[k])), 0)
+            if not cut:
+                return
+            self._settle(self._tail_strips[:cut], self._settled + starts[cut])
+            self._joined = True
+        else:
+            return
+        self._tail_strips = self._render_continued(self.text[self._settled :], width)
 
     def rendered_lines(self) -> list[str]:
         """The text as drawn (for tests)."""

@@ -23,6 +23,8 @@ def test_the_settled_part_ends_at_the_last_blank_line_outside_code_fences() -> N
     # From a settled point on (each frame searches only what came after the last settled block):
     assert settled_end("a\n\nb\n\nc", start=len("a\n\n")) == len("a\n\nb\n\n")
     assert settled_end("a\n\n```x\n\ny", start=len("a\n\n")) == len("a\n\n")
+    # From inside a code block settled in parts (its fence line is before `start`):
+    assert settled_end("x = 1\n\n```\n\nafter", in_fence=True) == len("x = 1\n\n```\n\n")
 
 
 class OneMessage(App[None]):
@@ -89,3 +91,39 @@ async def test_model_text_is_inert_in_the_body() -> None:
             for line in view.body._settled_strips
             for segment in line
         )
+
+
+async def test_a_long_code_block_or_paragraph_costs_each_frame_only_its_last_lines(monkeypatch) -> None:
+    """A block that grows long settles in parts: a frame renders a bounded amount of text, however long the
+    code block or paragraph gets (it rendered the whole block again each frame: O(n²) over a reply); the
+    streamed reply still reads exactly as the same text rendered whole."""
+    from localchat.tui.markdown_body import MarkdownBody
+
+    line = "    return x * {}  # a comment long enough to wrap at this width\n"
+    code = "".join(f"def f{i}(x):\n" + line.format(i) for i in range(60))
+    paragraph = " + ".join("x" * (i % 9 + 1) for i in range(400)) + "."  # some wrapped lines start with "+"
+    items = "".join(f"- item {i} with **bold** text\n" for i in range(20))
+    text = f"# Title\n\nIntro.\n\n```python\n{code}```\n\n{paragraph}\n\n{items}\nThe end."
+    rendered: list[int] = []
+    render = MarkdownBody._render
+    monkeypatch.setattr(MarkdownBody, "_render", lambda self, t, w: rendered.append(len(t)) or render(self, t, w))
+    app = OneMessage()
+    async with app.run_test(size=(80, 40)) as pilot:
+        view = app.query_one(MessageView)
+        view.start_stream(reserve=4)
+        await pilot.pause()
+        worst = {"code": 0, "paragraph": 0}
+        for start in range(0, len(text), 7):
+            rendered.clear()
+            view.append(text[start : start + 7])
+            where = "code" if start < text.index(paragraph) else "paragraph" if start < text.index(items) else None
+            if where:
+                worst[where] = max(worst[where], sum(rendered))
+            if start % 140 == 0:
+                await pilot.pause()
+        await pilot.pause()
+        assert worst["code"] < len(code) / 4 and worst["paragraph"] < len(paragraph) / 4, worst
+        stored = MessageView(message(text, "complete"))
+        await app.mount(stored)
+        await pilot.pause()
+        assert view.body.rendered_lines() == stored.body.rendered_lines()
