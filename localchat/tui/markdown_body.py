@@ -82,10 +82,9 @@ class MarkdownBody(Widget):
         self._settled_strips: list[Strip] = []
         # While the settled part ends inside a block (a long code block or paragraph settled in parts): the tail
         # continues it with no blank line between; `_reopen` is put before the tail when it is rendered (a code
-        # block's fence line) and `_trim_top` rows are dropped from that render (the block's top padding).
+        # block's fence line), and the top padding row of that render is dropped.
         self._joined = False
         self._reopen = ""
-        self._trim_top = 0
         self._tail_strips: list[Strip] = []
         self._height = 0  # lines the layout gave us (rendered lines, rounded up while streaming)
 
@@ -109,7 +108,7 @@ class MarkdownBody(Widget):
 
     def _render_all(self, width: int) -> None:
         self._width = width
-        self._joined, self._reopen, self._trim_top = False, "", 0
+        self._joined, self._reopen = False, ""
         if self.streaming:
             self._settled = settled_end(self.text)
             self._settled_strips = self._render(self.text[: self._settled], width)
@@ -117,6 +116,11 @@ class MarkdownBody(Widget):
         else:
             self._settled, self._settled_strips = len(self.text), self._render(self.text, width)
             self._tail_strips = []
+
+    @property
+    def _trim_top(self) -> int:
+        """Rows dropped from the top of a continued render: a code block's top padding, drawn once already."""
+        return 1 if self._reopen else 0
 
     @property
     def _gap(self) -> int:
@@ -184,7 +188,7 @@ class MarkdownBody(Widget):
         end = settled_end(self.text, self._settled, in_fence=bool(self._reopen))
         if end > self._settled:
             self._settle(self._render_continued(self.text[self._settled : end], width), end)
-            self._joined, self._reopen, self._trim_top = False, "", 0
+            self._joined, self._reopen = False, ""
         self._tail_strips = self._render_continued(self.text[self._settled :], width)
         self._settle_long_tail(width)
         lines = self._lines
@@ -226,7 +230,7 @@ class MarkdownBody(Widget):
             done = "".join(line + "\n" for line in lines[:-1])
             strips = self._render((self._reopen or opener + "\n") + done, width)[self._trim_top : -1]
             self._settle(strips, self._settled + (len(opener) + 1 if opener else 0) + len(done))
-            self._joined, self._reopen, self._trim_top = True, self._reopen or opener + "\n", 1
+            self._joined, self._reopen = True, self._reopen or opener + "\n"
         elif PLAIN_LINE.fullmatch(tail) and (self._joined or not BLOCK_START.match(tail)):
             # A plain paragraph: its wrapped lines but the last are final. It is continued from the start of a
             # line that renders as paragraph text again (not one that would start a list, say).
