@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -26,6 +26,7 @@ from localchat.models.manager import find_local, looks_like_path
 from localchat.store.db import Conversation, Store, open_database
 from localchat.text import inert
 from localchat.tui.chat_view import ChatView
+from localchat.tui.key_hold import KeyHold
 from localchat.tui.messages import ModelLoaded, ModelLoading, ServersListed
 from localchat.tui.sampling_panel import SamplingPanel
 from localchat.tui.screens.dialogs import AskText, Confirm
@@ -81,6 +82,7 @@ class LocalchatApp(App[None]):
         self.loaded_model: Choice | RemoteChoice | None = None
         self.served: dict[str, tuple[list[str], str | None]] = {}  # the named servers' models, as last asked
         self.opened_files: list[LocalModel] = []  # models opened by path: the picker keeps them, to come back to
+        self.key_hold = KeyHold(self, super().on_event)
 
     @property
     def chat(self) -> ChatView:
@@ -100,8 +102,15 @@ class LocalchatApp(App[None]):
         yield SamplingPanel(self.session, id="lab")
         yield KeyBar()
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, (events.Key, events.Paste)) and not event.is_forwarded:
+            await self.key_hold.key(event)  # it passes them on in order (key_hold.py)
+        else:
+            await super().on_event(event)
+
     async def on_mount(self) -> None:
         _log_to(self.paths.app_log)
+        self.key_hold.watch_screens()
         for theme in load_themes():
             self.register_theme(theme)
         if self.keymap:
@@ -187,6 +196,8 @@ class LocalchatApp(App[None]):
         self.show_lab_reply()
 
     def on_chat_view_changed(self, _message: ChatView.Changed) -> None:
+        if not self.query("#conversations"):
+            return  # the app is closing (a quit mid-reply): the list went before the chat's last word
         self.refresh_conversations(self._search_text())
         self.show_lab_reply()
 

@@ -141,3 +141,49 @@ async def test_keys_typed_as_a_dialog_closes_go_to_the_composer(make_app) -> Non
         burst(app, " there")
         await wait_for(pilot, lambda: app.query_one(Composer).text == "hi there")
         await model_ready(pilot)
+
+
+async def test_keys_right_behind_a_key_that_opens_a_dialog_or_moves_the_focus_go_there(make_app) -> None:
+    """F2, ctrl+f and F5 take effect after the App has read the keys behind them (a screen mounts, the focus
+    moves on a callback): in one burst those keys still land in the dialog, the search and the lab, in order."""
+    from localchat.tui.sampling_panel import SamplingPanel
+    from localchat.tui.screens.dialogs import AskText
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        burst(app, "", "f2", "ctrl+u")  # the dialog opens with the title in it: clear it, then a new one
+        burst(app, "Rivers", "enter")
+        burst(app, "hi")  # after the dialog has closed: the composer's
+        await wait_for(pilot, lambda: not isinstance(app.screen, AskText) and app.query_one(Composer).text == "hi")
+        assert app.store.conversation(app.conversation.id).title == "Rivers"
+        assert user_messages(app) == []
+
+        burst(app, "", "ctrl+f")
+        burst(app, "riv")
+        await wait_for(pilot, lambda: app.query_one("#search").value == "riv")
+        assert app.query_one(Composer).text == "hi"
+
+        lab = app.query_one(SamplingPanel)
+        burst(app, "", "f5")
+        burst(app, "T")  # the lab's key: temperature up
+        await wait_for(pilot, lambda: (app.store.conversation(app.conversation.id).sampling or {}).get("temperature"))
+        assert app.focused is lab and app.query_one(Composer).text == "hi"
+
+
+async def test_editing_keys_in_a_burst_act_where_they_were_typed(make_app) -> None:
+    """Backspace and the arrows act through bindings, once the key has come back up to the App: the letters typed
+    behind them must not overtake them."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        composer = app.query_one(Composer)
+        burst(app, "abc", "backspace")
+        burst(app, "d", "left", "left")
+        burst(app, "X", "end")
+        burst(app, "e", "ctrl+w")  # the word left of the cursor: all of it
+        burst(app, "new words", "home")
+        burst(app, ">")
+        await wait_for(pilot, lambda: composer.text.endswith("words"))
+        await pilot.pause(0.3)
+        assert composer.text == ">new words"

@@ -15,7 +15,7 @@ from localchat.tui.screens.models import ModelPicker
 from localchat.tui.widgets import ContextCounter
 from tests.backends.conftest import API_KEY, Server, free_port, server  # noqa: F401 (the server fixture)
 from tests.backends.faulty_server import BEFORE_FAILING, faulty_server
-from tests.tui.conftest import SIZE, model_ready, send, views, wait_for
+from tests.tui.conftest import SIZE, burst, model_ready, send, views, wait_for
 
 
 @pytest.fixture
@@ -118,3 +118,20 @@ async def test_a_servers_reply_cut_mid_way_is_kept_marked_and_said(make_app, hom
             said = [str(n.message) for n in app._notifications]
             assert any("The reply was cut off" in m and "no finish reason" in m for m in said)
             assert not any("engine stopped" in m for m in said)
+
+
+async def test_a_model_chosen_and_a_message_sent_in_one_burst(make_app, configured: Server) -> None:
+    """ctrl+l Down Enter and a message, typed in one go: the keys behind ctrl+l wait for the picker (they went to
+    the composer before it existed), the Down moves before the Enter chooses, and the message behind the Enter
+    goes to the chat, to the model just chosen."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        await wait_for(pilot, lambda: {"slow", "box", "off"} <= set(app.served))
+        burst(app, "", "ctrl+l", "down", "enter")
+        burst(app, "Hi", "enter")
+        await wait_for(pilot, lambda: len(app.store.branch(app.conversation.id)) == 2, timeout=60)
+        await wait_for(pilot, lambda: app.store.branch(app.conversation.id)[-1].status == "complete", timeout=60)
+        asked, reply = app.store.branch(app.conversation.id)
+        assert asked.content == "Hi" and reply.model == "smollm2 @ box"
+        assert app.session.model_name == "smollm2 @ box"
