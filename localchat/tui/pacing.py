@@ -14,8 +14,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
-FRAME_S = 0.05  # 20 frames a second when the UI has a core of its own
-CONTENDED_FRAME_S = 0.125  # 8 frames a second while llama.cpp's threads fill every core
+# Each frame comes a little late (the timer waits for the UI's loop), so the intervals leave a margin: at 0.05 and
+# 0.125 s the app measured 19.3 and 7.97 frames a second (bench/results/tui-stream-2026-12-02-settle.json).
+FRAME_S = 0.045  # 20+ frames a second when the UI has a core of its own
+CONTENDED_FRAME_S = 0.12  # 8+ frames a second while llama.cpp's threads fill every core
 
 
 def contended(engine_threads: int, cores: int, all_on_gpu: bool) -> bool:
