@@ -40,6 +40,7 @@ class KeyHold:
         self._sent = 0
         self._key_deadline = 0.0
         self._target: DOMNode | None = None  # where the key on its way was sent
+        self._fallback = 0  # the key on its way that a timer will give up on
 
     def watch_screens(self) -> None:
         self._app.screen_change_signal.subscribe(self._app, self._screen_changed)
@@ -92,8 +93,10 @@ class KeyHold:
                     event = self._held.popleft()
                     await self._forward(event)
             self._follow(target, self._sent)
-        if self._held and self._in_flight:
-            self._app.set_timer(KEY_LIMIT_S, self._release)
+        if self._held and self._in_flight and self._fallback != self._in_flight:
+            # One timer for the key on its way, firing when it is given up (not one per key that waits behind it).
+            self._fallback = self._in_flight
+            self._app.set_timer(max(self._key_deadline - time.monotonic(), 0.0), self._release)
 
     def _follow(self, target: DOMNode, number: int) -> None:
         """Queue a callback behind the key at `target`, then at its parent and so on up to the App; then again from
