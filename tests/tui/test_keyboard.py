@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+from localchat.tui.sampling_panel import SamplingPanel
+from localchat.tui.screens.dialogs import AskText
 from localchat.tui.widgets import Composer
 from tests.tui.conftest import SIZE, burst, model_ready, wait_for, wait_until_replied
 
@@ -146,9 +148,6 @@ async def test_keys_typed_as_a_dialog_closes_go_to_the_composer(make_app) -> Non
 async def test_keys_right_behind_a_key_that_opens_a_dialog_or_moves_the_focus_go_there(make_app) -> None:
     """F2, ctrl+f and F5 take effect after the App has read the keys behind them (a screen mounts, the focus
     moves on a callback): in one burst those keys still land in the dialog, the search and the lab, in order."""
-    from localchat.tui.sampling_panel import SamplingPanel
-    from localchat.tui.screens.dialogs import AskText
-
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
