@@ -4,7 +4,11 @@ prompt: a fresh ~512-token prompt evaluated in full (llama-bench pp512); decode:
 end-of-text (tg128); both the median of `repetitions`. turns: a 10-turn greedy conversation, where each turn
 should evaluate only its new tokens (prefix reuse). cancel: how long a cancel takes to stop a long prompt.
 count: the live counter on a 300-message chat: its first count, then one per keystroke (a changed draft),
-beside a keystroke in a 2-message chat; it should not grow with the chat's length.
+beside a keystroke in a 2-message chat; it should not grow with the chat's length. speculative: prompt lookup's
+effective decode rate against plain decoding, side by side, on an edit (a ~1,600-token file returned with a
+function renamed: mostly a copy) and on prose, greedy and sampled (little to copy: the worst case), with the
+acceptance rate.
+Prompt and decode are measured without lookup, as llama-bench measures llama.cpp.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +52,19 @@ class TurnResult:
     ttft_s: float
 
 
+@dataclass(frozen=True)
+class LookupCase:
+    plain_tok_s: float  # median decode rate, one token a step
+    lookup_tok_s: float  # median effective rate with prompt lookup (generated tokens ÷ decode time)
+    acceptance: float  # drafted tokens the model's samples matched
+    tokens: int  # generated per reply
+    speedup: float  # median of each lookup reply's rate over the plain one's just before it
+    same_text: bool  # every reply with lookup had the text of the one without (see README, "Prompt lookup")
+
+
+LOOKUP_TOKENS = 400
+
+
 @dataclass
 class BenchResult:
     model: str
@@ -65,6 +82,8 @@ class BenchResult:
     count_long_first_ms: float = 0.0  # LONG_CHAT messages, counted for the first time
     count_long_key_ms: float = 0.0  # the same chat, the draft one character longer (median)
     count_short_key_ms: float = 0.0  # a 2-message chat, the same keystroke (median)
+    speculative: dict[str, LookupCase] = field(default_factory=dict)  # "edit", "prose", "prose_sampled"
+    reopen: ReopenResult | None = None  # where saved chat states are on ([engine] state_cache_mb)
 
     @property
     def last_turn_ratio(self) -> float:
@@ -96,6 +115,8 @@ def run_bench(
     model: str | Path, options: LoadOptions, repetitions: int = 3, log_path: Path | None = None
 ) -> BenchResult:
     greedy = SamplingParams(temperature=0.0, max_tokens=1, seed=1)
+    states = options.saved_states is not None
+    options = replace(options, saved_states=None)  # each case measures what it evaluates; reopen, below, restores
     with EngineClient(log_path) as engine:
         info = engine.load(model, options)
         result = BenchResult(str(model), info.threads, info.n_ctx, info.load_s)
@@ -110,8 +131,8 @@ def run_bench(
         # decode with and without log-probabilities in turn, so that the two see the same machine.
         for rep in range(repetitions):
             # Greedy, like llama-bench's tg (which samples nothing); sampling chains add ~2% per token here.
-            done = _finish(engine, Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True))
-            decode_runs.append(done)
+            story = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, lookup=False)
+            decode_runs.append(_finish(engine, story))
             request = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, logprobs=5)
             logprob_runs.append(_finish(engine, request))
         result.prompt_tokens = prompt_runs[0].usage.evaluated_prompt_tokens
@@ -123,7 +144,99 @@ def run_bench(
         result.cancel_ms = _cancel_latency_ms(engine)
         result.turns = _conversation(engine)
         result.count_long_first_ms, result.count_long_key_ms, result.count_short_key_ms = _count_times(engine)
+        result.speculative = _lookup_cases(engine, repetitions)
+    if states:
+        result.reopen = _reopen(model, options, log_path)
     return result
+
+
+@dataclass(frozen=True)
+class ReopenResult:
+    history_tokens: int
+    cold_ttft_s: float  # the next turn of a reopened chat, its history evaluated again
+    restored_ttft_s: float  # the same, its saved state restored
+    same_text: bool  # the restored reply is the one the chat would have had without the restart
+
+
+REOPEN_CHARACTERS = 7_000  # a chat of ~2,000 tokens with the test model's tokenizer
+
+
+def _reopen(model: str | Path, options: LoadOptions, log_path: Path | None) -> ReopenResult:
+    """Turn N of a long chat, then a restart and turn N+1: with the saved state, and with the history evaluated
+    again; against turn N+1 asked without a restart (the reply the restored one must equal)."""
+    import tempfile
+
+    greedy = SamplingParams(temperature=0.0, max_tokens=32, seed=1)
+    history: list[ChatMessage] = []
+    while sum(len(m.content) for m in history) < REOPEN_CHARACTERS:
+        number = len(history) // 2
+        history += [
+            ChatMessage("user", f"Question {number}: what do you make of this? " + FILLER * 3),
+            ChatMessage("assistant", f"Answer {number}. " + FILLER * 3),
+        ]
+    history.append(ChatMessage("user", "Sum it all up in one sentence."))
+
+    def turn(engine: EngineClient, messages: list[ChatMessage]) -> Done:
+        return _finish(engine, Generate(tuple(messages), sampling=greedy))
+
+    with EngineClient(log_path) as engine:  # the chat without a restart: turn N, then N+1 (the reference)
+        engine.load(model, options)
+        first = turn(engine, history)
+        following = [*history, ChatMessage("assistant", first.text), ChatMessage("user", "And in one word?")]
+        unbroken = turn(engine, following)
+    with tempfile.TemporaryDirectory(prefix="localchat-reopen-") as folder:
+        saving = replace(options, saved_states=folder)
+        with EngineClient(log_path) as engine:  # turn N, its state saved after the reply; then the app closes
+            engine.load(model, saving)
+            turn(engine, history)
+        with EngineClient(log_path) as engine:  # restarted: turn N+1 from the saved state
+            engine.load(model, saving)
+            restored = turn(engine, following)
+    with EngineClient(log_path) as engine:  # restarted with nothing saved: the history evaluated again
+        engine.load(model, options)
+        cold = turn(engine, following)
+    return ReopenResult(
+        history_tokens=cold.usage.prompt_tokens,
+        cold_ttft_s=cold.timings.ttft_s,
+        restored_ttft_s=restored.timings.ttft_s,
+        same_text=restored.text == unbroken.text,
+    )
+
+
+def _lookup_cases(engine: EngineClient, repetitions: int) -> dict[str, LookupCase]:
+    """Each case with and without prompt lookup, in turn (so both see the same machine); medians."""
+    from localchat.bench_cases import EDIT_REQUEST, PROSE_REQUEST, edit_source
+
+    greedy = SamplingParams(temperature=0.0, max_tokens=LOOKUP_TOKENS)
+    sampled = SamplingParams(temperature=0.8, max_tokens=LOOKUP_TOKENS, seed=3)  # copies least: the worst case
+    cases = {
+        "edit": (f"```python\n{edit_source()}```\n\n{EDIT_REQUEST}", greedy),
+        "prose": (PROSE_REQUEST, greedy),
+        "prose_sampled": (PROSE_REQUEST, sampled),
+    }
+    results = {}
+    for name, (text, sampling) in cases.items():
+        messages = (ChatMessage("user", text),)
+        runs: dict[bool, list[Done]] = {False: [], True: []}
+        # First the prompt alone, so that every reply then reuses it alike (a prompt evaluated in one batch and
+        # its last token evaluated alone round differently: README, "Prompt lookup")
+        _finish(engine, Generate(messages, sampling=replace(sampling, max_tokens=1), lookup=False))
+        for _ in range(2 * repetitions + 1):  # one reply varies by ±5% on this shared machine: more pairs
+            for lookup in (False, True):
+                runs[lookup].append(_finish(engine, Generate(messages, sampling=sampling, lookup=lookup)))
+        drafted = sum(d.speculative.drafted for d in runs[True] if d.speculative)
+        accepted = sum(d.speculative.accepted for d in runs[True] if d.speculative)
+        pairs = zip(runs[False], runs[True], strict=True)
+        results[name] = LookupCase(
+            plain_tok_s=statistics.median(d.timings.decode_tok_s for d in runs[False]),
+            lookup_tok_s=statistics.median(d.timings.decode_tok_s for d in runs[True]),
+            # each lookup reply over the plain one just before it: the machine's drift cancels out
+            speedup=statistics.median(b.timings.decode_tok_s / a.timings.decode_tok_s for a, b in pairs),
+            acceptance=accepted / drafted if drafted else 0.0,
+            tokens=runs[True][-1].usage.completion_tokens,
+            same_text=all(a.text == b.text for a, b in zip(runs[False], runs[True], strict=True)),
+        )
+    return results
 
 
 def _count_times(engine: EngineClient, keys: int = 9) -> tuple[float, float, float]:

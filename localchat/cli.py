@@ -8,6 +8,7 @@ import click
 
 from localchat import __version__
 from localchat.commands.bench import bench
+from localchat.commands.cache import cache
 from localchat.commands.doctor import doctor
 from localchat.commands.models import import_model, list_models, pull, rm, search, show
 from localchat.commands.run import run
@@ -37,7 +38,7 @@ def build_app(model: str | None):  # -> LocalchatApp (imported here: the app's i
     """The app as the settings file configures it: keys, sampling defaults and [engine], checked as for `run`.
     A locked or damaged database fails here, in one line, before the screen changes."""
     from localchat.chat.sampling import from_settings
-    from localchat.commands.options import build_load_options
+    from localchat.commands.options import build_load_options, build_lookup
     from localchat.config import load_settings, paths
     from localchat.tui.app import LocalchatApp
 
@@ -45,10 +46,10 @@ def build_app(model: str | None):  # -> LocalchatApp (imported here: the app's i
     keymap = {str(k): str(v) for k, v in settings.get("keys", {}).items()}
     sampling = from_settings(settings.get("sampling", {}))
     load_options = build_load_options({})  # [engine]: gpu_layers, threads, ctx
-    return LocalchatApp(paths().ensure(), model, keymap, sampling, load_options)
+    return LocalchatApp(paths().ensure(), model, keymap, sampling, load_options, lookup=build_lookup(None))
 
 
-for command in (run, pull, list_models, show, rm, import_model, search, tokenize, bench, doctor):
+for command in (run, pull, list_models, show, rm, import_model, search, tokenize, bench, doctor, cache):
     cli.add_command(command)
 
 

@@ -47,6 +47,11 @@ class Paths:
         return self.log_dir / "engine.log"
 
     @property
+    def saved_states(self) -> Path:
+        """The engine's saved KV states of recent chats (engine/saved_states.py), a folder per model file."""
+        return self.cache_dir / "kv-states"
+
+    @property
     def app_log(self) -> Path:
         return self.log_dir / "app.log"
 
@@ -112,7 +117,7 @@ BINDING_IDS = frozenset(
 # Each section lists the keys it accepts; anything else is a typo we report rather than ignore.
 KNOWN_KEYS: dict[str, set[str]] = {
     "keys": set(BINDING_IDS),  # binding id -> keys, e.g. "chat.regenerate" = "f5" (see README)
-    "engine": {"ctx", "gpu_layers", "threads", "backend_sampling"},
+    "engine": {"ctx", "gpu_layers", "threads", "backend_sampling", "lookup", "state_cache_mb"},
     "sampling": {
         "preset",
         "temperature",

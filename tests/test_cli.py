@@ -56,6 +56,7 @@ def test_run_json_for_scripts(model_path: Path) -> None:
         "stop_reason",
         "usage",
         "timings",
+        "speculative",
     }
     assert (report["reasoning"], report["reasoning_state"]) == (None, "none")
     assert report["offload"] == {
@@ -109,6 +110,29 @@ def test_bench_json(model_path: Path) -> None:
     assert len(report["turns"]) == 10
     assert set(report["turns"][0]) == {"new_tokens", "evaluated_tokens", "ttft_s"}
     assert all(t["evaluated_tokens"] <= t["new_tokens"] * 1.2 + 1 for t in report["turns"][1:])
+    for case in ("edit", "prose"):
+        lookup = report["speculative"][case]
+        assert lookup["plain_tok_s"] > 0 and lookup["lookup_tok_s"] > 0 and lookup["tokens"] > 100
+        assert lookup["speedup"] > 0
+    assert report["speculative"]["edit"]["acceptance"] > 0.3  # the reply copies the file: drafts are taken
+
+
+LIST = "red, green, blue, cyan, magenta, yellow, black, white, orange, purple"
+REPEAT = (f"Repeat this list three times, one line each: {LIST}.", "-n", "60", "--temp", "0")
+
+
+def test_run_reports_prompt_lookups_drafts_and_no_lookup_turns_it_off(model_path: Path, home: Path) -> None:
+    with_lookup = json.loads(run_cli("run", str(model_path), *REPEAT, "--json").stdout)
+    drafts = with_lookup["speculative"]
+    assert drafts["drafted"] >= drafts["accepted"] > 0
+    without = json.loads(run_cli("run", str(model_path), *REPEAT, "--json", "--no-lookup").stdout)
+    assert without["speculative"] is None and without["text"] == with_lookup["text"]
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    (home / "config" / "config.toml").write_text("[engine]\nlookup = false\n")
+    assert json.loads(run_cli("run", str(model_path), *REPEAT, "--json").stdout)["speculative"] is None
+    assert json.loads(run_cli("run", str(model_path), *REPEAT, "--json", "--lookup").stdout)["speculative"]
+    (home / "config" / "config.toml").write_text('[engine]\nlookup = "yes"\n')
+    assert_one_line_error(run_cli("run", str(model_path), "hi"), "engine.lookup must be true or false")
 
 
 # --- bad input: one line on stderr, exit code 2, no traceback, nothing left behind ---------------------------

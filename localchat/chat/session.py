@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -49,6 +49,7 @@ class ChatSession:
     model_name: str | None = None
     default_sampling: SamplingParams = field(default_factory=lambda: preset(DEFAULT_PRESET))
     load_options: LoadOptions = field(default_factory=LoadOptions)  # the settings file's [engine]
+    lookup: bool = True  # [engine] lookup: draft tokens copied from the chat, checked by the model
 
     # --- model ----------------------------------------------------------------------------------------------
 
@@ -194,7 +195,9 @@ class ChatSession:
         done: Done | None = None
         sampling = self.sampling_for(conversation)
         try:
-            request = Generate(plan.messages, sampling=sampling, thinking=conversation.thinking, prefix=prefix)
+            request = Generate(
+                plan.messages, sampling=sampling, thinking=conversation.thinking, prefix=prefix, lookup=self.lookup
+            )
             for event in self.backend.generate(request, reset_cancel=False):
                 if isinstance(event, Done):
                     done = event
@@ -227,23 +230,27 @@ def _with_text(branch: list[Message]) -> list[Message]:
 def _stats(done: Done | None, model: str | None) -> dict:
     if done is None:
         return {"model": model, "stop_reason": "error"}
-    return {
-        "model": model,
-        "stop_reason": done.stop_reason,
-        "error": done.error,
-        "prompt_tokens": done.usage.prompt_tokens,
-        "evaluated_prompt_tokens": done.usage.evaluated_prompt_tokens,
-        "completion_tokens": done.usage.completion_tokens,
-        "ttft_s": done.timings.ttft_s,
-        "decode_tok_s": done.timings.decode_tok_s,
-    } | (
+    return (
         {
-            "reasoning_state": done.reasoning_state,
-            "reasoning_tokens": done.usage.reasoning_tokens,
-            "thinking_s": done.timings.thinking_s,
+            "model": model,
+            "stop_reason": done.stop_reason,
+            "error": done.error,
+            "prompt_tokens": done.usage.prompt_tokens,
+            "evaluated_prompt_tokens": done.usage.evaluated_prompt_tokens,
+            "completion_tokens": done.usage.completion_tokens,
+            "ttft_s": done.timings.ttft_s,
+            "decode_tok_s": done.timings.decode_tok_s,
         }
-        if done.reasoning_state != "none"
-        else {}
+        | ({"speculative": asdict(done.speculative)} if done.speculative else {})
+        | (
+            {
+                "reasoning_state": done.reasoning_state,
+                "reasoning_tokens": done.usage.reasoning_tokens,
+                "thinking_s": done.timings.thinking_s,
+            }
+            if done.reasoning_state != "none"
+            else {}
+        )
     )
 
 

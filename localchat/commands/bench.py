@@ -53,6 +53,19 @@ def bench(model: str, repetitions: int, as_json: bool, endpoint: str | None, **f
         f"count        {LONG_CHAT}-message chat: first {result.count_long_first_ms:.0f} ms, then "
         f"{result.count_long_key_ms:.1f} ms a keystroke (2-message chat: {result.count_short_key_ms:.1f} ms)"
     )
+    if result.reopen is not None:
+        r = result.reopen
+        ratio = r.restored_ttft_s / r.cold_ttft_s if r.cold_ttft_s else 0.0
+        click.echo(
+            f"reopen       {r.history_tokens}-token chat after a restart: TTFT {r.restored_ttft_s:.3f} s restored vs "
+            f"{r.cold_ttft_s:.3f} s re-read ({ratio:.0%}; {'same reply' if r.same_text else 'the reply differs'})"
+        )
+    for name, case in result.speculative.items():
+        click.echo(
+            f"lookup {name:<14}{case.lookup_tok_s:.1f} tok/s vs {case.plain_tok_s:.1f} plain = {case.speedup:.2f}x "
+            f"({case.acceptance:.0%} of drafts taken, {case.tokens} tokens, "
+            f"{'same text' if case.same_text else 'text differs: see README, Prompt lookup'})"
+        )
 
 
 def bench_remote(model: str, endpoint: str, repetitions: int, as_json: bool) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from localchat import hardware
+from localchat.commands.cache import describe, saved_states
 from localchat.doctor import diagnose
 
 MARKS = {"ok": "✓", "warn": "!", "error": "✗"}
@@ -49,13 +50,15 @@ def doctor(as_json: bool, fix: bool) -> None:
     built_with = marker.read_text().strip() if marker.exists() else None
     flags = hardware.cpu_flags()
     report = diagnose(probe, error, flags, platform.machine(), platform.system(), hardware.gpus())
+    states = saved_states()
     if as_json:
-        click.echo(
-            json.dumps({"probe": probe, "built_with": built_with, "findings": [asdict(f) for f in report.findings]})
-        )
+        findings = [asdict(f) for f in report.findings]
+        click.echo(json.dumps({"probe": probe, "built_with": built_with, "findings": findings, "saved_states": states}))
     else:
         for finding in report.findings:
             click.echo(f"[{MARKS[finding.level]}] {finding.topic:<7}{finding.text}")
         click.echo(f"    build   {'localchat.build: ' + built_with if built_with else 'not built by localchat'}")
+        held = describe(states["files"], states["bytes"], states["budget_bytes"])
+        click.echo(f"    states  {held} (localchat cache)")
     if report.worst == "error":
         sys.exit(1)

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from localchat.chat.sampling import DEFAULT_PRESET, PRESETS, SamplingParams, from_settings
-from localchat.config import load_settings
+from localchat.config import load_settings, paths
 from localchat.engine.protocol import GpuLayers, LoadOptions
 from localchat.errors import InvalidSetting
 
@@ -64,6 +64,8 @@ def sampling_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )
 
 
+DEFAULT_STATE_CACHE_MB = 2048  # saved chat states (engine/saved_states.py): ~40 long chats of a 1B model
+
 SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
 
 
@@ -94,7 +96,29 @@ def build_load_options(flags: dict[str, Any]) -> LoadOptions:
     backend_sampling = pick("backend_sampling")
     if backend_sampling is not None and not isinstance(backend_sampling, bool):
         raise InvalidSetting(f"settings: engine.backend_sampling must be true or false (got {backend_sampling!r})")
-    return LoadOptions(n_ctx=ctx, gpu_layers=gpu_layers, threads=threads, backend_sampling=backend_sampling)
+    state_mb = pick("state_cache_mb", DEFAULT_STATE_CACHE_MB)
+    if isinstance(state_mb, bool) or not isinstance(state_mb, int) or state_mb < 0:
+        raise InvalidSetting(
+            f"settings: engine.state_cache_mb must be a whole number of MB, 0 for off (got {state_mb!r})"
+        )
+    return LoadOptions(
+        n_ctx=ctx,
+        gpu_layers=gpu_layers,
+        threads=threads,
+        backend_sampling=backend_sampling,
+        saved_states=str(paths().saved_states) if state_mb else None,
+        saved_states_bytes=state_mb * 2**20,
+    )
+
+
+def build_lookup(flag: bool | None) -> bool:
+    """Prompt lookup (engine/lookup.py): the flag, else the settings file's engine.lookup, else on."""
+    if flag is not None:
+        return flag
+    configured = load_settings().get("engine", {}).get("lookup", True)
+    if not isinstance(configured, bool):
+        raise InvalidSetting(f"settings: engine.lookup must be true or false (got {configured!r})")
+    return configured
 
 
 def _bad_setting(name: str) -> Callable[[str], Any]:

@@ -16,7 +16,13 @@ import click
 from localchat.chat.context import UNKNOWN_CONTEXT, plan_prompt
 from localchat.chat.sampling import SamplingParams
 from localchat.commands.models import resolve_model
-from localchat.commands.options import build_load_options, build_sampling, engine_options, sampling_options
+from localchat.commands.options import (
+    build_load_options,
+    build_lookup,
+    build_sampling,
+    engine_options,
+    sampling_options,
+)
 from localchat.config import paths
 from localchat.engine.protocol import ChatMessage, Delta, Done, Generate, LoadOptions, ModelInfo, TokenLogprob
 from localchat.errors import LoadCancelled, LocalchatError
@@ -48,6 +54,11 @@ EXIT_INTERRUPTED = 130
 @click.option(
     "--endpoint", metavar="NAME|URL", help="an OpenAI-compatible server (config.toml's name, or its …/v1 URL)"
 )
+@click.option(
+    "--lookup/--no-lookup",
+    default=None,
+    help="draft tokens copied from the conversation, checked by the model: same text, sooner [on]",
+)
 @engine_options
 @sampling_options
 def run(
@@ -59,6 +70,7 @@ def run(
     hide_thinking: bool,
     logprobs: int | None,
     endpoint: str | None,
+    lookup: bool | None,
     **flags: Any,
 ) -> None:
     """Chat with MODEL (a name, user/repo[:QUANT] or .gguf path; pulled if missing). With PROMPT or piped
@@ -66,6 +78,7 @@ def run(
     output is the answer alone (`--json` has both)."""
     sampling = build_sampling(flags)
     options = build_load_options(flags)
+    lookup = build_lookup(lookup)
     piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     if piped is not None and piped.strip():
         prompt = f"{prompt}\n\n{piped}" if prompt else piped
@@ -90,10 +103,10 @@ def run(
         if prompt is None:
             if piped is not None:
                 raise LocalchatError("stdin was empty: pipe in a prompt, or give PROMPT")
-            line_chat(engine, system, sampling, thinking, reply)
+            line_chat(engine, system, sampling, thinking, reply, lookup)
             return
         messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
-        request = Generate(messages, sampling=sampling, thinking=thinking, logprobs=logprobs or 0)
+        request = Generate(messages, sampling=sampling, thinking=thinking, logprobs=logprobs or 0, lookup=lookup)
         done = stream_reply(engine, request, reply if not as_json else None)
         end_reply(run_report(model, info.offload, info.load_s, done) if as_json else None, done)
 
@@ -158,6 +171,8 @@ def run_report(model: str, offload: dict[str, Any], load_s: float, done: Done) -
             "decode_tok_s": done.timings.decode_tok_s,
             "thinking_s": done.timings.thinking_s,
         },
+        # prompt lookup's drafts where it ran (null: it did not; a server's reply)
+        "speculative": asdict(done.speculative) if done.speculative is not None else None,
     }
     if done.logprobs:
         report["logprobs"] = {"content": [openai_logprob(entry) for entry in done.logprobs]}
@@ -267,7 +282,12 @@ def stream_reply(engine: ChatBackend, request: Generate, printer: ReplyPrinter |
 
 
 def line_chat(
-    engine: ChatBackend, system: str | None, sampling: SamplingParams, thinking: bool | None, printer: ReplyPrinter
+    engine: ChatBackend,
+    system: str | None,
+    sampling: SamplingParams,
+    thinking: bool | None,
+    printer: ReplyPrinter,
+    lookup: bool = True,
 ) -> None:
     """A plain multi-turn chat for terminals where the TUI won't do. /bye or Ctrl-D leaves, /clear forgets."""
     history: list[ChatMessage] = [ChatMessage("system", system)] if system else []
@@ -300,7 +320,9 @@ def line_chat(
             continue
         if plan.dropped:
             click.echo(f"(left out the {len(plan.dropped)} oldest messages to fit the context window)", err=True)
-        done = stream_reply(engine, Generate(plan.messages, sampling=sampling, thinking=thinking), printer)
+        done = stream_reply(
+            engine, Generate(plan.messages, sampling=sampling, thinking=thinking, lookup=lookup), printer
+        )
         click.echo()
         if done.stop_reason == "error":
             click.echo(f"localchat: {one_line(done.error or '')}; the next message starts a new engine", err=True)

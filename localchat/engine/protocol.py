@@ -37,6 +37,8 @@ class LoadOptions:
     gpu_layers: GpuLayers = "auto"
     threads: int | None = None  # None: physical cores
     backend_sampling: bool | None = None  # sample in llama.cpp's graph; None: where the output layer is on a GPU
+    saved_states: str | None = None  # a folder for recent chats' KV states (engine/saved_states.py); None: off
+    saved_states_bytes: int = 1 << 30  # its budget, least recently used out
 
 
 # --- requests ---------------------------------------------------------------------------------------------
@@ -86,6 +88,7 @@ class Generate:
     thinking: bool | None = None  # a thinking model's switch (ModelInfo.thinking); None: the model's default
     logprobs: int = 0  # > 0: each generated token's log-probability and the N likeliest candidates (Done.logprobs)
     prefix: str = ""  # the reply's start, already chosen ("regenerate from here"): generation goes on after it
+    lookup: bool = True  # draft tokens copied from the context, verified by the model (engine/lookup.py)
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,14 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Speculative:
+    """Prompt lookup's drafts in one reply: tokens guessed, and how many of them the model's samples matched."""
+
+    drafted: int
+    accepted: int
+
+
+@dataclass(frozen=True)
 class Timings:
     ttft_s: float
     prompt_s: float
@@ -275,6 +286,7 @@ class Done:
     reasoning_state: ReasoningState = "none"
     sampler: Literal["cpu", "graph"] = "cpu"  # where the tokens were picked: the CPU chain, or in llama.cpp's graph
     logprobs: tuple[TokenLogprob, ...] = ()  # when Generate.logprobs > 0: one per generated token, in order
+    speculative: Speculative | None = None  # when prompt lookup drafted (Generate.lookup)
 
 
 @dataclass(frozen=True)

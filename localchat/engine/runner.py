@@ -1,26 +1,22 @@
-"""llama.cpp through llama-cpp-python's low-level API: load, tokenize, render, and a lean decode loop.
-
-The high-level `Llama.generate` spends Python time per token (numpy logits copies, stopping criteria) and
-reaches ~0.88 of native decode speed; this loop does one sample, one detokenize and one decode per token,
-all in C. Runs only inside the engine process.
-"""
+"""llama.cpp through llama-cpp-python's low-level API: load, tokenize, render, evaluate, and the cache's tokens
+(prefix reuse, saved chat states); the decode loop itself is engine/generation.py. Runs only inside the engine
+process."""
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
 
 import llama_cpp as ll
 
 from localchat import hardware
-from localchat.chat.sampling import PENALTY_LAST_N, SamplingParams
+from localchat.chat.sampling import SamplingParams
 from localchat.doctor import slow_build_note
 from localchat.engine.devices import free_gpu_bytes, list_devices
+from localchat.engine.generation import GenerationResult, generate
 from localchat.engine.measure import ConversationCounter
 from localchat.engine.offload import OutOfMemory, is_memory_failure, load_with_fallback
 from localchat.engine.protocol import (
@@ -28,10 +24,7 @@ from localchat.engine.protocol import (
     ConversationTokens,
     LoadOptions,
     ModelInfo,
-    StopReason,
-    Timings,
     TokenLogprob,
-    Usage,
 )
 from localchat.engine.sampler import SamplerSlot
 from localchat.engine.templates import (
@@ -60,16 +53,6 @@ def abort_callback() -> ll.ggml_abort_callback:
     trip per node (hundreds per token); C's strlen on our flag bytes answers the same question in C: the flag
     buffer is b"\\0\\0" normally (length 0 → false) and b"\\1\\0" once cancelled (length 1 → true)."""
     return ll.ggml_abort_callback(ctypes.cast(_libc.strlen, ctypes.c_void_p).value)
-
-
-@dataclass
-class GenerationResult:
-    stop_reason: StopReason
-    text: str
-    usage: Usage
-    timings: Timings
-    sampler: Literal["cpu", "graph"] = "cpu"
-    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 class LlamaRunner:
@@ -137,6 +120,14 @@ class LlamaRunner:
             # decode before a token's text is made and sent hides that Python work behind the GPU's. On the CPU a
             # decode runs to its end, so the text goes first (it reaches the screen a token sooner).
             self.overlap_decode = gpu_layers > 0
+            # A draft's rejected tail is dropped from the cache by position: a recurrent state cannot do that.
+            self.can_draft = not (ll.llama_model_is_recurrent(self.model) or ll.llama_model_is_hybrid(self.model))
+            self.batch_seconds: dict[int, deque[float]] = {}  # recent decodes of N rows here (DraftPolicy)
+            self.saved = None
+            if options.saved_states:
+                from localchat.engine.saved_states import SavedStates
+
+                self.saved = SavedStates(Path(options.saved_states), gguf.path, self.n_ctx, options.saved_states_bytes)
             self.counters: dict[bool | None, ConversationCounter] = {}  # one per thinking switch: prompts differ
             # Reasoning markers that are control tokens (Gemma 4's `<|channel>`) are printed, so they can be split.
             self.marker_tokens = self.words.single_special_tokens([m for pair in MARKERS for m in pair])
@@ -323,14 +314,42 @@ class LlamaRunner:
             raise EngineError("scoring the reply was cancelled")
         return reader.entries
 
+    def _restore(self, tokens: Sequence[int]) -> None:
+        """Where a saved state (engine/saved_states.py) shares more of `tokens` than the cache does, load it."""
+        if self.saved is None:
+            return
+        found = self.saved.best(tokens, self._shared(tokens, len(tokens)))
+        if found is None:
+            return
+        self._forget_from(0)
+        restored = self.saved.restore(self.ctx, found[0])
+        if restored is None:  # refused (damaged, another build): what it may have loaded goes, as if none was saved
+            self._forget_from(0)
+            return
+        self.cached = restored
+
+    def save_state(self) -> None:
+        """Keep the cache's state for the next time this chat is opened (after a reply; never fatal)."""
+        if self.saved is None:
+            return
+        try:
+            self.saved.save(self.ctx, self.cached)
+        except OSError as exc:  # a full disk, a folder gone: the chat just re-reads its history next time
+            LLAMA_ERRORS.append(f"saving the chat's state failed: {exc}")
+
     def _reuse(self, tokens: Sequence[int], limit: int) -> int:
         """Keep the cached prefix `tokens` shares (at most `limit` tokens), forget the rest; its length."""
-        reused = 0
-        limit = min(len(self.cached), limit)
-        while reused < limit and self.cached[reused] == tokens[reused]:
-            reused += 1
+        reused = self._shared(tokens, limit)
         self._forget_from(reused)
         return reused
+
+    def _shared(self, tokens: Sequence[int], limit: int) -> int:
+        """How many of `tokens` the cache holds from the start (at most `limit`)."""
+        shared = 0
+        limit = min(len(self.cached), len(tokens), limit)
+        while shared < limit and self.cached[shared] == tokens[shared]:
+            shared += 1
+        return shared
 
     def generate(
         self,
@@ -339,115 +358,9 @@ class LlamaRunner:
         emit: Callable[[str, int], None],
         ignore_eos: bool = False,
         logprobs: int = 0,
+        lookup: bool = True,
     ) -> GenerationResult:
-        """Evaluate what of `prompt` is not cached, then sample until EOS, max_tokens, a full context or cancel."""
-        started = time.perf_counter()
-        if len(prompt) >= self.n_ctx:
-            raise ContextOverflow(len(prompt) + 1, self.n_ctx)
-        # Reuse the cached prefix; re-evaluate at least the last prompt token to get fresh logits.
-        reused = self._reuse(prompt, len(prompt) - 1)
-        evaluated = len(prompt) - reused
-        text_parts: list[str] = []
-        completion = 0
-        decodes = 0
-        first_token_at: float | None = None  # when the first token was sampled: prompt evaluation ends there
-        last_step_at = started  # end of the last sample or decode
-
-        def finish(reason: StopReason) -> GenerationResult:
-            prompt_s = (first_token_at or time.perf_counter()) - started
-            decode_s = last_step_at - first_token_at if first_token_at else 0.0
-            text_parts.append(decoder.decode(b"", final=True))
-            return GenerationResult(
-                sampler="graph" if in_graph else "cpu",
-                logprobs=tuple(reader.entries) if reader is not None else (),
-                stop_reason=reason,
-                text="".join(text_parts),
-                usage=Usage(len(prompt), evaluated, completion),
-                timings=Timings(
-                    ttft_s=prompt_s if first_token_at else 0.0,
-                    prompt_s=prompt_s,
-                    decode_s=decode_s,
-                    prompt_tok_s=evaluated / prompt_s if first_token_at and prompt_s > 0 else 0.0,
-                    decode_tok_s=decodes / decode_s if decodes and decode_s > 0 else 0.0,
-                ),
-            )
-
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        # On a GPU the chain runs in the model's graph: the token comes back, not a vocabulary of logits to copy
-        # and sort on the CPU (engine/sampler.py). Attached before the prompt's decode, which yields the first token.
-        # Log-probabilities are read from the logits on the CPU: the chain runs there for such a reply.
-        sampler, on_backend = self.samplers.take(sampling, prompt, allow_graph=not logprobs)
-        reader = None
-        if logprobs:
-            from localchat.engine.logprobs import LogprobReader
-
-            reader = LogprobReader(self.n_vocab, logprobs, lambda t: self.piece(t, True), sampling)
-        in_graph = False  # llama.cpp did pick the tokens in the graph (it falls back to the CPU chain otherwise)
-        overlap = self.overlap_decode
-        piece_buffer = ctypes.create_string_buffer(64)
-        ctx, vocab = self.ctx, self.vocab
-        sample, decode, is_eog = ll.llama_sampler_sample, ll.llama_decode, ll.llama_vocab_is_eog
-        markers = self.marker_tokens
-        reason: StopReason = "length"
-
-        def send(token: int) -> bool:
-            """Emit the token's text; False when the reply was cancelled meanwhile."""
-            text = decoder.decode(self.piece(token, token in markers, piece_buffer))
-            if text:
-                text_parts.append(text)
-                emit(text, completion)
-            return not self._aborted()
-
-        try:
-            if not self._decode(prompt[reused:], reused, want_logits=True):
-                return finish("cancelled")
-            batch = self.batch  # one token a step from here: its sequence and logits flags stay as set
-            batch.n_seq_id[0], batch.seq_id[0][0], batch.logits[0], batch.n_tokens = 1, 0, True, 1
-            batch_token, batch_pos = batch.token, batch.pos
-            while True:
-                token = sample(sampler, ctx, -1)
-                last_step_at = time.perf_counter()
-                if first_token_at is None:
-                    first_token_at = last_step_at
-                    in_graph = on_backend and ll.llama_get_sampled_token_ith(ctx, -1) == token
-                end_of_generation = is_eog(vocab, token)
-                if reader is not None and not end_of_generation:
-                    reader.read(ll.llama_get_logits_ith(ctx, -1), token, self.cached[-PENALTY_LAST_N:])
-                if end_of_generation and not ignore_eos:
-                    reason = "eos"
-                    break
-                completion += 1
-                if not overlap and not send(token):
-                    reason = "cancelled"
-                    break
-                position = len(self.cached)
-                if position >= self.n_ctx:  # the context is full: no room to keep this token
-                    if overlap and not send(token):
-                        reason = "cancelled"
-                    break
-                # Decode even the last token of a reply cut at max_tokens: the next turn then reuses all of it.
-                batch_token[0] = token
-                batch_pos[0] = position
-                status = decode(ctx, batch)
-                if status != 0:
-                    self._forget_from(position)
-                    if overlap:
-                        send(token)
-                    if status == 2 or self._aborted():
-                        reason = "cancelled"
-                        break
-                    raise EngineError(f"llama.cpp failed while generating (status {status})")
-                self.cached.append(token)
-                decodes += 1
-                if overlap and not send(token):
-                    reason = "cancelled"
-                    break
-                last_step_at = time.perf_counter()
-                if completion >= sampling.max_tokens or position + 1 >= self.n_ctx:
-                    break
-            if overlap:
-                ll.llama_synchronize(ctx)  # the last decode's work is done before its time is read
-                last_step_at = time.perf_counter()
-        finally:
-            self.samplers.give_back(sampler, on_backend)
-        return finish(reason)
+        """Evaluate what of `prompt` is not cached, then sample until EOS, max_tokens, a full context or cancel
+        (engine/generation.py)."""
+        self._restore(prompt[:-1])
+        return generate(self, prompt, sampling, emit, ignore_eos, logprobs, lookup)

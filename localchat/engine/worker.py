@@ -22,7 +22,7 @@ from localchat.errors import ContextOverflow, LoadCancelled, LocalchatError
 from localchat.reasoning import ReasoningSplitter, Split, opened_by_prompt
 
 if TYPE_CHECKING:
-    from localchat.engine.runner import GenerationResult
+    from localchat.engine.generation import GenerationResult
 
 
 def _quiet_process(log_path: str | None) -> None:
@@ -127,6 +127,7 @@ class DeltaBatcher:
             reasoning_state=state,
             sampler=result.sampler,
             logprobs=result.logprobs,
+            speculative=result.speculative,
         )
 
 
@@ -202,8 +203,11 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                     # The kept start of a reply: tokenized on its own after the prompt, as ScoreReply does.
                     tokens += model.tokenize(request.prefix, parse_special=True) if request.prefix else []
                     batcher = DeltaBatcher(conn, ReasoningSplitter(opened_by_prompt(prompt)))
-                result = model.generate(tokens, request.sampling, batcher, request.ignore_eos, request.logprobs)
+                result = model.generate(
+                    tokens, request.sampling, batcher, request.ignore_eos, request.logprobs, request.lookup
+                )
                 conn.send(batcher.done(result))
+                model.save_state()  # after the reply is out: the next request waits for it, the reader does not
             elif isinstance(request, p.ScoreReply):
                 model = need_model()
                 prompt = model.chat_tokens(request.messages, request.thinking)

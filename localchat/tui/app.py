@@ -67,6 +67,7 @@ class LocalchatApp(App[None]):
         keymap: dict[str, str] | None = None,
         default_sampling: SamplingParams | None = None,  # from the settings file, as for `localchat run`
         load_options: LoadOptions | None = None,  # the settings file's [engine]: GPU layers, threads, ctx
+        lookup: bool = True,  # [engine] lookup: prompt lookup drafts tokens for the local engine
     ) -> None:
         super().__init__()
         self.paths = paths
@@ -77,7 +78,9 @@ class LocalchatApp(App[None]):
         self.library = Library(paths)
         # Opened here, not on mount, so the chat view can be composed with them.
         self.store: Store = open_database(paths.database)
-        self.session = ChatSession(self.store, EngineClient(paths.engine_log), load_options=self.load_options)
+        self.session = ChatSession(
+            self.store, EngineClient(paths.engine_log), load_options=self.load_options, lookup=lookup
+        )
         # What the picker shows as in use: a local model (also one opened by path) or a server's.
         self.loaded_model: Choice | RemoteChoice | None = None
         self.served: dict[str, tuple[list[str], str | None]] = {}  # the named servers' models, as last asked

@@ -354,3 +354,16 @@ async def test_the_tokens_view_shows_the_drafts_and_a_messages_tokens(make_app) 
         await pilot.press("f3")
         await wait_for(pilot, lambda: isinstance(app.screen, TokensScreen) and app.screen.tokens)
         assert "".join(t.piece for t in app.screen.tokens) == reply.message.content
+
+
+async def test_a_reply_that_copies_the_chat_shows_its_prompt_lookup_drafts(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        app.session.default_sampling = SamplingParams(temperature=0, max_tokens=60)
+        await send(pilot, "Repeat this list three times, one line each: red, green, blue, cyan, magenta, yellow.")
+        reply = views(app)[-1]
+        drafts = app.store.message(reply.message.id).stats["speculative"]
+        assert drafts["drafted"] >= drafts["accepted"] > 0
+        stats = str(reply.query_one(".stats").render())
+        assert f"lookup {drafts['accepted']}/{drafts['drafted']} drafted tokens taken" in stats

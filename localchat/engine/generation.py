@@ -1,0 +1,214 @@
+"""The decode loop: evaluate what of a prompt is not cached, then sample, decode and send one token (and its
+draft, engine/lookup.py) a step, all in llama.cpp's C calls. A function over the runner (engine/runner.py) that
+owns the model, the context and the cache's tokens; runs only inside the engine process.
+
+The high-level `Llama.generate` spends Python time per token (numpy logits copies, stopping criteria) and
+reaches ~0.88 of native decode speed; this loop does one sample, one detokenize and one decode per token.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import llama_cpp as ll
+
+from localchat.chat.sampling import PENALTY_LAST_N, SamplingParams
+from localchat.engine.lookup import DraftPolicy, PromptLookup
+from localchat.engine.protocol import Speculative, StopReason, Timings, TokenLogprob, Usage
+from localchat.errors import ContextOverflow, EngineError
+
+if TYPE_CHECKING:
+    from localchat.engine.runner import LlamaRunner
+
+
+@dataclass
+class GenerationResult:
+    stop_reason: StopReason
+    text: str
+    usage: Usage
+    timings: Timings
+    sampler: Literal["cpu", "graph"] = "cpu"
+    logprobs: tuple[TokenLogprob, ...] = ()
+    speculative: Speculative | None = None  # drafts tried, when prompt lookup ran
+
+
+def generate(
+    self: LlamaRunner,
+    prompt: list[int],
+    sampling: SamplingParams,
+    emit: Callable[[str, int], None],
+    ignore_eos: bool = False,
+    logprobs: int = 0,
+    lookup: bool = True,
+) -> GenerationResult:
+    """Evaluate what of `prompt` is not cached, then sample until EOS, max_tokens, a full context or cancel.
+    With `lookup`, tokens copied from earlier in the context are decoded along with each sampled one and kept
+    while the model's own samples agree with them (engine/lookup.py): the same tokens as without, sooner."""
+    started = time.perf_counter()
+    if len(prompt) >= self.n_ctx:
+        raise ContextOverflow(len(prompt) + 1, self.n_ctx)
+    # Reuse the cached prefix; re-evaluate at least the last prompt token to get fresh logits.
+    reused = self._reuse(prompt, len(prompt) - 1)
+    evaluated = len(prompt) - reused
+    text_parts: list[str] = []
+    completion = 0
+    decodes = 0  # tokens evaluated after the first was sampled (drafts that were kept included)
+    first_token_at: float | None = None  # when the first token was sampled: prompt evaluation ends there
+    last_step_at = started  # end of the last sample or decode
+
+    def finish(reason: StopReason) -> GenerationResult:
+        prompt_s = (first_token_at or time.perf_counter()) - started
+        decode_s = last_step_at - first_token_at if first_token_at else 0.0
+        text_parts.append(decoder.decode(b"", final=True))
+        return GenerationResult(
+            sampler="graph" if in_graph else "cpu",
+            logprobs=tuple(reader.entries) if reader is not None else (),
+            stop_reason=reason,
+            text="".join(text_parts),
+            usage=Usage(len(prompt), evaluated, completion),
+            timings=Timings(
+                ttft_s=prompt_s if first_token_at else 0.0,
+                prompt_s=prompt_s,
+                decode_s=decode_s,
+                prompt_tok_s=evaluated / prompt_s if first_token_at and prompt_s > 0 else 0.0,
+                decode_tok_s=decodes / decode_s if decodes and decode_s > 0 else 0.0,
+            ),
+            speculative=Speculative(policy.drafted, policy.accepted) if drafts is not None else None,
+        )
+
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    # On a GPU the chain runs in the model's graph: the token comes back, not a vocabulary of logits to copy
+    # and sort on the CPU (engine/sampler.py). Attached before the prompt's decode, which yields the first token.
+    # Log-probabilities are read from the logits on the CPU: the chain runs there for such a reply.
+    sampler, on_backend = self.samplers.take(sampling, prompt, allow_graph=not logprobs)
+    reader = None
+    if logprobs:
+        from localchat.engine.logprobs import LogprobReader
+
+        reader = LogprobReader(self.n_vocab, logprobs, lambda t: self.piece(t, True), sampling)
+    in_graph = False  # llama.cpp did pick the tokens in the graph (it falls back to the CPU chain otherwise)
+    # Drafts are checked by sampling at each of their positions with the CPU chain (the graph's samples one
+    # token a batch), where the cache can drop a rejected tail (a recurrent model's state cannot), and where
+    # no log-probabilities are read (they would need the history without the drafts).
+    drafts = PromptLookup(prompt) if lookup and self.can_draft and not on_backend and reader is None else None
+    policy = DraftPolicy(self.batch_seconds)
+    ahead: list[int] = []  # drafted tokens in the cache after the last sampled one, not yet verified
+    match = 0  # how many tokens the draft's source matched
+    decoded_at: float | None = None  # when the last decode began, until its logits were first sampled
+    rows = 1
+    index = -1  # where in the last batch the logits for the next token are
+    overlap = self.overlap_decode
+    piece_buffer = ctypes.create_string_buffer(64)
+    ctx, vocab = self.ctx, self.vocab
+    sample, decode, is_eog = ll.llama_sampler_sample, ll.llama_decode, ll.llama_vocab_is_eog
+    markers = self.marker_tokens
+    reason: StopReason = "length"
+
+    def send(token: int) -> bool:
+        """Emit the token's text; False when the reply was cancelled meanwhile."""
+        text = decoder.decode(self.piece(token, token in markers, piece_buffer))
+        if text:
+            text_parts.append(text)
+            emit(text, completion)
+        return not self._aborted()
+
+    try:
+        if not self._decode(prompt[reused:], reused, want_logits=True):
+            return finish("cancelled")
+        batch = self.batch  # each token's sequence stays as set; a step decodes one token and its draft
+        for i in range(min(self.n_batch, policy.most + 1)):
+            batch.n_seq_id[i], batch.seq_id[i][0] = 1, 0
+        batch_token, batch_pos, batch_logits = batch.token, batch.pos, batch.logits
+        while True:
+            token = sample(sampler, ctx, index)
+            last_step_at = time.perf_counter()
+            if decoded_at is not None:  # what that width cost (on a GPU the decode ends at this sample)
+                policy.timed(rows, last_step_at - decoded_at)
+                decoded_at = None
+            if first_token_at is None:
+                first_token_at = last_step_at
+                in_graph = on_backend and ll.llama_get_sampled_token_ith(ctx, -1) == token
+            verified = bool(ahead) and token == ahead[0]  # the draft guessed it: it is in the cache already
+            if verified:
+                del ahead[0]
+                index += 1
+                if not ahead:
+                    policy.record(match, index, index)
+            elif ahead:  # a miss: the cache drops the rest of the draft
+                policy.record(match, index + len(ahead), index)
+                self._forget_from(len(self.cached) - len(ahead))
+                ahead = []
+            end_of_generation = is_eog(vocab, token)
+            if reader is not None and not end_of_generation:
+                reader.read(ll.llama_get_logits_ith(ctx, -1), token, self.cached[-PENALTY_LAST_N:])
+            if end_of_generation and not ignore_eos:
+                reason = "eos"
+                if verified:  # a one-token loop never decodes the end of generation: nor is it kept here
+                    self._forget_from(len(self.cached) - len(ahead) - 1)
+                    ahead = []
+                break
+            completion += 1
+            if drafts is not None:
+                drafts.append(token)
+            if verified:
+                decodes += 1
+                if not send(token):
+                    reason = "cancelled"
+                    break
+                if completion >= sampling.max_tokens:
+                    break
+                continue
+            if not overlap and not send(token):
+                reason = "cancelled"
+                break
+            position = len(self.cached)
+            if position >= self.n_ctx:  # the context is full: no room to keep this token
+                if overlap and not send(token):
+                    reason = "cancelled"
+                break
+            # Decode even the last token of a reply cut at max_tokens: the next turn then reuses all of it.
+            room = min(sampling.max_tokens - completion, self.n_ctx - position - 1, policy.most)
+            if drafts is not None and room > 0:
+                ahead, match = drafts.draft(room)
+                ahead = ahead[: policy.length(match, len(ahead))]
+            batch_token[0] = token
+            batch_pos[0] = position
+            batch_logits[0] = True
+            for i, guess in enumerate(ahead, 1):
+                batch_token[i], batch_pos[i], batch_logits[i] = guess, position + i, True
+            batch.n_tokens = rows = 1 + len(ahead)
+            decoded_at = time.perf_counter() if drafts is not None else None
+            status = decode(ctx, batch)
+            if status != 0:
+                self._forget_from(position)
+                ahead = []
+                if overlap:
+                    send(token)
+                if status == 2 or self._aborted():
+                    reason = "cancelled"
+                    break
+                raise EngineError(f"llama.cpp failed while generating (status {status})")
+            self.cached.append(token)
+            self.cached.extend(ahead)
+            decodes += 1
+            index = 0 if ahead else -1
+            if overlap and not send(token):
+                reason = "cancelled"
+                break
+            last_step_at = time.perf_counter()
+            if completion >= sampling.max_tokens or position + 1 >= self.n_ctx:
+                break
+        if ahead:  # stopped inside a draft: the cache keeps what was verified
+            policy.record(match, index + len(ahead), index)
+            self._forget_from(len(self.cached) - len(ahead))
+        if overlap:
+            ll.llama_synchronize(ctx)  # the last decode's work is done before its time is read
+            last_step_at = time.perf_counter()
+    finally:
+        self.samplers.give_back(sampler, on_backend)
+    return finish(reason)

@@ -1,0 +1,80 @@
+"""Run as a process: replies generated with prompt lookup and without, on the real model, greedy and sampled,
+then one cancelled mid-draft; prints one JSON line per case with the text, the drafts and the KV cache's tokens
+after the reply. (A process of its own: the test process never imports llama_cpp.)"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import sys
+
+from localchat.chat.sampling import SamplingParams
+from localchat.engine.lookup import DraftPolicy
+from localchat.engine.protocol import ChatMessage, LoadOptions
+from localchat.engine.runner import LlamaRunner
+from localchat.models.gguf import read_gguf
+
+# Short enough that prompt and reply stay under 256 cached tokens: there llama.cpp's CPU attention computes a
+# one-token step and a batch the same way (past 512 cells a one-token step takes its split-KV kernel, which
+# rounds differently: README, "Prompt lookup").
+LIST = "red, green, blue, cyan, magenta, yellow, black, white, orange, purple"
+PROMPT = f"Repeat this list three times, one line each: {LIST}."
+CASES = {  # past the end of text, where the model repeats itself: drafts are taken, and some rejected
+    "greedy": SamplingParams(temperature=0, max_tokens=160, repeat_penalty=1.0),
+    "sampled": SamplingParams(temperature=0.7, top_p=0.95, max_tokens=160, seed=11, repeat_penalty=1.05),
+}
+
+
+def main(model: str) -> None:
+    # Priced as on a GPU, where a wider batch costs what one row does: the policy then drafts at every match, so
+    # the checking of drafts (what must keep the reply exact) runs often, taken and turned down alike.
+    DraftPolicy.cost = lambda self, rows: 1.0  # type: ignore[method-assign]
+    abort_flag = ctypes.create_string_buffer(2)
+    runner = LlamaRunner(read_gguf(model), LoadOptions(n_ctx=512), abort_flag)
+    prompt = runner.chat_tokens([ChatMessage("user", PROMPT)])
+    for name, sampling in CASES.items():
+        row: dict[str, object] = {"case": name, "prompt": len(prompt)}
+        for lookup in (False, True):
+            runner._forget_from(0)
+            emitted: list[str] = []
+            result = runner.generate(
+                prompt, sampling, lambda t, n, out=emitted: out.append(t), ignore_eos=True, lookup=lookup
+            )
+            key = "lookup" if lookup else "plain"
+            row[key] = {
+                "text": result.text,
+                "emitted": "".join(emitted),
+                "completion": result.usage.completion_tokens,
+                "cached": list(runner.cached),
+                "speculative": None if result.speculative is None else vars(result.speculative),
+            }
+        print(json.dumps(row))
+
+    cancelled: list[str] = []
+
+    def cancel_after(text: str, count: int) -> None:
+        cancelled.append(text)
+        if count == 30:
+            abort_flag[0] = b"\1"
+
+    runner._forget_from(0)
+    stopped = runner.generate(prompt, CASES["greedy"], cancel_after, ignore_eos=True, lookup=True)
+    abort_flag[0] = b"\0"
+    print(
+        json.dumps(
+            {
+                "case": "cancelled",
+                "text": stopped.text,
+                "emitted": "".join(cancelled),
+                "completion": stopped.usage.completion_tokens,
+                "reason": stopped.stop_reason,
+                "cached": list(runner.cached),
+                "prompt": len(prompt),
+            }
+        )
+    )
+    runner.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
