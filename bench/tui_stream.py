@@ -117,7 +117,7 @@ async def through_app(app, pilot, engine, tokens: int, state: dict, ui_cpu: list
 
     def stream() -> None:  # the worker thread's part, as in RepliesMixin.generate
         listener = ReplyListener(app.chat)
-        listener.started(reply)
+        listener.started(reply, 0)
         for event in engine.generate(request(tokens)):
             if isinstance(event, Delta):
                 state["tokens"] = event.tokens

@@ -24,7 +24,8 @@ SAVE_EVERY_S = 0.5  # how often a streaming reply is written to the database
 
 
 class ReplyListener(Protocol):
-    def started(self, reply: Message) -> None: ...  # the reply's row exists (status "streaming")
+    # the reply's row exists (status "streaming"); `prompt_tokens`: exactly what the prompt sent takes
+    def started(self, reply: Message, prompt_tokens: int) -> None: ...
 
     def delta(self, delta: Delta) -> None: ...
 
@@ -186,7 +187,7 @@ class ChatSession:
         reply = self.store.add_message(
             conversation_id, "assistant", "", user.id, model=self.model_name, status="streaming"
         )
-        listener.started(reply)
+        listener.started(reply, plan.fit.prompt_tokens)
         parts: list[str] = [prefix]
         if prefix:
             listener.delta(Delta(prefix))

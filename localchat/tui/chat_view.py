@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from textual import work
 from textual.app import ComposeResult
@@ -328,6 +329,10 @@ class ChatView(Vertical):
     # --- streaming ------------------------------------------------------------------------------------------
 
     async def on_reply_started(self, message: ReplyStarted) -> None:
+        # The count of the draft may not have landed before Enter (keys typed in a burst): the prompt as the
+        # session sent it is the counter's base while the reply streams.
+        reply_budget = self.session.sampling_for(self.conversation).max_tokens
+        self.budget = replace(self.budget, used=message.prompt_tokens + reply_budget)
         await self.reopen_branch()
         self.streaming = next((v for v in self.views() if v.message.id == message.message_id), None)
         busy = self.cores_contended()
@@ -406,8 +411,8 @@ class ReplyListener:
     def __init__(self, view: ChatView) -> None:
         self.view = view
 
-    def started(self, reply: StoredMessage) -> None:
-        self.view.post_message(ReplyStarted(reply.id))
+    def started(self, reply: StoredMessage, prompt_tokens: int) -> None:
+        self.view.post_message(ReplyStarted(reply.id, prompt_tokens))
 
     def delta(self, delta: Delta) -> None:
         if self.view.reply_buffer.put(

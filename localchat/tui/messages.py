@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 @dataclass
 class ReplyStarted(Message):
     message_id: int
+    prompt_tokens: int  # the prompt as sent: the counter's base while the reply streams
 
 
 class ReplyPending(Message):

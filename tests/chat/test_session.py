@@ -17,7 +17,7 @@ class Collect:
         self.reply: Message | None = None
         self.text = ""
 
-    def started(self, reply: Message) -> None:
+    def started(self, reply: Message, prompt_tokens: int) -> None:
         self.reply = reply
 
     def delta(self, delta: Delta) -> None:

@@ -3,10 +3,13 @@ while a reply streams, a stop pressed before the reply starts, and quitting mid-
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import replace
 
 import pytest
 
+from localchat.chat.sampling import SamplingParams
 from localchat.tui.sampling_panel import SamplingPanel
 from localchat.tui.screens.dialogs import AskText
 from localchat.tui.widgets import Composer
@@ -27,6 +30,33 @@ async def test_a_message_and_enter_in_one_burst_is_sent_whole_five_times(make_ap
             await wait_until_replied(pilot, count)
         assert user_messages(app) == texts
         assert app.query_one(Composer).text == ""
+
+
+async def test_the_counter_counts_a_message_sent_in_a_burst_while_its_reply_streams(make_app) -> None:
+    """Enter arrives before the draft's count lands: the counter's base while the reply streams is the prompt as
+    the session sent it, not the last count of a shorter draft (it showed 30 of a 516-token prompt)."""
+    app = make_app()
+    text = "Please repeat this: " + "the river runs past old stone bridges and quiet towns " * 12
+    shown: list[int] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        app.session.default_sampling = SamplingParams(temperature=0, max_tokens=60)
+        burst(app, text)
+        await wait_for(pilot, lambda: app.chat.budget.used > 100)
+        # as the app stood when Enter came before the count of the whole draft (tmux: 30 of a 516-token prompt)
+        app.chat.budget = replace(app.chat.budget, used=90)
+        burst(app, "", "enter")
+
+        def streaming_counted() -> bool:
+            if app.chat.streaming is not None and "replying" in app.chat.status.counter.shown:
+                shown.append(int(app.chat.status.counter.shown.split(" / ")[0].replace(",", "")))
+            return bool(shown)
+
+        await wait_for(pilot, streaming_counted)
+        await wait_until_replied(pilot, 1)
+        reply = app.store.rows("SELECT stats FROM messages WHERE role = 'assistant'")[0][0]
+    prompt_tokens = json.loads(reply)["prompt_tokens"]
+    assert prompt_tokens > 100 and shown[0] > prompt_tokens
 
 
 async def test_five_messages_in_one_burst_are_queued_and_all_sent_in_order(make_app) -> None:
