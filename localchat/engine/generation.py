@@ -38,7 +38,7 @@ class GenerationResult:
 
 
 def generate(
-    self: LlamaRunner,
+    runner: LlamaRunner,
     prompt: list[int],
     sampling: SamplingParams,
     emit: Callable[[str, int], None],
@@ -50,10 +50,10 @@ def generate(
     With `lookup`, tokens copied from earlier in the context are decoded along with each sampled one and kept
     while the model's own samples agree with them (engine/lookup.py): the same tokens as without, sooner."""
     started = time.perf_counter()
-    if len(prompt) >= self.n_ctx:
-        raise ContextOverflow(len(prompt) + 1, self.n_ctx)
+    if len(prompt) >= runner.n_ctx:
+        raise ContextOverflow(len(prompt) + 1, runner.n_ctx)
     # Reuse the cached prefix; re-evaluate at least the last prompt token to get fresh logits.
-    reused = self._reuse(prompt, len(prompt) - 1)
+    reused = runner._reuse(prompt, len(prompt) - 1)
     evaluated = len(prompt) - reused
     text_parts: list[str] = []
     completion = 0
@@ -85,43 +85,43 @@ def generate(
     # On a GPU the chain runs in the model's graph: the token comes back, not a vocabulary of logits to copy
     # and sort on the CPU (engine/sampler.py). Attached before the prompt's decode, which yields the first token.
     # Log-probabilities are read from the logits on the CPU: the chain runs there for such a reply.
-    sampler, on_backend = self.samplers.take(sampling, prompt, allow_graph=not logprobs)
+    sampler, on_backend = runner.samplers.take(sampling, prompt, allow_graph=not logprobs)
     reader = None
     if logprobs:
         from localchat.engine.logprobs import LogprobReader
 
-        reader = LogprobReader(self.n_vocab, logprobs, lambda t: self.piece(t, True), sampling)
+        reader = LogprobReader(runner.n_vocab, logprobs, lambda t: runner.piece(t, True), sampling)
     in_graph = False  # llama.cpp did pick the tokens in the graph (it falls back to the CPU chain otherwise)
     # Drafts are checked by sampling at each of their positions with the CPU chain (the graph's samples one
     # token a batch), where the cache can drop a rejected tail (a recurrent model's state cannot), and where
     # no log-probabilities are read (they would need the history without the drafts).
-    drafts = PromptLookup(prompt) if lookup and self.can_draft and not on_backend and reader is None else None
-    policy = DraftPolicy(self.batch_seconds)
+    drafts = PromptLookup(prompt) if lookup and runner.can_draft and not on_backend and reader is None else None
+    policy = DraftPolicy(runner.batch_seconds)
     ahead: list[int] = []  # drafted tokens in the cache after the last sampled one, not yet verified
     match = 0  # how many tokens the draft's source matched
     decoded_at: float | None = None  # when the last decode began, until its logits were first sampled
     rows = 1
     index = -1  # where in the last batch the logits for the next token are
-    overlap = self.overlap_decode
+    overlap = runner.overlap_decode
     piece_buffer = ctypes.create_string_buffer(64)
-    ctx, vocab = self.ctx, self.vocab
+    ctx, vocab = runner.ctx, runner.vocab
     sample, decode, is_eog = ll.llama_sampler_sample, ll.llama_decode, ll.llama_vocab_is_eog
-    markers = self.marker_tokens
+    markers = runner.marker_tokens
     reason: StopReason = "length"
 
     def send(token: int) -> bool:
         """Emit the token's text; False when the reply was cancelled meanwhile."""
-        text = decoder.decode(self.piece(token, token in markers, piece_buffer))
+        text = decoder.decode(runner.piece(token, token in markers, piece_buffer))
         if text:
             text_parts.append(text)
             emit(text, completion)
-        return not self._aborted()
+        return not runner._aborted()
 
     try:
-        if not self._decode(prompt[reused:], reused, want_logits=True):
+        if not runner._decode(prompt[reused:], reused, want_logits=True):
             return finish("cancelled")
-        batch = self.batch  # each token's sequence stays as set; a step decodes one token and its draft
-        for i in range(min(self.n_batch, policy.most + 1)):
+        batch = runner.batch  # each token's sequence stays as set; a step decodes one token and its draft
+        for i in range(min(runner.n_batch, policy.most + 1)):
             batch.n_seq_id[i], batch.seq_id[i][0] = 1, 0
         batch_token, batch_pos, batch_logits = batch.token, batch.pos, batch.logits
         while True:
@@ -141,15 +141,15 @@ def generate(
                     policy.record(match, index, index)
             elif ahead:  # a miss: the cache drops the rest of the draft
                 policy.record(match, index + len(ahead), index)
-                self._forget_from(len(self.cached) - len(ahead))
+                runner._forget_from(len(runner.cached) - len(ahead))
                 ahead = []
             end_of_generation = is_eog(vocab, token)
             if reader is not None and not end_of_generation:
-                reader.read(ll.llama_get_logits_ith(ctx, -1), token, self.cached[-PENALTY_LAST_N:])
+                reader.read(ll.llama_get_logits_ith(ctx, -1), token, runner.cached[-PENALTY_LAST_N:])
             if end_of_generation and not ignore_eos:
                 reason = "eos"
                 if verified:  # a one-token loop never decodes the end of generation: nor is it kept here
-                    self._forget_from(len(self.cached) - len(ahead) - 1)
+                    runner._forget_from(len(runner.cached) - len(ahead) - 1)
                     ahead = []
                 break
             completion += 1
@@ -166,13 +166,13 @@ def generate(
             if not overlap and not send(token):
                 reason = "cancelled"
                 break
-            position = len(self.cached)
-            if position >= self.n_ctx:  # the context is full: no room to keep this token
+            position = len(runner.cached)
+            if position >= runner.n_ctx:  # the context is full: no room to keep this token
                 if overlap and not send(token):
                     reason = "cancelled"
                 break
             # Decode even the last token of a reply cut at max_tokens: the next turn then reuses all of it.
-            room = min(sampling.max_tokens - completion, self.n_ctx - position - 1, policy.most)
+            room = min(sampling.max_tokens - completion, runner.n_ctx - position - 1, policy.most)
             if drafts is not None and room > 0:
                 ahead, match = drafts.draft(room)
                 ahead = ahead[: policy.length(match, len(ahead))]
@@ -185,30 +185,30 @@ def generate(
             decoded_at = time.perf_counter() if drafts is not None else None
             status = decode(ctx, batch)
             if status != 0:
-                self._forget_from(position)
+                runner._forget_from(position)
                 ahead = []
                 if overlap:
                     send(token)
-                if status == 2 or self._aborted():
+                if status == 2 or runner._aborted():
                     reason = "cancelled"
                     break
                 raise EngineError(f"llama.cpp failed while generating (status {status})")
-            self.cached.append(token)
-            self.cached.extend(ahead)
+            runner.cached.append(token)
+            runner.cached.extend(ahead)
             decodes += 1
             index = 0 if ahead else -1
             if overlap and not send(token):
                 reason = "cancelled"
                 break
             last_step_at = time.perf_counter()
-            if completion >= sampling.max_tokens or position + 1 >= self.n_ctx:
+            if completion >= sampling.max_tokens or position + 1 >= runner.n_ctx:
                 break
         if ahead:  # stopped inside a draft: the cache keeps what was verified
             policy.record(match, index + len(ahead), index)
-            self._forget_from(len(self.cached) - len(ahead))
+            runner._forget_from(len(runner.cached) - len(ahead))
         if overlap:
             ll.llama_synchronize(ctx)  # the last decode's work is done before its time is read
             last_step_at = time.perf_counter()
     finally:
-        self.samplers.give_back(sampler, on_backend)
+        runner.samplers.give_back(sampler, on_backend)
     return finish(reason)

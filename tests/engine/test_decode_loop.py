@@ -3,23 +3,16 @@ work overlaps the GPU's) and the text first (on the CPU). Run here on the CPU ba
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.engine.checks import run_check
+
 
 @pytest.fixture(scope="module")
 def orders(model_path: Path) -> dict[bool, dict]:
-    script = Path(__file__).with_name("decode_loop_check.py")
-    root = Path(__file__).parents[2]
-    result = subprocess.run(
-        [sys.executable, str(script), str(model_path)], capture_output=True, text=True, timeout=300, cwd=root
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    rows = run_check("decode_loop_check.py", model_path)
     return {row.get("overlap"): row for row in rows}
 
 

@@ -4,25 +4,17 @@ mid-reply keeps what was sent. And the drafting rules themselves, on token ids."
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from localchat.engine.lookup import DraftPolicy, PromptLookup
+from tests.engine.checks import run_check
 
 
 @pytest.fixture(scope="module")
 def cases(model_path: Path) -> dict[str, dict]:
-    script = Path(__file__).with_name("lookup_check.py")
-    root = Path(__file__).parents[2]
-    result = subprocess.run(
-        [sys.executable, str(script), str(model_path)], capture_output=True, text=True, timeout=300, cwd=root
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    rows = run_check("lookup_check.py", model_path)
     return {row["case"]: row for row in rows}
 
 
