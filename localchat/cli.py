@@ -7,6 +7,7 @@ import sys
 import click
 
 from localchat import __version__
+from localchat.commands.arena import arena
 from localchat.commands.bench import bench
 from localchat.commands.cache import cache
 from localchat.commands.doctor import doctor
@@ -49,7 +50,7 @@ def build_app(model: str | None):  # -> LocalchatApp (imported here: the app's i
     return LocalchatApp(paths().ensure(), model, keymap, sampling, load_options, lookup=build_lookup(None))
 
 
-for command in (run, pull, list_models, show, rm, import_model, search, tokenize, bench, doctor, cache):
+for command in (run, pull, list_models, show, rm, import_model, search, tokenize, bench, doctor, cache, arena):
     cli.add_command(command)
 
 

@@ -425,3 +425,74 @@ def test_run_logprobs_are_openai_style_and_change_nothing(model_path: Path) -> N
         # Temperature 0: the chosen token is always the most likely one of the raw distribution.
         assert (entry["token"], entry["logprob"]) == (top[0]["token"], top[0]["logprob"])
     assert_one_line_error(run_cli(*args, "--logprobs", "0"), "--logprobs")
+
+
+# --- arena ---------------------------------------------------------------------------------------------------
+
+
+def test_arena_names_the_models_only_after_the_vote(model_path: Path, gemma_path: Path) -> None:
+    from localchat.config import paths
+    from localchat.store.db import open_database
+
+    args = ("arena", str(model_path), str(gemma_path), "Say hi.", *FAST)
+    names = {"smollm2:135m", gemma_path.name}  # the bundled model is known by its library name, a file by its own
+    result = run_cli(*args, "--json", input="a\n")
+    assert result.code == 0, result.stderr
+    blind, named = (json.loads(line) for line in result.stdout.splitlines())
+    assert set(blind["a"]) == set(blind["b"]) == {"text", "stop_reason", "error", "completion_tokens", "decode_tok_s"}
+    assert not any(name in result.stdout.splitlines()[0] for name in names)
+    assert {named["a"]["model"], named["b"]["model"]} == names
+    assert named["vote"] == "a" and named["a"]["text"] == blind["a"]["text"]
+    row = open_database(paths().database).battles()[0]
+    assert (row["model_a"], row["vote"], row["source"]) == (named["a"]["model"], "a", "cli")
+    text = run_cli(*args, input="t\n")
+    assert text.code == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert "── A ──" in lines and "── B ──" in lines
+    assert lines[-2].startswith("A: ") and lines[-1].startswith("B: ")
+    assert {lines[-2].split(" ")[1], lines[-1].split(" ")[1]} == names
+    assert not any(name in line for name in names for line in lines[:-2])
+
+
+def test_arena_keeps_an_unvoted_battle_on_a_bad_vote(model_path: Path) -> None:
+    from localchat.config import paths
+    from localchat.store.db import open_database
+
+    args = ("arena", str(model_path), str(model_path), "Say hi.", *FAST)
+    assert_one_line_error(run_cli(*args, input="maybe\n"), "'maybe' is not one of a, b, t", "kept without a vote")
+    assert_one_line_error(run_cli(*args, input=""), "no vote on stdin")
+    battles = open_database(paths().database).battles(voted=False)
+    assert len(battles) == 2 and all(b["vote"] is None and b["reply_a"] for b in battles)
+    assert_one_line_error(run_cli(*args, "--a", "temperature"), "--a 'temperature': write KEY=VALUE")
+    assert_one_line_error(run_cli(*args, "--b", "temperature=9"), "--b: temperature must be between 0 and 5")
+    assert_one_line_error(run_cli(*args, "--b", "preset=wild"), "choose one of precise, balanced, creative")
+    assert_one_line_error(run_cli("arena", str(model_path)), "give MODEL_A, MODEL_B and PROMPT")
+    assert_one_line_error(run_cli("arena", "--leaderboard", "x"), "--leaderboard takes no models")
+
+
+def test_arena_leaderboard_from_stored_votes(model_path: Path) -> None:
+    from localchat.chat.ratings import Battle, fit
+    from localchat.config import paths
+    from localchat.store.db import NewBattle, open_database
+
+    assert run_cli("arena", "--leaderboard", "--json").stdout.strip() == "[]"
+    assert "no votes yet" in run_cli("arena", "--leaderboard").stdout
+    store = open_database(paths().ensure().database)
+    votes = [("big", "small", "a"), ("small", "big", "b"), ("mid", "small", "a"), ("big", "mid", "tie")]
+    votes += [("small", "mid", "bad"), ("mid", "big", "a"), ("big", "big", "a")]
+    cool, warm = {"temperature": 0.2}, {"temperature": 1.0}
+    for i, (a, b, vote) in enumerate(votes):
+        battle = NewBattle("q", [], a, cool if i % 2 else warm, b, warm, "a", "cli")
+        store.vote_battle(store.add_battle(battle), vote)
+    store.add_battle(NewBattle("q", [], "big", cool, "small", cool, "a", "cli"))  # never voted: not counted
+    table = json.loads(run_cli("arena", "--leaderboard", "--json").stdout)
+    reference = fit([Battle(a, b, v) for a, b, v in votes])
+    assert [row["model"] for row in table] == sorted(reference, key=lambda m: -reference[m])
+    for row in table:
+        assert row["rating"] == round(reference[row["model"]], 1)
+        assert row["ci"][0] <= row["rating"] <= row["ci"][1]
+    assert {row["model"]: row["votes"] for row in table} == {"big": 5, "small": 4, "mid": 4}
+    by_settings = json.loads(run_cli("arena", "--leaderboard", "--json", "--by-settings").stdout)
+    assert {row["model"] for row in by_settings} >= {"big (temp 0.2, top-p 0.95, top-k 40, min-p 0.05)"}
+    shown = run_cli("arena", "--leaderboard").stdout
+    assert shown.splitlines()[1].split()[:2] == ["1", table[0]["model"]] and "of 5 votes that picked a side" in shown

@@ -215,7 +215,7 @@ class ChatSession:
             status = {"eos": "complete", "length": "complete", "cancelled": "cancelled"}.get(
                 done.stop_reason if done else "", "error"
             )
-            stats = _stats(done, self.model_name) | {"sampling": sampling.to_dict()}  # what produced this reply
+            stats = reply_stats(done, self.model_name) | {"sampling": sampling.to_dict()}  # what produced this reply
             self.store.update_message(reply.id, text, status, stats, thought)
         if conversation.title == "New chat":
             self.store.update_conversation(conversation_id, title=_title_from(user.content))
@@ -228,7 +228,7 @@ def _with_text(branch: list[Message]) -> list[Message]:
     return [m for m in branch if m.content]
 
 
-def _stats(done: Done | None, model: str | None) -> dict:
+def reply_stats(done: Done | None, model: str | None) -> dict:
     if done is None:
         return {"model": model, "stop_reason": "error"}
     return (

@@ -68,6 +68,14 @@ def machine_fit(summary: ModelSummary, n_ctx: int, gpu_layers: int | str = "auto
     return MachineFit(estimate, fit, free_ram, free_vram, offload)
 
 
+def fits_beside_loaded(library: Library, path: Path, n_ctx: int | None) -> bool:
+    """Whether this model fits in the memory left now (with whatever is already loaded): the arena keeps both
+    of its models loaded when it does."""
+    summary = library.summary(library.local_file(path))
+    ctx = n_ctx or min(summary.context_length or 4096, 4096)
+    return machine_fit(summary, ctx).fit.verdict == "fits"
+
+
 def hub_ref_for(text: str) -> tuple[HubRef, str | None]:
     entry = lookup(text)
     if entry is not None:

@@ -55,6 +55,18 @@ class Message:
     reasoning: str | None = None  # a thinking model's reasoning before this answer (never sent back to it)
 
 
+@dataclass(frozen=True)
+class NewBattle:
+    prompt: str
+    history: list[dict[str, str]]  # the earlier {role, content} messages sent with the prompt
+    model_a: str
+    settings_a: dict[str, Any]
+    model_b: str
+    settings_b: dict[str, Any]
+    first: str  # "a" or "b": which was generated first
+    source: str  # "app" or "cli"
+
+
 def open_database(path: Path) -> Store:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -269,6 +281,54 @@ class Store:
                 "INSERT INTO settings VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                 (key, json.dumps(value)),
             )
+
+    # --- arena battles (chat/arena.py) ----------------------------------------------------------------------
+
+    def add_battle(self, battle: NewBattle) -> int:
+        """A battle's row as it starts (no replies yet, no vote): a quit mid-reply keeps its prompt."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                """INSERT INTO arena_battles (prompt, history, model_a, settings_a, model_b, settings_b, first,
+                   source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    battle.prompt,
+                    json.dumps(battle.history),
+                    battle.model_a,
+                    json.dumps(battle.settings_a),
+                    battle.model_b,
+                    json.dumps(battle.settings_b),
+                    battle.first,
+                    battle.source,
+                    time.time(),
+                ),
+            )
+        return cursor.lastrowid
+
+    def save_battle_reply(self, battle_id: int, side: str, text: str, stats: dict[str, Any]) -> None:
+        if side not in ("a", "b"):
+            raise ValueError(f"no side {side!r}")
+        with self._transaction() as db:
+            db.execute(
+                f"UPDATE arena_battles SET reply_{side} = ?, stats_{side} = ? WHERE id = ?",
+                (text, json.dumps(stats), battle_id),
+            )
+
+    def vote_battle(self, battle_id: int, vote: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE arena_battles SET vote = ?, voted_at = ? WHERE id = ?", (vote, time.time(), battle_id))
+
+    def battles(self, voted: bool = True) -> list[dict[str, Any]]:
+        """The battles, oldest first (with `voted`, only those with a vote), their JSON fields decoded."""
+        rows = self._fetch(
+            "SELECT * FROM arena_battles" + (" WHERE vote IS NOT NULL" if voted else "") + " ORDER BY id"
+        )
+        decoded = []
+        for row in rows:
+            data = dict(row)
+            for name in ("history", "settings_a", "settings_b", "stats_a", "stats_b"):
+                data[name] = json.loads(data[name]) if data[name] else None
+            decoded.append(data)
+        return decoded
 
     def rows(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         return self._fetch(sql, args)

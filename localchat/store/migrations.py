@@ -52,6 +52,30 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE conversations ADD COLUMN thinking INTEGER;  -- 1 on, 0 off; NULL: the model's default
         """,
     ),
+    (
+        "003_arena",
+        """
+        CREATE TABLE arena_battles (
+            id INTEGER PRIMARY KEY,
+            prompt TEXT NOT NULL,
+            history TEXT NOT NULL DEFAULT '[]',  -- JSON: the earlier messages both sides were sent with it
+            model_a TEXT NOT NULL,               -- the contestant shown as A (left, or first in a terminal)
+            settings_a TEXT NOT NULL,            -- JSON of its SamplingParams, its own seed included
+            reply_a TEXT NOT NULL DEFAULT '',
+            stats_a TEXT,                        -- JSON: tokens, ttft_s, tok/s, stop reason
+            model_b TEXT NOT NULL,
+            settings_b TEXT NOT NULL,
+            reply_b TEXT NOT NULL DEFAULT '',
+            stats_b TEXT,
+            first TEXT NOT NULL CHECK (first IN ('a', 'b')),  -- which side was generated first
+            vote TEXT CHECK (vote IN ('a', 'b', 'tie', 'bad')),  -- NULL: not voted (yet)
+            source TEXT NOT NULL CHECK (source IN ('app', 'cli')),
+            created_at REAL NOT NULL,
+            voted_at REAL
+        );
+        CREATE INDEX arena_battles_voted ON arena_battles(vote);
+        """,
+    ),
 ]
 
 
