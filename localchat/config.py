@@ -111,6 +111,11 @@ BINDING_IDS = frozenset(
         "prompts.delete",
         "prompts.default",
         "catalog.remove",
+        "arena.open",
+        "arena.leaderboard",
+        "arena.stop",
+        "arena.close",
+        "leaderboard.settings",
     }
 )
 

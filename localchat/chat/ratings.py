@@ -111,3 +111,15 @@ class PositionBias:
 def position_bias(battles: Iterable[Battle]) -> PositionBias:
     decided = [b.vote for b in battles if b.vote in ("a", "b")]
     return PositionBias(decided.count("a"), len(decided))
+
+
+def table_lines(table: Sequence[Rating], bias: PositionBias) -> list[str]:
+    """The leaderboard as text (the CLI prints it, the app shows it): rank, model, rating, interval, votes."""
+    width = max([len("model"), *(len(r.model) for r in table)])
+    lines = [f"{'rank':>4}  {'model':<{width}}  {'rating':>6}  {'95% CI':>13}  votes"]
+    for rank, row in enumerate(table, 1):
+        low, high = row.ci
+        lines.append(f"{rank:>4}  {row.model:<{width}}  {row.rating:>6.0f}  {low:>6.0f}–{high:<6.0f}  {row.votes}")
+    if bias.share is not None:
+        lines.append(f"A won {bias.share:.0%} of {bias.decisive} votes that picked a side (50%: no position bias)")
+    return lines

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # the arena's modules load when a battle runs, not when the C
     from localchat.store.db import Store
 
 VOTE_PROMPT = "Which is better? a = A, b = B, t = tie, n = both bad: "
-NO_VOTES = "no votes yet: run `localchat arena MODEL_A MODEL_B PROMPT`, or the app's arena (F7)"
+NO_VOTES = "no votes yet: run `localchat arena MODEL_A MODEL_B PROMPT`, or the app's arena (F10)"
 
 
 @click.command()
@@ -206,7 +206,7 @@ class SidePrinter:
 
 def print_leaderboard(store: Store, by_settings: bool, as_json: bool) -> None:
     from localchat.chat.arena import stored_battles
-    from localchat.chat.ratings import leaderboard, position_bias
+    from localchat.chat.ratings import leaderboard, position_bias, table_lines
 
     battles = stored_battles(store, by_settings)
     table = leaderboard(battles)
@@ -219,14 +219,8 @@ def print_leaderboard(store: Store, by_settings: bool, as_json: bool) -> None:
     if not table:
         click.echo(f"{len(battles)} votes, all between one model's settings: see --by-settings")
         return
-    width = max(len(r.model) for r in table)
-    click.echo(f"{'rank':>4}  {'model':<{width}}  {'rating':>6}  {'95% CI':>13}  votes")
-    for rank, row in enumerate(table, 1):
-        low, high = row.ci
-        click.echo(f"{rank:>4}  {inert(row.model):<{width}}  {row.rating:>6.0f}  {low:>6.0f}–{high:<6.0f}  {row.votes}")
-    bias = position_bias(battles)
-    if bias.share is not None:
-        click.echo(f"A won {bias.share:.0%} of {bias.decisive} votes that picked a side (50%: no position bias)")
+    for line in table_lines(table, position_bias(battles)):
+        click.echo(inert(line))
 
 
 def row_json(row: Rating) -> dict[str, Any]:

@@ -54,6 +54,8 @@ class LocalchatApp(App[None]):
         Binding("f4", "toggle_thinking", "Thinking", id="chat.thinking"),
         Binding("f3", "tokens", "Tokens", id="chat.tokens", show=False),  # (F6 selects a line in the composer)
         Binding("f5", "sampling_lab", "Sampling", id="chat.lab"),
+        Binding("f10", "arena", "Arena", id="arena.open"),
+        Binding("f9", "leaderboard", "Leaderboard", id="arena.leaderboard", show=False),
         Binding("f2", "rename_chat", "Rename", id="chat.rename", show=False),
         Binding("ctrl+delete,f8", "delete_chat", "Delete chat", id="chat.delete", show=False),
         Binding("ctrl+f", "search", "Search", id="chat.search", show=False),
@@ -168,12 +170,21 @@ class LocalchatApp(App[None]):
         here, while the chat view is still mounted), a load abandoned (engine killed)."""
         self.chat.close()
         self.session.engine.close()
+        self._close_arenas()
         self.exit()
 
     def on_unmount(self) -> None:
         # However the app ends: the engine must go, or the reply's worker thread (which asyncio waits for on
         # exit) would run on. close() cancels first and never waits for a reply or a load to finish.
         self.session.engine.close()
+        self._close_arenas()
+
+    def _close_arenas(self) -> None:
+        from localchat.tui.screens.arena import ArenaScreen
+
+        for screen in self.screen_stack:
+            if isinstance(screen, ArenaScreen):
+                screen.close_arena()
 
     # --- conversations --------------------------------------------------------------------------------------
 
@@ -392,6 +403,8 @@ class LocalchatApp(App[None]):
         self.chat.show_model_loading(message.name, message.fraction)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.screen_stack and self.screen_stack[-1].id == "arena" and action not in ARENA_ACTIONS:
+            return False  # the chats' keys act on the chat under the arena: off (and out of the key bar) there
         if action == "toggle_thinking":  # only for a model whose template has a switch (and then in the key bar)
             model = self.session.model if self.session is not None else None
             return model is not None and model.thinking in ("switch", "soft")
@@ -435,6 +448,30 @@ class LocalchatApp(App[None]):
             if note and self.store.setting("build_note_shown") != note:  # once per build: doctor has it too
                 self.store.set_setting("build_note_shown", note)
                 self.notify(note[0].upper() + note[1:] + ".", severity="warning", timeout=20, markup=False)
+
+    # --- the arena (tui/screens/arena.py) -----------------------------------------------------------------------
+
+    def action_arena(self) -> None:
+        from localchat.tui.screens.arena import ArenaScreen, ArenaSetup
+
+        models = tuple(self.library.models())
+        known = {m.files[0] for m in models}
+        models += tuple(m for m in self.opened_files if m.files[0] not in known)
+        setup = ArenaSetup(
+            self.store,
+            self.library,
+            self.load_options,
+            self.paths.engine_log,
+            self.session.default_sampling,
+            models,
+            self.session.lookup,
+        )
+        self.push_screen(ArenaScreen(setup))
+
+    def action_leaderboard(self) -> None:
+        from localchat.tui.screens.leaderboard import LeaderboardScreen
+
+        self.push_screen(LeaderboardScreen(self.store))
 
     # --- settings, prompts, export ---------------------------------------------------------------------------
 
@@ -491,6 +528,7 @@ class LocalchatApp(App[None]):
         return commands
 
 
+ARENA_ACTIONS = {"quit", "leaderboard", "command_palette"}
 STARTER_NOTICE = "Chatting with {alias}, a tiny model that came with localchat to try it: Ctrl+O for better ones."
 WELCOME = (
     "Welcome to localchat! You have no models yet. Pick one below to download it from the Hugging Face Hub "
