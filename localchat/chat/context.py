@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from localchat.chat.budget import ContextFit, Turn, fit_context
@@ -40,3 +40,20 @@ def plan_prompt(
     dropped = tuple(history[i] for i in fit.dropped)
     kept = tuple(messages[:start]) + tuple(history[len(fit.dropped) :]) + (messages[-1],)
     return PromptPlan(kept, dropped, fit)
+
+
+def plan_to_fit(
+    messages: Sequence[ChatMessage],
+    measure: Callable[[Sequence[ChatMessage]], ConversationTokens],
+    n_ctx: int,
+    reply_budget: int,
+) -> PromptPlan:
+    """`plan_prompt` on measured shares, made exact when old messages are left out: the first message kept then
+    carries what the template puts before the first one (BOS, a default system prompt), which the shares counted
+    in a message now dropped. So what is kept is measured again, and planned again, until nothing more goes."""
+    plan = plan_prompt(messages, measure(messages), n_ctx, reply_budget)
+    dropped = plan.dropped
+    while plan.dropped:
+        plan = plan_prompt(plan.messages, measure(plan.messages), n_ctx, reply_budget)
+        dropped += plan.dropped
+    return PromptPlan(plan.messages, dropped, plan.fit)

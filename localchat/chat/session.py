@@ -7,16 +7,25 @@ Blocking calls: the TUI runs them in worker threads and turns the callbacks into
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 from localchat.chat.backend import ChatBackend
-from localchat.chat.context import UNKNOWN_CONTEXT, PromptPlan, plan_prompt
+from localchat.chat.context import UNKNOWN_CONTEXT, PromptPlan, plan_to_fit
 from localchat.chat.sampling import DEFAULT_PRESET, SamplingParams, preset
 from localchat.engine.client import EngineClient
-from localchat.engine.protocol import ChatMessage, Delta, Done, Generate, LoadOptions, ModelInfo, ReplyScores
+from localchat.engine.protocol import (
+    ChatMessage,
+    ConversationTokens,
+    Delta,
+    Done,
+    Generate,
+    LoadOptions,
+    ModelInfo,
+    ReplyScores,
+)
 from localchat.errors import ContextOverflow, LocalchatError
 from localchat.store.db import Conversation, Message, Store
 
@@ -176,9 +185,12 @@ class ChatSession:
         messages = self.engine_messages(conversation, branch)
         if draft is not None:
             messages.append(ChatMessage("user", draft))
-        tokens = self.backend.measure(messages, conversation.thinking)
         n_ctx = self.n_ctx or UNKNOWN_CONTEXT
-        return plan_prompt(messages, tokens, n_ctx, self.sampling_for(conversation).max_tokens)
+
+        def measure(sent: Sequence[ChatMessage]) -> ConversationTokens:
+            return self.backend.measure(sent, conversation.thinking)
+
+        return plan_to_fit(messages, measure, n_ctx, self.sampling_for(conversation).max_tokens)
 
     def _reply(self, conversation_id: int, user: Message, listener: ReplyListener, prefix: str = "") -> Done:
         conversation = self.store.conversation(conversation_id)

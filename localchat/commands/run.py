@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from localchat.chat.context import UNKNOWN_CONTEXT, plan_prompt
+from localchat.chat.context import UNKNOWN_CONTEXT, plan_to_fit
 from localchat.chat.sampling import SamplingParams
 from localchat.commands.models import resolve_model
 from localchat.commands.options import (
@@ -314,7 +314,7 @@ def line_chat(
             continue
         candidate = [*history, ChatMessage("user", line)]
         try:
-            plan = plan_prompt(candidate, engine.measure(candidate, thinking), n_ctx, sampling.max_tokens)
+            plan = plan_to_fit(candidate, lambda sent: engine.measure(sent, thinking), n_ctx, sampling.max_tokens)
         except LocalchatError as exc:
             click.echo(f"localchat: {one_line(exc.message)}", err=True)
             continue

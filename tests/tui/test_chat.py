@@ -235,6 +235,11 @@ async def test_old_turns_that_will_not_fit_are_marked(make_app) -> None:
         assert marked and marked[0] == "turn 0"  # oldest first
         assert "oldest messages will be left out" in str(app.query_one(ContextCounter).render())
         assert app.chat.budget.used <= app.chat.budget.n_ctx
+        # What the counter says is what will be sent: the kept turns and the draft, counted again as a whole (the
+        # first kept turn now carries the template's opening, counted with turn 0 in the whole chat's shares).
+        kept = [ChatMessage(v.message.role, v.message.content) for v in views(app) if not v.has_class("left-out")]
+        sent = app.session.engine.count_chat_tokens([*kept, ChatMessage("user", "And now?")])
+        assert app.chat.budget.used == sent + 3000
 
 
 async def test_copy_a_message_and_its_code_block(make_app) -> None:
