@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from localchat.chat.context import UNKNOWN_CONTEXT, plan_prompt
+from localchat.chat.context import UNKNOWN_CONTEXT, plan_to_fit
 from localchat.chat.ratings import VOTES, Battle, Vote
 from localchat.chat.sampling import PRESETS, SamplingParams
 from localchat.chat.session import reply_stats
@@ -147,6 +147,7 @@ class Arena:
         self.store, self.engines, self.pair, self.source = store, engines, pair, source
         self.rng = rng or random.SystemRandom()
         self.lookup = lookup
+        self.dropped: dict[Side, int] = {}  # the last round's oldest messages left out to fit, per side (said)
 
     def start(self, prompt: str, history: Sequence[ChatMessage] = ()) -> Round:
         """Seat the pair in a fresh random order, each with its own seed, and store the battle (no vote yet)."""
@@ -168,10 +169,14 @@ class Arena:
         """Both replies, in the round's order; each stored as it ends (a stop keeps what came, and ends the round)."""
         results: dict[Side, Done] = {}
         self.engines.reset_cancel()
+        self.dropped = {}
         for side in round_.order:
             done = self._reply(round_, side, on_event)
             results[side] = done
-            self.store.save_battle_reply(round_.battle_id, side, done.text, reply_stats(done, round_.seats[side].model))
+            stats = reply_stats(done, round_.seats[side].model)
+            if self.dropped.get(side):
+                stats["dropped_messages"] = self.dropped[side]
+            self.store.save_battle_reply(round_.battle_id, side, done.text, stats)
             on_event(side, done)
             if done.stop_reason == "cancelled":
                 break
@@ -182,10 +187,9 @@ class Arena:
         parts: list[str] = []
         try:
             engine = self.engines.engine_for(contestant)
-            tokens = engine.measure(round_.messages)
-            plan = plan_prompt(
-                round_.messages, tokens, engine.model.n_ctx or UNKNOWN_CONTEXT, contestant.sampling.max_tokens
-            )
+            n_ctx = engine.model.n_ctx or UNKNOWN_CONTEXT
+            plan = plan_to_fit(round_.messages, engine.measure, n_ctx, contestant.sampling.max_tokens)
+            self.dropped[side] = len(plan.dropped)
             request = Generate(plan.messages, sampling=contestant.sampling, lookup=self.lookup)
             for event in engine.generate(request, reset_cancel=False):
                 if isinstance(event, Done):
@@ -208,6 +212,12 @@ class Arena:
 
     def close(self) -> None:
         self.engines.close()
+
+
+def dropped_note(dropped: dict[Side, int]) -> str | None:
+    """What to say when a side's context window could not hold the whole chat (never left out silently)."""
+    most = max(dropped.values(), default=0)
+    return f"left out the {most} oldest messages to fit a context window" if most else None
 
 
 def winner_history(round_: Round, vote: Vote, results: dict[Side, Done]) -> tuple[ChatMessage, ...]:

@@ -104,3 +104,28 @@ def test_a_stop_mid_round_keeps_what_came_and_asks_no_second_reply(model_path: P
     assert row[f"reply_{round_.first}"] == results[round_.first].text != ""
     assert row["vote"] is None
     arena.close()
+
+
+def test_a_chat_too_long_for_the_window_leaves_out_its_oldest_turns_and_says_so(
+    model_path: Path, tmp_path: Path
+) -> None:
+    from localchat.chat.arena import dropped_note
+
+    pair = (Contestant("x", model_path, GREEDY), Contestant("y", model_path, GREEDY))
+    engines = ArenaEngines(LoadOptions(n_ctx=256), tmp_path / "engine.log", lambda _path: True)
+    arena = Arena(open_database(tmp_path / "db.sqlite"), engines, pair, "app", random.Random(1))
+    history: list[ChatMessage] = []
+    for i in range(6):
+        history += [
+            ChatMessage("user", f"Tell me fact {i} about the sea. " * 4),
+            ChatMessage("assistant", "Waves. " * 12),
+        ]
+    round_ = arena.start(PROMPT, history)
+    results = arena.play(round_, lambda *_: None)
+    assert all(done.stop_reason in ("eos", "length") for done in results.values()), results
+    assert arena.dropped["a"] > 0 and arena.dropped["a"] % 2 == 0  # whole turns, oldest first
+    row = arena.store.battles(voted=False)[0]
+    assert row["stats_a"]["dropped_messages"] == arena.dropped["a"]
+    assert dropped_note(arena.dropped) == f"left out the {arena.dropped['a']} oldest messages to fit a context window"
+    assert dropped_note({"a": 0, "b": 0}) is None
+    arena.close()

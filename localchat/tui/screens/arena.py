@@ -20,7 +20,16 @@ from textual.message import Message as TextualMessage
 from textual.screen import Screen
 from textual.widgets import Button, Label, Select, Static
 
-from localchat.chat.arena import Arena, ArenaEngines, Contestant, Round, Side, parse_vote, winner_history
+from localchat.chat.arena import (
+    Arena,
+    ArenaEngines,
+    Contestant,
+    Round,
+    Side,
+    dropped_note,
+    parse_vote,
+    winner_history,
+)
 from localchat.chat.ratings import Vote
 from localchat.chat.sampling import PRESETS, SamplingParams
 from localchat.engine.protocol import ChatMessage, Delta, Done, LoadOptions
@@ -223,7 +232,8 @@ class ArenaScreen(Screen[None]):
             return
         for button in self.query("#arena-vote Button"):
             button.disabled = False
-        self.status(VOTE_HINT)
+        note = dropped_note(self.arena.dropped) if self.arena is not None else None
+        self.status(f"{VOTE_HINT} ({note})" if note else VOTE_HINT)
 
     @on(Button.Pressed, "#arena-vote Button")
     def vote_pressed(self, event: Button.Pressed) -> None:
