@@ -403,7 +403,7 @@ class LocalchatApp(App[None]):
         self.chat.show_model_loading(message.name, message.fraction)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if self.screen_stack and self.screen_stack[-1].id == "arena" and action not in ARENA_ACTIONS:
+        if self.screen_stack and self.screen_stack[-1].id == "arena" and action in CHAT_ACTIONS:
             return False  # the chats' keys act on the chat under the arena: off (and out of the key bar) there
         if action == "toggle_thinking":  # only for a model whose template has a switch (and then in the key bar)
             model = self.session.model if self.session is not None else None
@@ -528,7 +528,8 @@ class LocalchatApp(App[None]):
         return commands
 
 
-ARENA_ACTIONS = {"quit", "leaderboard", "command_palette"}
+# The app's own keys that act on the chat under the arena (Textual's, such as Tab, stay on).
+CHAT_ACTIONS = {binding.action for binding in LocalchatApp.BINDINGS} - {"quit", "leaderboard"}
 STARTER_NOTICE = "Chatting with {alias}, a tiny model that came with localchat to try it: Ctrl+O for better ones."
 WELCOME = (
     "Welcome to localchat! You have no models yet. Pick one below to download it from the Hugging Face Hub "

@@ -90,6 +90,9 @@ async def test_the_arena_opens_from_the_app_picks_its_pair_and_feeds_the_leaderb
         await pilot.press("f10")
         screen = app.screen
         assert isinstance(screen, ArenaScreen)
+        assert app.focused is screen.query_one("#model-1", Select)
+        await pilot.press("tab")  # Textual's own keys stay on in the arena (the chats' are off)
+        assert app.focused is screen.query_one("#preset-1", Select)
         names = [m.alias or m.name for m in screen.setup.models]
         screen.query_one("#model-1", Select).value = names.index("gemma3:270m")
         screen.query_one("#model-2", Select).value = names.index("smol")
