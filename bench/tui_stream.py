@@ -50,12 +50,13 @@ async def run(model: str, tokens: int, rounds: int, threads: int | None = None) 
     home = Path(tempfile.mkdtemp(prefix="localchat-bench-"))
     paths = Paths(home / "config", home / "data", home / "cache", home / "logs").ensure()
     app = LocalchatApp(paths, model, None, None, LoadOptions(threads=threads))
-    ui_cpu: list[tuple[int, float, float]] = []  # (tokens so far, the UI thread's CPU seconds, wall seconds)
+    # (tokens so far, the UI thread's CPU seconds, wall seconds, frames drawn)
+    ui_cpu: list[tuple[int, float, float, int]] = []
     state = {"tokens": 0, "sampling": False}
 
     def sample_ui_cpu() -> None:  # runs on the UI thread
         if state["sampling"]:
-            ui_cpu.append((state["tokens"], time.thread_time(), time.monotonic()))
+            ui_cpu.append((state["tokens"], time.thread_time(), time.monotonic(), app.chat.pacer.frames))
 
     results: dict[str, list[float]] = {
         "headless_tok_s": [],
@@ -67,6 +68,10 @@ async def run(model: str, tokens: int, rounds: int, threads: int | None = None) 
         "full_rate_tok_s": [],
         "full_rate_last_over_first": [],
         "full_rate_frames_per_s": [],
+        "window_s_first": [],
+        "window_s_last": [],
+        "frame_ms_first": [],
+        "frame_ms_last": [],
     }
     async with app.run_test(size=(140, 45)) as pilot:
         app.set_interval(0.05, sample_ui_cpu)
@@ -137,18 +142,25 @@ async def through_app(app, pilot, engine, tokens: int, state: dict, ui_cpu: list
     return finished["done"], figures
 
 
-def ui_figures(samples: list[tuple[int, float, float]], tokens: int) -> dict[str, float]:
+def ui_figures(samples: list[tuple[int, float, float, int]], tokens: int) -> dict[str, float]:
     """From (tokens, UI CPU, wall) samples: the UI thread's share of a core while the reply streamed; its CPU
     while tokens 90-100% streamed over tokens 0-10% (growth: O(n) rendering keeps it near 1); and the CPU of
-    what came after the last token (the one full Markdown update of the finished reply)."""
+    what came after the last token (the one full Markdown update of the finished reply). To tell a frame that
+    costs more from a window that lasts longer (decode slows as the context fills): each window's wall time, and
+    the UI CPU per frame drawn in it."""
 
-    def at(fraction: float) -> tuple[int, float, float]:
+    def at(fraction: float) -> tuple[int, float, float, int]:
         return next(sample for sample in samples if sample[0] >= tokens * fraction)
 
     start, end = samples[0], at(1.0)
     first = at(0.1)[1] - start[1]
     last = end[1] - at(0.9)[1]
+    first_end, last_start = at(0.1), at(0.9)
     return {
+        "window_s_first": first_end[2] - start[2],
+        "window_s_last": end[2] - last_start[2],
+        "frame_ms_first": 1000 * first / max(first_end[3] - start[3], 1),
+        "frame_ms_last": 1000 * last / max(end[3] - last_start[3], 1),
         "ui_share_while_streaming": (end[1] - start[1]) / (end[2] - start[2]),
         "render_last_over_first": last / first if first > 0 else float("nan"),
         "final_update_cpu_s": samples[-1][1] - end[1],
