@@ -115,6 +115,7 @@ BINDING_IDS = frozenset(
         "arena.leaderboard",
         "arena.stop",
         "arena.close",
+        "arena.continue",
         "leaderboard.settings",
     }
 )

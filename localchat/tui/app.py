@@ -29,6 +29,7 @@ from localchat.tui.chat_view import ChatView
 from localchat.tui.key_hold import KeyHold
 from localchat.tui.messages import ModelLoaded, ModelLoading, ServersListed
 from localchat.tui.sampling_panel import SamplingPanel
+from localchat.tui.screens.arena import ArenaScreen, ArenaSetup
 from localchat.tui.screens.dialogs import AskText, Confirm
 from localchat.tui.screens.models import CatalogScreen, Choice, ModelPicker, RemoteChoice
 from localchat.tui.screens.settings import PromptsScreen, SettingsScreen
@@ -180,8 +181,6 @@ class LocalchatApp(App[None]):
         self._close_arenas()
 
     def _close_arenas(self) -> None:
-        from localchat.tui.screens.arena import ArenaScreen
-
         for screen in self.screen_stack:
             if isinstance(screen, ArenaScreen):
                 screen.close_arena()
@@ -452,8 +451,6 @@ class LocalchatApp(App[None]):
     # --- the arena (tui/screens/arena.py) -----------------------------------------------------------------------
 
     def action_arena(self) -> None:
-        from localchat.tui.screens.arena import ArenaScreen, ArenaSetup
-
         models = tuple(self.library.models())
         known = {m.files[0] for m in models}
         models += tuple(m for m in self.opened_files if m.files[0] not in known)
@@ -467,6 +464,20 @@ class LocalchatApp(App[None]):
             self.session.lookup,
         )
         self.push_screen(ArenaScreen(setup))
+
+    async def on_arena_screen_continue_with_winner(self, message: ArenaScreen.ContinueWithWinner) -> None:
+        """A chat of its own for the arena's history, with the winner's model loaded (its settings kept)."""
+        first = next((m.content for m in message.history if m.role == "user"), "Arena")
+        chat = self.store.create_conversation(title=f"Arena: {' '.join(first.split())[:40]}")
+        # Its settings, without the seed the arena drew for its seat (a fixed seed would repeat itself).
+        self.store.update_conversation(chat.id, sampling=message.winner.sampling.to_dict() | {"seed": None})
+        parent = None
+        for said in message.history:
+            model = message.winner.model if said.role == "assistant" else None
+            parent = self.store.add_message(chat.id, said.role, said.content, parent, model=model).id
+        await self.open_conversation(chat.id)
+        model = self.library.local_file(message.winner.path)
+        self.load_model(model.alias or model.name, model)
 
     def action_leaderboard(self) -> None:
         from localchat.tui.screens.leaderboard import LeaderboardScreen

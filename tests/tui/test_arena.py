@@ -54,6 +54,19 @@ async def test_names_stay_hidden_until_the_vote(make_app, model_path: Path, gemm
         assert seats == [f"A · {row['model_a']} (greedy)", f"B · {row['model_b']} (greedy)"]
         assert [row["reply_a"], row["reply_b"]] == replies
         assert screen.history[-1].content == row["reply_b"]  # the chat goes on with the winner's reply
+        # Ctrl+O: the winner alone, in a chat of its own that holds the arena's history, its model loaded.
+        winner = next(c for c in pair if c.model == row["model_b"])
+        await pilot.press("ctrl+o")
+        assert not isinstance(app.screen, ArenaScreen)
+        await wait_for(pilot, lambda: app.conversation.title == "Arena: Name a colour.")
+        branch = app.store.branch(app.conversation.id)
+        assert [(m.role, m.content, m.model) for m in branch] == [
+            ("user", "Name a colour.", None),
+            ("assistant", row["reply_b"], winner.model),
+        ]
+        assert app.conversation.sampling == winner.sampling.to_dict()
+        await wait_for(pilot, lambda: app.session.engine.model is not None and not app.chat.model_loading)
+        assert Path(app.session.engine.model.path) == winner.path.resolve()
 
 
 async def test_keys_in_a_burst_are_kept_while_both_answer_and_before_the_vote(make_app, model_path: Path) -> None:

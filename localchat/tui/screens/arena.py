@@ -76,7 +76,15 @@ class ArenaScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "stop", "Stop", id="arena.stop"),
         Binding("f10", "close", "Back to chats", id="arena.close"),
+        Binding("ctrl+o", "continue_with_winner", "Chat with the winner", id="arena.continue"),
     ]
+
+    @dataclass
+    class ContinueWithWinner(TextualMessage):
+        """The arena's chat goes on as a normal chat with the model that won the last vote (the app opens it)."""
+
+        winner: Contestant
+        history: tuple[ChatMessage, ...]
 
     def __init__(self, setup: ArenaSetup, pair: tuple[Contestant, Contestant] | None = None) -> None:
         super().__init__(id="arena")
@@ -89,6 +97,7 @@ class ArenaScreen(Screen[None]):
         self.history: tuple[ChatMessage, ...] = ()  # what the next message is sent with
         self.swap_said = False
         self.start_pair = pair
+        self.winner: Contestant | None = None  # the last vote's, while the history ends with its reply
 
     def compose(self) -> ComposeResult:
         with Vertical(id="arena-setup"):
@@ -258,8 +267,12 @@ class ArenaScreen(Screen[None]):
             Static(inert(f"You: {said}\n→ {LABELS[vote]} ({names})"), markup=False)
         )
         self.history = winner_history(self.round, vote, self.results)
+        self.winner = self.round.seats[vote] if vote in ("a", "b") else None
         self.round, self.results = None, None
-        self.status("Voted. The chat goes on with the winner's reply (both bad: without this round).")
+        self.status(
+            "Voted. The chat goes on with the winner's reply (both bad: without this round); "
+            "Ctrl+O goes on with the winner alone, in a chat of its own."
+        )
 
     def status(self, text: str) -> None:
         self.query_one("#arena-status", Label).update(text)
@@ -269,6 +282,13 @@ class ArenaScreen(Screen[None]):
     def action_stop(self) -> None:
         if self.arena is not None:
             self.arena.stop()
+
+    def action_continue_with_winner(self) -> None:
+        if self.winner is None or self.round is not None:
+            self.status("Vote A or B better first: the chat then goes on with the winner.")
+            return
+        self.app.post_message(self.ContinueWithWinner(self.winner, self.history))
+        self.app.pop_screen()
 
     def action_close(self) -> None:
         self.app.pop_screen()
