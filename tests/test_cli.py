@@ -496,3 +496,13 @@ def test_arena_leaderboard_from_stored_votes(model_path: Path) -> None:
     assert {row["model"] for row in by_settings} >= {"big (temp 0.2, top-p 0.95, top-k 40, min-p 0.05)"}
     shown = run_cli("arena", "--leaderboard").stdout
     assert shown.splitlines()[1].split()[:2] == ["1", table[0]["model"]] and "of 5 votes that picked a side" in shown
+
+
+def test_show_names_the_format_a_model_without_a_template_is_prompted_in(gemma_path: Path) -> None:
+    from localchat.engine.client import EngineClient
+
+    shown = run_cli("show", str(gemma_path))
+    assert shown.code == 0, shown.stderr
+    assert "chat template   no (Gemma's format is used)" in shown.stdout.splitlines()
+    with EngineClient() as engine:  # what the engine does with the same file
+        assert engine.load(gemma_path).chat_template == "gemma (fallback)"

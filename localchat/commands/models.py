@@ -27,6 +27,7 @@ from localchat.engine.protocol import GpuLayers
 from localchat.errors import LocalchatError
 from localchat.models import hub
 from localchat.models.catalog import CATALOG
+from localchat.models.gguf import fallback_family
 from localchat.models.library import Library, LocalModel
 from localchat.models.manager import (
     PullPlan,
@@ -294,7 +295,8 @@ def show(ref: str, ctx: int, gpu_layers: GpuLayers | None, as_json: bool) -> Non
 
     for key in ("name", "path", "architecture", "model_name", "parameters", "quant", "layers", "context_length"):
         echo(f"{key.replace('_', ' '):<16}{report[key]}")
-    echo(f"{'chat template':<16}{'yes' if summary.chat_template else 'no (ChatML is used)'}")
+    fallback = {"gemma": "Gemma's format", "chatml": "ChatML"}[fallback_family(report["architecture"] or "")]
+    echo(f"{'chat template':<16}{'yes' if summary.chat_template else f'no ({fallback} is used)'}")
     echo(f"{'license':<16}{summary.license or 'unknown'}")
     echo(
         f"{'memory':<16}{estimate.total / 1e9:.2f} GB at {ctx} tokens = weights {estimate.weights / 1e9:.2f} + "

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from llama_cpp.llama_chat_format import CHATML_CHAT_TEMPLATE
 
 from localchat.errors import ModelFileError
+from localchat.models.gguf import fallback_family
 from localchat.reasoning import ThinkingSupport, opened_by_prompt, soft_switch
 
 # Gemma's format (google/gemma-3-*-it): a system prompt opens the first user turn; "model" answers. Unlike
@@ -37,12 +38,13 @@ GEMMA_CHAT_TEMPLATE = """{{ bos_token }}
     {{ '<start_of_turn>model\\n' }}
 {%- endif -%}"""
 
-FALLBACKS = {arch: ("gemma", GEMMA_CHAT_TEMPLATE) for arch in ("gemma", "gemma2", "gemma3")}
+FALLBACKS = {"gemma": GEMMA_CHAT_TEMPLATE, "chatml": CHATML_CHAT_TEMPLATE}  # models/gguf.py picks the family
 
 
 def fallback_template(architecture: str) -> tuple[str, str]:
     """(name, template) for a model without its own chat template."""
-    return FALLBACKS.get(architecture, ("chatml", CHATML_CHAT_TEMPLATE))
+    family = fallback_family(architecture)
+    return family, FALLBACKS[family]
 
 
 # A chat template is the model file's code. The sandbox stops attribute tricks and huge range()s; these bound

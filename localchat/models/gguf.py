@@ -346,3 +346,13 @@ def split_tensor_bytes(info: GgufInfo) -> TensorBytes:
             part = info.path.with_name(info.path.name[: match.start()] + f"-{index:05d}-of-{match.group(1)}.gguf")
             total = total + read_gguf(part).tensor_bytes
     return total
+
+
+# The model families whose own chat format is used for a file with no chat template (engine/templates.py holds
+# the formats); ChatML for the rest, as llama.cpp does.
+TEMPLATE_FAMILIES = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma"}
+
+
+def fallback_family(architecture: str) -> str:
+    """The chat format a model without its own template is prompted in."""
+    return TEMPLATE_FAMILIES.get(architecture, "chatml")
