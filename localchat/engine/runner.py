@@ -27,6 +27,7 @@ from localchat.engine.protocol import (
     TokenLogprob,
 )
 from localchat.engine.sampler import SamplerSlot
+from localchat.engine.saved_states import SavedStates, common_prefix
 from localchat.engine.templates import (
     TemplateTooCostly,
     TemplateTraits,
@@ -125,8 +126,6 @@ class LlamaRunner:
             self.batch_seconds: dict[int, deque[float]] = {}  # recent decodes of N rows here (DraftPolicy)
             self.saved = None
             if options.saved_states:
-                from localchat.engine.saved_states import SavedStates
-
                 self.saved = SavedStates(Path(options.saved_states), gguf.path, self.n_ctx, options.saved_states_bytes)
             self.counters: dict[bool | None, ConversationCounter] = {}  # one per thinking switch: prompts differ
             # Reasoning markers that are control tokens (Gemma 4's `<|channel>`) are printed, so they can be split.
@@ -345,11 +344,7 @@ class LlamaRunner:
 
     def _shared(self, tokens: Sequence[int], limit: int) -> int:
         """How many of `tokens` the cache holds from the start (at most `limit`)."""
-        shared = 0
-        limit = min(len(self.cached), len(tokens), limit)
-        while shared < limit and self.cached[shared] == tokens[shared]:
-            shared += 1
-        return shared
+        return min(common_prefix(self.cached, tokens), limit)
 
     def generate(
         self,

@@ -61,7 +61,8 @@ def _digest(path: Path) -> str:
     return digest.hexdigest()[:32]
 
 
-def _shared(a: Sequence[int], b: Sequence[int]) -> int:
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many tokens `a` and `b` share from the start (the runner's cache reuse asks it too)."""
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -94,7 +95,7 @@ class SavedStates:
             if tokens is None:
                 path.unlink(missing_ok=True)
                 continue
-            shared = _shared(tokens, prompt)
+            shared = common_prefix(tokens, prompt)
             if shared >= cached + MIN_GAIN and (best is None or shared > best[1]):
                 best = (path, shared)
         return best
@@ -129,7 +130,7 @@ class SavedStates:
         os.replace(partial, path)  # whole or not at all
         for other in self._files():
             tokens = saved_tokens(other) if other != path else None
-            if tokens is not None and len(tokens) <= len(cached) and _shared(tokens, cached) == len(tokens):
+            if tokens is not None and len(tokens) <= len(cached) and common_prefix(tokens, cached) == len(tokens):
                 other.unlink(missing_ok=True)
         self._evict()
         return path
