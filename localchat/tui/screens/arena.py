@@ -8,7 +8,6 @@ what came, a few times a second, so the UI costs the engines little (tui/markdow
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +38,7 @@ from localchat.models.manager import fits_beside_loaded
 from localchat.store.db import Store
 from localchat.text import inert
 from localchat.tui.markdown_body import MarkdownBody
+from localchat.tui.pacing import ReplyBuffer
 from localchat.tui.widgets import Composer, KeyBar
 
 FRAME_S = 0.12  # ~8 frames a second while replies stream
@@ -90,8 +90,7 @@ class ArenaScreen(Screen[None]):
         super().__init__(id="arena")
         self.setup = setup
         self.arena: Arena | None = None
-        self.pending: dict[Side, list[str]] = {"a": [], "b": []}  # text the worker got, not drawn yet
-        self.pending_lock = threading.Lock()
+        self.buffers: dict[Side, ReplyBuffer] = {"a": ReplyBuffer(), "b": ReplyBuffer()}  # not drawn yet
         self.round: Round | None = None
         self.results: dict[Side, Done] | None = None  # the round's replies, until its vote
         self.history: tuple[ChatMessage, ...] = ()  # what the next message is sent with
@@ -205,8 +204,7 @@ class ArenaScreen(Screen[None]):
     def _play(self, round_: Round) -> None:
         def on_event(side: Side, event: Delta | Done) -> None:
             if isinstance(event, Delta) and event.text:
-                with self.pending_lock:
-                    self.pending[side].append(event.text)
+                self.buffers[side].put(event.text, event.tokens)  # drawn by the timer, not by a message
 
         assert self.arena is not None
         try:
@@ -217,11 +215,8 @@ class ArenaScreen(Screen[None]):
         self.post_message(RoundFinished(results))
 
     def draw(self) -> None:
-        with self.pending_lock:
-            taken = {side: "".join(parts) for side, parts in self.pending.items()}
-            for parts in self.pending.values():
-                parts.clear()
-        for side, text in taken.items():
+        for side, buffer in self.buffers.items():
+            text = buffer.take().text
             if text:
                 self.query_one(f"#side-{side}").query_one(MarkdownBody).append(text)
 
