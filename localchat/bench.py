@@ -60,6 +60,7 @@ class LookupCase:
     tokens: int  # generated per reply
     speedup: float  # median of each lookup reply's rate over the plain one's just before it
     same_text: bool  # every reply with lookup had the text of the one without (see README, "Prompt lookup")
+    source: str = "lookup"  # who drafted: "lookup", or "lookup + draft model" (bench --draft)
 
 
 LOOKUP_TOKENS = 400
@@ -120,20 +121,22 @@ def run_bench(
     with EngineClient(log_path) as engine:
         info = engine.load(model, options)
         result = BenchResult(str(model), info.threads, info.n_ctx, info.load_s)
-        _finish(engine, Generate(prompt=_prompt_of(engine, 64, -1), sampling=greedy))  # warm-up
+        _finish(engine, Generate(prompt=_prompt_of(engine, 64, -1), sampling=greedy, draft=False))  # warm-up
         prompt_runs, decode_runs, logprob_runs = [], [], []
         decode = SamplingParams(temperature=0.0, max_tokens=DECODE_TOKENS)
         for rep in range(repetitions):
-            done = _finish(engine, Generate(prompt=_prompt_of(engine, PROMPT_TOKENS, rep), sampling=greedy))
+            done = _finish(
+                engine, Generate(prompt=_prompt_of(engine, PROMPT_TOKENS, rep), sampling=greedy, draft=False)
+            )
             prompt_runs.append(done)
         # Prompts first: a reply with log-probabilities samples on the CPU, and the chain attached again after it
         # (where sampling runs in the graph) makes llama.cpp plan its graph anew, once, in the next prompt. Then
         # decode with and without log-probabilities in turn, so that the two see the same machine.
         for rep in range(repetitions):
             # Greedy, like llama-bench's tg (which samples nothing); sampling chains add ~2% per token here.
-            story = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, lookup=False)
+            story = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, lookup=False, draft=False)
             decode_runs.append(_finish(engine, story))
-            request = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, logprobs=5)
+            request = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, logprobs=5, draft=False)
             logprob_runs.append(_finish(engine, request))
         result.prompt_tokens = prompt_runs[0].usage.evaluated_prompt_tokens
         result.prompt_tok_s = statistics.median(d.timings.prompt_tok_s for d in prompt_runs)
@@ -220,10 +223,12 @@ def _lookup_cases(engine: EngineClient, repetitions: int) -> dict[str, LookupCas
         runs: dict[bool, list[Done]] = {False: [], True: []}
         # First the prompt alone, so that every reply then reuses it alike (a prompt evaluated in one batch and
         # its last token evaluated alone round differently: README, "Prompt lookup")
-        _finish(engine, Generate(messages, sampling=replace(sampling, max_tokens=1), lookup=False))
+        _finish(engine, Generate(messages, sampling=replace(sampling, max_tokens=1), lookup=False, draft=False))
         for _ in range(2 * repetitions + 1):  # one reply varies by ±5% on this shared machine: more pairs
             for lookup in (False, True):
-                runs[lookup].append(_finish(engine, Generate(messages, sampling=sampling, lookup=lookup)))
+                # with: prompt lookup, and the draft model where one was loaded (bench --draft)
+                request = Generate(messages, sampling=sampling, lookup=lookup, draft=lookup)
+                runs[lookup].append(_finish(engine, request))
         drafted = sum(d.speculative.drafted for d in runs[True] if d.speculative)
         accepted = sum(d.speculative.accepted for d in runs[True] if d.speculative)
         pairs = zip(runs[False], runs[True], strict=True)
@@ -235,6 +240,7 @@ def _lookup_cases(engine: EngineClient, repetitions: int) -> dict[str, LookupCas
             acceptance=accepted / drafted if drafted else 0.0,
             tokens=runs[True][-1].usage.completion_tokens,
             same_text=all(a.text == b.text for a, b in zip(runs[False], runs[True], strict=True)),
+            source=next((d.speculative.source for d in runs[True] if d.speculative), "lookup"),
         )
     return results
 

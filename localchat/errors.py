@@ -43,6 +43,10 @@ class EngineError(LocalchatError):
     """The inference engine failed or crashed."""
 
 
+class DraftRefused(EngineError):
+    """A draft model that cannot guess tokens for the loaded one (another vocabulary: engine/draft.py)."""
+
+
 class TemplateRefused(EngineError):
     """The model's chat template raised on a conversation (its own `raise_exception`, or a bug in it)."""
 

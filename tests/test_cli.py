@@ -135,6 +135,30 @@ def test_run_reports_prompt_lookups_drafts_and_no_lookup_turns_it_off(model_path
     assert_one_line_error(run_cli("run", str(model_path), "hi"), "engine.lookup must be true or false")
 
 
+def test_run_with_a_draft_model_gives_the_same_text_and_refuses_one_of_another_vocabulary(
+    model_path: Path, gemma_path: Path, home: Path
+) -> None:
+    plain = json.loads(run_cli("run", str(model_path), *REPEAT, "--json", "--no-lookup").stdout)
+    result = run_cli("run", str(model_path), *REPEAT, "--json", "--no-lookup", "--draft", str(model_path))
+    drafted = json.loads(result.stdout)
+    assert drafted["speculative"]["source"] == "draft model" and drafted["text"] == plain["text"]
+    both = json.loads(run_cli("run", str(model_path), *REPEAT, "--json", "--draft", str(model_path)).stdout)
+    assert both["speculative"]["source"] == "lookup + draft model" and both["text"] == plain["text"]
+    refused = run_cli("run", str(model_path), "hi", "--draft", str(gemma_path))
+    assert_one_line_error(refused, "gemma-3-270m-q4_k_m.gguf cannot draft for SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert "same family" in refused.stderr
+    assert_one_line_error(run_cli("run", str(model_path), "hi", "--draft", "nosuch:1b"), "--draft: ")
+    assert_one_line_error(run_cli("run", str(model_path), "hi", "--draft", str(home / "none.gguf")), "no model file")
+    # From the settings, a draft is for every model: one it does not fit loads without it, and says so
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    (home / "config" / "config.toml").write_text(f'[engine]\ndraft = "{gemma_path}"\n')
+    noted = run_cli("run", str(model_path), *REPEAT, "--json")
+    assert noted.code == 0 and json.loads(noted.stdout)["text"] == plain["text"]
+    assert "cannot draft for" in noted.stderr and "drafting is off" in noted.stderr
+    (home / "config" / "config.toml").write_text("[engine]\ndraft = 5\n")
+    assert_one_line_error(run_cli("run", str(model_path), "hi"), "engine.draft must be a model name or path")
+
+
 # --- bad input: one line on stderr, exit code 2, no traceback, nothing left behind ---------------------------
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from localchat.commands.models import resolve_model
-from localchat.commands.options import build_load_options, engine_options
+from localchat.commands.options import build_load_options, draft_option, engine_options
 from localchat.config import paths
 
 
@@ -20,6 +20,7 @@ from localchat.config import paths
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option("--endpoint", metavar="NAME|URL", help="measure MODEL on an OpenAI-compatible server instead")
 @engine_options
+@draft_option
 def bench(model: str, repetitions: int, as_json: bool, endpoint: str | None, **flags: Any) -> None:
     """Measure MODEL's speed with this build of the engine (or on a server, and what this client costs)."""
     if endpoint is not None:
@@ -62,7 +63,8 @@ def bench(model: str, repetitions: int, as_json: bool, endpoint: str | None, **f
         )
     for name, case in result.speculative.items():
         click.echo(
-            f"lookup {name:<14}{case.lookup_tok_s:.1f} tok/s vs {case.plain_tok_s:.1f} plain = {case.speedup:.2f}x "
+            f"{case.source} {name:<14}{case.lookup_tok_s:.1f} tok/s vs {case.plain_tok_s:.1f} plain "
+            f"= {case.speedup:.2f}x "
             f"({case.acceptance:.0%} of drafts taken, {case.tokens} tokens, "
             f"{'same text' if case.same_text else 'text differs: see README, Prompt lookup'})"
         )

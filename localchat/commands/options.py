@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -10,7 +11,7 @@ import click
 from localchat.chat.sampling import DEFAULT_PRESET, PRESETS, SamplingParams, from_settings
 from localchat.config import load_settings, paths
 from localchat.engine.protocol import GpuLayers, LoadOptions
-from localchat.errors import InvalidSetting
+from localchat.errors import InvalidSetting, LocalchatError
 
 
 class GpuLayersType(click.ParamType):
@@ -43,6 +44,14 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
     )(command)
     return click.option(
         "--ctx", "-c", type=click.IntRange(16, 10_000_000), help="context window in tokens [min(trained, 4096)]"
+    )(command)
+
+
+def draft_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--draft",
+        metavar="MODEL",
+        help="a small model of the same family that guesses tokens for MODEL to check: same text, sooner",
     )(command)
 
 
@@ -101,6 +110,11 @@ def build_load_options(flags: dict[str, Any]) -> LoadOptions:
         raise InvalidSetting(
             f"settings: engine.state_cache_mb must be a whole number of MB, 0 for off (got {state_mb!r})"
         )
+    draft, configured_draft = flags.get("draft"), configured.get("draft")
+    if draft is None and configured_draft is not None:
+        if not isinstance(configured_draft, str) or not configured_draft.strip():
+            raise InvalidSetting(f"settings: engine.draft must be a model name or path (got {configured_draft!r})")
+        draft = configured_draft
     return LoadOptions(
         n_ctx=ctx,
         gpu_layers=gpu_layers,
@@ -108,7 +122,23 @@ def build_load_options(flags: dict[str, Any]) -> LoadOptions:
         backend_sampling=backend_sampling,
         saved_states=str(paths().saved_states) if state_mb else None,
         saved_states_bytes=state_mb * 2**20,
+        draft=str(_draft_path(draft, "--draft" if flags.get("draft") else "settings: engine.draft")) if draft else None,
+        # a draft named for every model (the settings) is left out where it does not fit one; --draft is an order
+        draft_required=flags.get("draft") is not None,
     )
+
+
+def _draft_path(ref: str, source: str) -> Path:
+    """A draft model as `run` finds a model (a path, or a local name), but never pulled behind one's back."""
+    from localchat.commands.models import resolve_model  # commands/models.py imports this module
+
+    try:
+        path = resolve_model(ref, allow_pull=False)
+    except LocalchatError as exc:
+        raise InvalidSetting(f"{source}: {exc.message}") from None
+    if not path.is_file():
+        raise InvalidSetting(f"{source}: no model file at {path}: give a downloaded model's name or a .gguf path")
+    return path
 
 
 def build_lookup(flag: bool | None) -> bool:

@@ -20,6 +20,7 @@ from localchat.commands.options import (
     build_load_options,
     build_lookup,
     build_sampling,
+    draft_option,
     engine_options,
     sampling_options,
 )
@@ -60,6 +61,7 @@ EXIT_INTERRUPTED = 130
     help="draft tokens copied from the conversation, checked by the model: same text, sooner [on]",
 )
 @engine_options
+@draft_option
 @sampling_options
 def run(
     model: str,
@@ -96,6 +98,8 @@ def run(
         info = load_with_progress(engine, path, options)
         if info.offload_note or info.gpu_layers:
             click.echo(f"localchat: {one_line(info.offload_text)}", err=True)
+        if info.draft_note:
+            click.echo(f"localchat: {one_line(info.draft_note)}", err=True)
         if thinking is not None and info.thinking not in ("switch", "soft"):
             does = "always thinks" if info.thinking == "always" else "does not think"
             click.echo(f"localchat: {inert(path.name)} {does}: --think/--no-think changes nothing", err=True)

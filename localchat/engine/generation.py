@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Literal
 import llama_cpp as ll
 
 from localchat.chat.sampling import PENALTY_LAST_N, SamplingParams
-from localchat.engine.lookup import DraftPolicy, PromptLookup
+from localchat.engine.draft import ModelDrafter
+from localchat.engine.lookup import DRAFT_MODEL, DraftPolicy, PromptLookup
 from localchat.engine.protocol import Speculative, StopReason, Timings, TokenLogprob, Usage
 from localchat.errors import ContextOverflow, EngineError
 
@@ -45,10 +46,12 @@ def generate(
     ignore_eos: bool = False,
     logprobs: int = 0,
     lookup: bool = True,
+    draft: bool = True,
 ) -> GenerationResult:
     """Evaluate what of `prompt` is not cached, then sample until EOS, max_tokens, a full context or cancel.
     With `lookup`, tokens copied from earlier in the context are decoded along with each sampled one and kept
-    while the model's own samples agree with them (engine/lookup.py): the same tokens as without, sooner."""
+    while the model's own samples agree with them (engine/lookup.py): the same tokens as without, sooner.
+    With `draft` and a draft model loaded (engine/draft.py), its guesses are checked so where nothing matched."""
     started = time.perf_counter()
     if len(prompt) >= runner.n_ctx:
         raise ContextOverflow(len(prompt) + 1, runner.n_ctx)
@@ -78,7 +81,9 @@ def generate(
                 prompt_tok_s=evaluated / prompt_s if first_token_at and prompt_s > 0 else 0.0,
                 decode_tok_s=decodes / decode_s if decodes and decode_s > 0 else 0.0,
             ),
-            speculative=Speculative(policy.drafted, policy.accepted) if drafts is not None else None,
+            speculative=Speculative(policy.drafted, policy.accepted, source)
+            if drafts is not None or guesser is not None
+            else None,
         )
 
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -95,7 +100,12 @@ def generate(
     # Drafts are checked by sampling at each of their positions with the CPU chain (the graph's samples one
     # token a batch), where the cache can drop a rejected tail (a recurrent model's state cannot), and where
     # no log-probabilities are read (they would need the history without the drafts).
-    drafts = PromptLookup(prompt) if lookup and runner.can_draft and not on_backend and reader is None else None
+    can_draft = runner.can_draft and not on_backend and reader is None
+    drafts = PromptLookup(prompt) if lookup and can_draft else None
+    guesser = None
+    if draft and can_draft and runner.draft_model is not None:
+        guesser = ModelDrafter(runner.draft_model, prompt, runner.n_vocab)
+    source = " + ".join(name for name, on in (("lookup", drafts), ("draft model", guesser)) if on is not None)
     policy = DraftPolicy(runner.batch_seconds)
     ahead: list[int] = []  # drafted tokens in the cache after the last sampled one, not yet verified
     match = 0  # how many tokens the draft's source matched
@@ -155,6 +165,8 @@ def generate(
             completion += 1
             if drafts is not None:
                 drafts.append(token)
+            if guesser is not None:
+                guesser.append(token)
             if verified:
                 decodes += 1
                 if not send(token):
@@ -176,13 +188,16 @@ def generate(
             if drafts is not None and room > 0:
                 ahead, match = drafts.draft(room)
                 ahead = ahead[: policy.length(match, len(ahead))]
+            if guesser is not None and room > 0 and not ahead:  # a copy costs nothing to draft: it goes first
+                guesses = policy.length(DRAFT_MODEL, room, policy.guess_cost(guesser.step_s))
+                ahead, match = (guesser.draft(guesses) if guesses else []), DRAFT_MODEL
             batch_token[0] = token
             batch_pos[0] = position
             batch_logits[0] = True
             for i, guess in enumerate(ahead, 1):
                 batch_token[i], batch_pos[i], batch_logits[i] = guess, position + i, True
             batch.n_tokens = rows = 1 + len(ahead)
-            decoded_at = time.perf_counter() if drafts is not None else None
+            decoded_at = time.perf_counter() if drafts is not None or guesser is not None else None
             status = decode(ctx, batch)
             if status != 0:
                 runner._forget_from(position)

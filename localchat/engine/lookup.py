@@ -56,6 +56,12 @@ MARGIN = 1.05  # a draft must promise this much more than one row's yield: a mis
 RELAX = 0.02  # how far an untried match length drifts back to its prior at each match it was not tried on
 
 
+# The draft model's guesses (engine/draft.py) are priced as one more source beside the match lengths.
+DRAFT_MODEL = -1  # (never a match length)
+# Before its first draft, a guess of the draft model is priced at a tenth of a target decode (a 0.5B for a 7B).
+PRIOR_GUESS_COST = 0.1
+
+
 class DraftPolicy:
     """How many drafted tokens pay for the wider batch that checks them. A draft of k tokens, each taken with
     probability p once the ones before it were, yields 1 + p + … + p^k tokens for the cost of a (k+1)-row decode;
@@ -68,12 +74,13 @@ class DraftPolicy:
         self.accepted = 0
         # rows in a decode → its recent durations: the machine's, so the runner keeps them across replies
         self._step_s = step_s if step_s is not None else {}
-        # match length → (tokens taken, drafts cut short): a prior that trusts long matches more
-        self._outcomes = {n: self._prior(n) for n in range(SHORTEST, LONGEST + 1)}
+        # match length (or DRAFT_MODEL) → (tokens taken, drafts cut short): a prior that trusts long matches
+        # more, and a draft model's guesses as much as a 2-token match
+        self._outcomes = {n: self._prior(n) for n in (DRAFT_MODEL, *range(SHORTEST, LONGEST + 1))}
 
     @staticmethod
     def _prior(match: int) -> list[float]:
-        return [2.0 * match, 1.0]
+        return [2.0 * (SHORTEST if match == DRAFT_MODEL else match), 1.0]
 
     def cost(self, rows: int) -> float:
         """Seconds of a `rows`-row decode over a one-row decode's: measured, or drawn from the nearest measured
@@ -95,9 +102,17 @@ class DraftPolicy:
         samples = self._step_s.get(rows)
         return min(samples) if samples else 0.0
 
-    def length(self, match: int, room: int) -> int:
-        """Tokens to draft after a match of `match` tokens, at most `room`."""
-        if match < SHORTEST:
+    def guess_cost(self, guess_s: list[float]) -> float:
+        """A draft model's guess over a one-row decode of the target: its fastest recent guesses' time."""
+        one = self._fastest(1)
+        if not guess_s or not one:
+            return PRIOR_GUESS_COST
+        return min(guess_s[-RECENT:]) / one
+
+    def length(self, match: int, room: int, guess_cost: float = 0.0) -> int:
+        """Tokens to draft after a match of `match` tokens (or DRAFT_MODEL's guesses, each costing `guess_cost`
+        of a one-row decode), at most `room`."""
+        if match < SHORTEST and match != DRAFT_MODEL:
             return 0
         taken, cut = self._outcomes[match]
         p = taken / (taken + cut)
@@ -106,7 +121,7 @@ class DraftPolicy:
         for k in range(1, min(room, self.most) + 1):
             chance *= p
             expected += chance
-            ratio = expected / self.cost(k + 1)
+            ratio = expected / (self.cost(k + 1) + k * guess_cost)
             if ratio > best_ratio:
                 best, best_ratio = k, ratio
         if not best:  # not drafting teaches nothing: drift back to the prior, so a copy run later is tried

@@ -39,6 +39,8 @@ class LoadOptions:
     backend_sampling: bool | None = None  # sample in llama.cpp's graph; None: where the output layer is on a GPU
     saved_states: str | None = None  # a folder for recent chats' KV states (engine/saved_states.py); None: off
     saved_states_bytes: int = 1 << 30  # its budget, least recently used out
+    draft: str | None = None  # a small model of the same family that guesses tokens for it (engine/draft.py)
+    draft_required: bool = True  # a draft of another vocabulary fails the load; False: loads without it, noted
 
 
 # --- requests ---------------------------------------------------------------------------------------------
@@ -89,6 +91,7 @@ class Generate:
     logprobs: int = 0  # > 0: each generated token's log-probability and the N likeliest candidates (Done.logprobs)
     prefix: str = ""  # the reply's start, already chosen ("regenerate from here"): generation goes on after it
     lookup: bool = True  # draft tokens copied from the context, verified by the model (engine/lookup.py)
+    draft: bool = True  # let the draft model loaded with the model (LoadOptions.draft) guess tokens too
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,8 @@ class ModelInfo:
     thinking: ThinkingSupport = "none"  # how the chat template turns thinking on and off (localchat/reasoning.py)
     thinks_by_default: bool = False  # with no switch given, the template lets the model think
     backend_sampling: bool = False  # the sampler chain runs in the model's graph (on the GPU), not on the CPU
+    draft: str | None = None  # the draft model's file (LoadOptions.draft)
+    draft_note: str | None = None  # why the draft model asked for is not used
 
     @property
     def offload(self) -> dict[str, Any]:
@@ -227,10 +232,12 @@ class Usage:
 
 @dataclass(frozen=True)
 class Speculative:
-    """Prompt lookup's drafts in one reply: tokens guessed, and how many of them the model's samples matched."""
+    """The drafts of one reply: tokens guessed, and how many of them the model's samples matched; and who
+    guessed: "lookup" (copied from the context), "draft model", or "lookup + draft model"."""
 
     drafted: int
     accepted: int
+    source: str = "lookup"
 
 
 @dataclass(frozen=True)

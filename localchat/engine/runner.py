@@ -8,6 +8,7 @@ import ctypes
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import llama_cpp as ll
@@ -37,7 +38,7 @@ from localchat.engine.templates import (
     read_traits,
 )
 from localchat.engine.vocabulary import Vocabulary
-from localchat.errors import ContextOverflow, EngineError, LoadCancelled, TemplateRefused
+from localchat.errors import ContextOverflow, DraftRefused, EngineError, LoadCancelled, TemplateRefused
 from localchat.models.gguf import GgufInfo, split_tensor_bytes
 from localchat.models.memory import default_context, gpu_bytes, plan_offload, shape_of
 from localchat.reasoning import MARKERS
@@ -95,6 +96,7 @@ class LlamaRunner:
         )
         self.batch = None
         self.samplers: SamplerSlot | None = None
+        self.draft_model: LlamaRunner | None = None  # a small model that guesses tokens (engine/draft.py)
         try:
             self.vocab = ll.llama_model_get_vocab(self.model)
             n_ctx_train = ll.llama_model_n_ctx_train(self.model)
@@ -154,9 +156,28 @@ class LlamaRunner:
                 thinks_by_default=self.traits.thinks_by_default,
                 backend_sampling=self.backend_sampling,
             )
+            if options.draft:
+                self._load_draft(options)
         except BaseException:  # a failed load frees what it took (VRAM on a GPU), whatever went wrong
             self.close()
             raise
+
+    def _load_draft(self, options: LoadOptions) -> None:
+        """The draft model asked for; one of another vocabulary fails the load, or with a draft from the
+        settings (for every model, not this one), is left out with a note."""
+        from localchat.engine.draft import load_draft
+
+        assert options.draft is not None
+        try:
+            self.draft_model = load_draft(self, options.draft, options)
+        except DraftRefused as exc:
+            if options.draft_required:
+                raise
+            self.info = replace(self.info, draft_note=f"{exc.message}: drafting is off")
+            return
+        self.info = replace(
+            self.info, draft=Path(options.draft).name, load_s=self.info.load_s + self.draft_model.info.load_s
+        )
 
     def _load(self, gguf: GgufInfo, gpu_layers: int, n_ctx: int, threads: int) -> tuple[ctypes.c_void_p, ...]:
         """The model and a context for it; OutOfMemory when a buffer could not be allocated."""
@@ -200,6 +221,8 @@ class LlamaRunner:
         return True
 
     def close(self) -> None:
+        if self.draft_model is not None:
+            self.draft_model.close()
         if self.samplers is not None:
             self.samplers.close()
         if self.batch is not None:
@@ -354,8 +377,9 @@ class LlamaRunner:
         ignore_eos: bool = False,
         logprobs: int = 0,
         lookup: bool = True,
+        draft: bool = True,
     ) -> GenerationResult:
         """Evaluate what of `prompt` is not cached, then sample until EOS, max_tokens, a full context or cancel
         (engine/generation.py)."""
         self._restore(prompt[:-1])
-        return generate(self, prompt, sampling, emit, ignore_eos, logprobs, lookup)
+        return generate(self, prompt, sampling, emit, ignore_eos, logprobs, lookup, draft)

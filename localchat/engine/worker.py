@@ -204,7 +204,13 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                     tokens += model.tokenize(request.prefix, parse_special=True) if request.prefix else []
                     batcher = DeltaBatcher(conn, ReasoningSplitter(opened_by_prompt(prompt)))
                 result = model.generate(
-                    tokens, request.sampling, batcher, request.ignore_eos, request.logprobs, request.lookup
+                    tokens,
+                    request.sampling,
+                    batcher,
+                    request.ignore_eos,
+                    request.logprobs,
+                    request.lookup,
+                    request.draft,
                 )
                 conn.send(batcher.done(result))
                 model.save_state()  # after the reply is out: the next request waits for it, the reader does not

@@ -447,6 +447,8 @@ class LocalchatApp(App[None]):
             if note and self.store.setting("build_note_shown") != note:  # once per build: doctor has it too
                 self.store.set_setting("build_note_shown", note)
                 self.notify(note[0].upper() + note[1:] + ".", severity="warning", timeout=20, markup=False)
+            if message.info.draft_note:  # the settings' draft model does not fit this model
+                self.notify(inert(message.info.draft_note), severity="warning", timeout=10, markup=False)
 
     # --- the arena (tui/screens/arena.py) -----------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ def model_line(info: ModelInfo, name: str, thinking_on: bool) -> str:
     line = f"{inert(name)} · {inert(info.quantization)} · ctx {info.n_ctx:,} · {info.threads} threads"
     if info.gpu_layers or info.offload_note:
         line += f" · {inert(info.offload_text)}"
+    if info.draft:
+        line += f" · draft {inert(info.draft)}"
     switched = "on" if thinking_on else "off"
     thinking = {"switch": switched, "soft": switched, "always": "always"}.get(info.thinking)
     return line + (f" · thinking {thinking}" if thinking else "")

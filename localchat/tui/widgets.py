@@ -35,7 +35,8 @@ def stats_line(message: Message) -> str:
         parts.append(f"{stats['decode_tok_s']:.1f} tok/s")
     drafts = stats.get("speculative")
     if isinstance(drafts, dict) and drafts.get("drafted"):
-        parts.append(f"lookup {drafts.get('accepted', 0)}/{drafts['drafted']} drafted tokens taken")
+        source = str(drafts.get("source", "lookup"))  # older replies stored no source: lookup was the only one
+        parts.append(f"{source} {drafts.get('accepted', 0)}/{drafts['drafted']} drafted tokens taken")
     if stats.get("sampling"):
         with contextlib.suppress(TypeError, LocalchatError):  # a record from another version is not shown
             parts.append(SamplingParams(**stats["sampling"]).summary())

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 
-def run_check(script: str, model_path: Path) -> list[dict]:
+def run_check(script: str, model_path: Path, *more: Path) -> list[dict]:
     here = Path(__file__).parent
     result = subprocess.run(
-        [sys.executable, str(here / script), str(model_path)],
+        [sys.executable, str(here / script), str(model_path), *map(str, more)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from textual.widgets import OptionList
 
 from localchat.chat.sampling import SamplingParams
-from localchat.engine.protocol import ChatMessage
+from localchat.config import paths
+from localchat.engine.protocol import ChatMessage, LoadOptions
+from localchat.tui.app import LocalchatApp
 from localchat.tui.screens.dialogs import AskText
 from localchat.tui.screens.settings import SettingsScreen
 from localchat.tui.widgets import Composer, ContextCounter
@@ -371,4 +374,24 @@ async def test_a_reply_that_copies_the_chat_shows_its_prompt_lookup_drafts(make_
         drafts = app.store.message(reply.message.id).stats["speculative"]
         assert drafts["drafted"] >= drafts["accepted"] > 0
         stats = str(reply.query_one(".stats").render())
-        assert f"lookup {drafts['accepted']}/{drafts['drafted']} drafted tokens taken" in stats
+        assert f"{drafts['source']} {drafts['accepted']}/{drafts['drafted']} drafted tokens taken" in stats
+
+
+async def test_a_draft_model_from_the_settings_is_named_in_the_status_line_and_drafts(model_path: Path) -> None:
+    app = LocalchatApp(paths().ensure(), str(model_path), None, None, LoadOptions(draft=str(model_path)))
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        assert f"draft {model_path.name}" in str(app.query_one("#model-name").render())
+        app.session.default_sampling = SamplingParams(temperature=0, max_tokens=30)
+        await send(pilot, "Say hello.")
+        drafts = app.store.message(views(app)[-1].message.id).stats["speculative"]
+        assert drafts["source"] == "lookup + draft model"
+
+
+async def test_a_draft_model_of_another_family_is_left_out_with_a_note(model_path: Path, gemma_path: Path) -> None:
+    options = LoadOptions(draft=str(gemma_path), draft_required=False)
+    app = LocalchatApp(paths().ensure(), str(model_path), None, None, options)
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        await wait_for(pilot, lambda: any("drafting is off" in str(n.message) for n in app._notifications))
+        assert "draft" not in str(app.query_one("#model-name").render())

@@ -1,0 +1,86 @@
+"""Run as a process: replies generated with a draft model and without, on the real model (drafting for itself:
+the only pair of one vocabulary the tests have), greedy and sampled hot enough that guesses are turned down,
+then one cancelled mid-reply, then a draft of another vocabulary; prints one JSON line per case with the text,
+the drafts and the KV cache's tokens after the reply. (A process of its own: the test process never imports
+llama_cpp.)"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import sys
+
+from localchat.chat.sampling import SamplingParams
+from localchat.engine.lookup import DraftPolicy
+from localchat.engine.protocol import ChatMessage, LoadOptions
+from localchat.engine.runner import LlamaRunner
+from localchat.errors import EngineError
+from localchat.models.gguf import read_gguf
+
+# Under 256 cached tokens, as in lookup_check.py: there a one-token step and a batch round the same way.
+PROMPT = "Name five colours, then say why the sky is blue."
+CASES = {
+    "greedy": SamplingParams(temperature=0, max_tokens=150, repeat_penalty=1.0),
+    "sampled": SamplingParams(temperature=0.9, top_p=1.0, top_k=0, min_p=0.0, max_tokens=150, seed=5),
+}
+
+
+def main(model: str, other: str) -> None:
+    # Priced as where guessing is nearly free (a 0.5B for a 7B on a GPU): the policy drafts at every step, so
+    # the checking of guesses runs often. With the model drafting for itself it never pays on this CPU.
+    DraftPolicy.cost = lambda self, rows: 1.0  # type: ignore[method-assign]
+    DraftPolicy.guess_cost = lambda self, guess_s: 0.0  # type: ignore[method-assign]
+    abort_flag = ctypes.create_string_buffer(2)
+    runner = LlamaRunner(read_gguf(model), LoadOptions(n_ctx=512, draft=model), abort_flag)
+    prompt = runner.chat_tokens([ChatMessage("user", PROMPT)])
+    for name, sampling in CASES.items():
+        row: dict[str, object] = {"case": name, "prompt": len(prompt), "draft": runner.info.draft}
+        for draft in (False, True):
+            runner._forget_from(0)
+            emitted: list[str] = []
+            result = runner.generate(
+                prompt, sampling, lambda t, n, out=emitted: out.append(t), ignore_eos=True, lookup=False, draft=draft
+            )
+            row["draft" if draft else "plain"] = {
+                "text": result.text,
+                "emitted": "".join(emitted),
+                "completion": result.usage.completion_tokens,
+                "cached": list(runner.cached),
+                "speculative": None if result.speculative is None else vars(result.speculative),
+            }
+        print(json.dumps(row))
+
+    cancelled: list[str] = []
+
+    def cancel_after(text: str, count: int) -> None:
+        cancelled.append(text)
+        if count == 30:
+            abort_flag[0] = b"\1"
+
+    runner._forget_from(0)
+    stopped = runner.generate(prompt, CASES["greedy"], cancel_after, ignore_eos=True, lookup=False)
+    abort_flag[0] = b"\0"
+    print(
+        json.dumps(
+            {
+                "case": "cancelled",
+                "text": stopped.text,
+                "emitted": "".join(cancelled),
+                "completion": stopped.usage.completion_tokens,
+                "reason": stopped.stop_reason,
+                "cached": list(runner.cached),
+                "prompt": len(prompt),
+            }
+        )
+    )
+    runner.close()
+    try:
+        LlamaRunner(read_gguf(model), LoadOptions(n_ctx=512, draft=other), abort_flag).close()
+        refused = None
+    except EngineError as exc:
+        refused = exc.message
+    print(json.dumps({"case": "other vocabulary", "error": refused}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
