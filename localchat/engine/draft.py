@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import ctypes
 import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import llama_cpp as ll
 import numpy as np
 
+from localchat.engine.lookup import RECENT
 from localchat.engine.protocol import LoadOptions
 from localchat.errors import DraftRefused
 
@@ -54,14 +56,30 @@ def _vocabulary_difference(target: LlamaRunner, draft: LlamaRunner) -> str | Non
     return None
 
 
+@dataclass
+class DraftModel:
+    """The loaded draft model, and what its guesses recently cost: the machine's, kept across replies (a reply
+    that learnt it anew would pay for guesses that do not pay, every time)."""
+
+    runner: LlamaRunner
+    guess_s: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
+
+    @property
+    def name(self) -> str:
+        return self.runner.gguf.path.name
+
+    def close(self) -> None:
+        self.runner.close()
+
+
 class ModelDrafter:
     """The context's tokens, kept in step with the draft model's cache; `draft` guesses what comes next."""
 
-    def __init__(self, model: LlamaRunner, tokens: Sequence[int], n_vocab: int) -> None:
-        self.model = model
+    def __init__(self, draft: DraftModel, tokens: Sequence[int], n_vocab: int) -> None:
+        self.model = draft.runner
+        self.step_s = draft.guess_s  # each guess's share of the drafting time (DraftPolicy prices guesses)
         self.tokens = list(tokens)
         self.n_vocab = n_vocab  # the target's: a guess past it could not be decoded there
-        self.step_s: list[float] = []  # each guess's share of the drafting time (DraftPolicy prices guesses)
 
     def append(self, token: int) -> None:
         self.tokens.append(token)
@@ -96,7 +114,7 @@ class ModelDrafter:
         return guesses
 
 
-def load_draft(target: LlamaRunner, path: str, options: LoadOptions) -> LlamaRunner:
+def load_draft(target: LlamaRunner, path: str, options: LoadOptions) -> DraftModel:
     """The draft model on the target's context size and threads, its layers on the GPU where the target's are;
     a draft that cannot speak the target's tokens is refused at load."""
     from localchat.engine.runner import LlamaRunner  # the runner loads its draft: imported when it does
@@ -117,4 +135,4 @@ def load_draft(target: LlamaRunner, path: str, options: LoadOptions) -> LlamaRun
     except BaseException:
         draft.close()
         raise
-    return draft
+    return DraftModel(draft)

@@ -8,7 +8,7 @@ in one batch (engine/runner.py). Pure Python over token ids; a few dictionary op
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 # The n-gram lengths matched, longest first: a match on 3 tokens is rarely a coincidence, on 2 often is.
 LONGEST, SHORTEST = 3, 2
@@ -102,12 +102,12 @@ class DraftPolicy:
         samples = self._step_s.get(rows)
         return min(samples) if samples else 0.0
 
-    def guess_cost(self, guess_s: list[float]) -> float:
-        """A draft model's guess over a one-row decode of the target: its fastest recent guesses' time."""
+    def guess_cost(self, guess_s: Collection[float]) -> float:
+        """A draft model's guess over a one-row decode of the target: its fastest recent guess's time."""
         one = self._fastest(1)
         if not guess_s or not one:
             return PRIOR_GUESS_COST
-        return min(guess_s[-RECENT:]) / one
+        return min(guess_s) / one
 
     def length(self, match: int, room: int, guess_cost: float = 0.0) -> int:
         """Tokens to draft after a match of `match` tokens (or DRAFT_MODEL's guesses, each costing `guess_cost`

@@ -17,6 +17,7 @@ from localchat import hardware
 from localchat.chat.sampling import SamplingParams
 from localchat.doctor import slow_build_note
 from localchat.engine.devices import free_gpu_bytes, list_devices
+from localchat.engine.draft import DraftModel, load_draft
 from localchat.engine.generation import GenerationResult, generate
 from localchat.engine.measure import ConversationCounter
 from localchat.engine.offload import OutOfMemory, is_memory_failure, load_with_fallback
@@ -96,7 +97,7 @@ class LlamaRunner:
         )
         self.batch = None
         self.samplers: SamplerSlot | None = None
-        self.draft_model: LlamaRunner | None = None  # a small model that guesses tokens (engine/draft.py)
+        self.draft_model: DraftModel | None = None  # a small model that guesses tokens (engine/draft.py)
         try:
             self.vocab = ll.llama_model_get_vocab(self.model)
             n_ctx_train = ll.llama_model_n_ctx_train(self.model)
@@ -165,8 +166,6 @@ class LlamaRunner:
     def _load_draft(self, options: LoadOptions) -> None:
         """The draft model asked for; one of another vocabulary fails the load, or with a draft from the
         settings (for every model, not this one), is left out with a note."""
-        from localchat.engine.draft import load_draft
-
         assert options.draft is not None
         try:
             self.draft_model = load_draft(self, options.draft, options)
@@ -176,7 +175,7 @@ class LlamaRunner:
             self.info = replace(self.info, draft_note=f"{exc.message}: drafting is off")
             return
         self.info = replace(
-            self.info, draft=Path(options.draft).name, load_s=self.info.load_s + self.draft_model.info.load_s
+            self.info, draft=self.draft_model.name, load_s=self.info.load_s + self.draft_model.runner.info.load_s
         )
 
     def _load(self, gguf: GgufInfo, gpu_layers: int, n_ctx: int, threads: int) -> tuple[ctypes.c_void_p, ...]:

@@ -4,11 +4,12 @@ what was sent; a draft of another vocabulary is refused at load with a line that
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 
 import pytest
 
-from localchat.engine.lookup import DRAFT_MODEL, DraftPolicy
+from localchat.engine.lookup import DRAFT_MODEL, RECENT, DraftPolicy
 from tests.engine.checks import run_check
 
 
@@ -52,6 +53,7 @@ def test_guesses_are_drafted_where_they_are_cheap_and_not_where_they_cost_a_deco
     policy = DraftPolicy()
     policy.timed(1, 0.010)
     policy.timed(9, 0.012)  # a wide batch as cheap as one row (a GPU)
-    assert policy.guess_cost([0.004, 0.001, 0.002]) == pytest.approx(0.1)  # the fastest guess over one row
+    recent = deque([0.004, 0.001, 0.002], maxlen=RECENT)  # as the draft model keeps them (DraftModel.guess_s)
+    assert policy.guess_cost(recent) == pytest.approx(0.1)  # the fastest guess over one row
     assert policy.length(DRAFT_MODEL, 16, 0.05) > 0
     assert policy.length(DRAFT_MODEL, 16, 1.0) == 0  # each guess as dear as the target's own step
