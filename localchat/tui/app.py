@@ -6,32 +6,31 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from textual import events, on, work
+from textual import events, on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Input, Label, ListItem, ListView
 
-from localchat.backends.remote import Endpoint
 from localchat.chat.export import export_chat
 from localchat.chat.sampling import SamplingParams
 from localchat.chat.session import ChatSession
 from localchat.config import Paths
 from localchat.engine.client import EngineClient
 from localchat.engine.protocol import LoadOptions
-from localchat.errors import LoadCancelled, LocalchatError
+from localchat.errors import LocalchatError
 from localchat.models.library import Library, LocalModel
-from localchat.models.manager import find_local, looks_like_path
 from localchat.store.db import Conversation, Store, open_database
 from localchat.text import inert
 from localchat.tui.chat_view import ChatView
 from localchat.tui.key_hold import KeyHold
-from localchat.tui.messages import ModelLoaded, ModelLoading, ServersListed
+from localchat.tui.messages import ModelLoaded, ModelLoading
+from localchat.tui.model_switcher import ModelSwitcher
 from localchat.tui.sampling_panel import SamplingPanel
 from localchat.tui.screens.arena import ArenaScreen, ArenaSetup
 from localchat.tui.screens.dialogs import AskText, Confirm
-from localchat.tui.screens.models import CatalogScreen, Choice, ModelPicker, RemoteChoice
+from localchat.tui.screens.models import RemoteChoice
 from localchat.tui.screens.settings import PromptsScreen, SettingsScreen
 from localchat.tui.themes import load_themes
 from localchat.tui.widgets import KeyBar, MessageView
@@ -84,10 +83,6 @@ class LocalchatApp(App[None]):
         self.session = ChatSession(
             self.store, EngineClient(paths.engine_log), load_options=self.load_options, lookup=lookup
         )
-        # What the picker shows as in use: a local model (also one opened by path) or a server's.
-        self.loaded_model: Choice | RemoteChoice | None = None
-        self.served: dict[str, tuple[list[str], str | None]] = {}  # the named servers' models, as last asked
-        self.opened_files: list[LocalModel] = []  # models opened by path: the picker keeps them, to come back to
         self.key_hold = KeyHold(self, super().on_event)
 
     @property
@@ -98,6 +93,10 @@ class LocalchatApp(App[None]):
     def conversation(self) -> Conversation | None:
         return self.chat.conversation
 
+    def _chat_n_ctx(self) -> int | None:
+        """The open chat's context size, which a model is loaded with (None: the model's default)."""
+        return self.conversation.n_ctx if self.conversation else None
+
     # --- layout ---------------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
@@ -106,6 +105,7 @@ class LocalchatApp(App[None]):
             yield ListView(id="conversations")
         yield ChatView(self.store, self.session, id="chat")
         yield SamplingPanel(self.session, id="lab")
+        yield ModelSwitcher(self.library, self.store, self.session, self._chat_n_ctx)
         yield KeyBar()
 
     async def on_event(self, event: events.Event) -> None:
@@ -138,7 +138,7 @@ class LocalchatApp(App[None]):
         models = self.library.models()
         last_remote = self.store.setting("last_remote") if not self.model_ref else None
         if last_remote:
-            self.connect_remote(RemoteChoice(last_remote["endpoint"], last_remote["model"]))
+            self.models.connect_remote(RemoteChoice(last_remote["endpoint"], last_remote["model"]))
         elif ref:
             self.load_model(ref)
         elif models and all(m.source == "bundled" for m in models):
@@ -146,22 +146,9 @@ class LocalchatApp(App[None]):
             self.load_model(models[0].alias or models[0].name, models[0])
             self.notify(STARTER_NOTICE.format(alias=models[0].alias), timeout=12, markup=False)
         elif not models:
-            self.push_screen(CatalogScreen(self.library, WELCOME), self._picked)
+            self.models.catalog(WELCOME)
         self.chat.composer.focus()
-        self.list_servers()
-
-    @work(thread=True, exclusive=True, group="servers", exit_on_error=False)
-    def list_servers(self) -> None:
-        from localchat.backends.endpoints import named_endpoints, served_models
-
-        try:
-            servers = named_endpoints()
-        except LocalchatError:
-            return  # a wrong config.toml is said when the picker opens
-        self.post_message(ServersListed({named.name: served_models(named) for named in servers}))
-
-    def on_servers_listed(self, message: ServersListed) -> None:
-        self.served = message.served
+        self.models.list_servers()
 
     def watch_theme(self, theme: str) -> None:
         self.store.set_setting("theme", theme)
@@ -323,80 +310,20 @@ class LocalchatApp(App[None]):
     def action_copy_message(self) -> None:
         self.chat.copy_message(self.focused)
 
-    # --- models ---------------------------------------------------------------------------------------------
+    # --- models (tui/model_switcher.py does the work) -------------------------------------------------------
+
+    @property
+    def models(self) -> ModelSwitcher:
+        return self.query_one(ModelSwitcher)
 
     def action_pick_model(self) -> None:
-        from localchat.backends.endpoints import named_endpoints
-
-        try:
-            servers = named_endpoints()
-        except LocalchatError as exc:  # config.toml was edited since the start and is wrong now: say so, go on
-            self.notify(inert(exc.message), severity="error", timeout=10, markup=False)
-            servers = []
-        picker = ModelPicker(self.library, self.loaded_model, self.opened_files, servers, self.served)
-        self.push_screen(picker, self._picked)
+        self.models.pick()
 
     def action_catalog(self) -> None:
-        self.push_screen(CatalogScreen(self.library), self._picked)
-
-    def _picked(self, choice: Choice | RemoteChoice | None) -> None:
-        self.list_servers()  # for the next time: a server may have come up, or gone
-        if isinstance(choice, RemoteChoice):
-            self.connect_remote(choice)
-        elif choice is not None:
-            self.load_model(choice.name, choice.model)
-
-    def connect_remote(self, choice: RemoteChoice) -> None:
-        """A server's model for this chat's next replies (and the chats opened after): asked in a worker."""
-        self.chat.show_model_loading(choice.name)
-        self._connect_remote(choice)
-
-    @work(thread=True, exclusive=True, group="model", exit_on_error=False)
-    def _connect_remote(self, choice: RemoteChoice) -> None:
-        from localchat.backends.endpoints import open_remote
-
-        try:
-            backend = open_remote(choice.endpoint, choice.model)
-        except LocalchatError as exc:
-            # What was in use stays in use (a local model stays loaded).
-            self.post_message(ModelLoaded(self.session.model, self.session.model_name or "", exc.message))
-            return
-        self.session.use_remote(backend, choice.name)
-        self.store.set_setting("last_remote", {"endpoint": choice.endpoint, "model": choice.model})
-        self.post_message(ModelLoaded(backend.model, choice.name, remote=choice, ignored=backend.ignored))
+        self.models.catalog()
 
     def load_model(self, ref: str, model: LocalModel | None = None) -> None:
-        self.chat.show_model_loading(Path(ref).name if looks_like_path(ref) else ref)
-        self.session.prepare_load()
-        self._load_model(ref, model)
-
-    @work(thread=True, exclusive=True, group="model", exit_on_error=False)
-    def _load_model(self, ref: str, model: LocalModel | None = None) -> None:
-        try:
-            if model is None and not looks_like_path(ref):
-                model = find_local(ref, self.library)
-                if model is None:
-                    raise LocalchatError(
-                        f"{ref} is not downloaded: pull it from the catalog (ctrl+o) or with `localchat pull {ref}`"
-                    )
-            path = model.path if model else Path(ref).expanduser()
-            if model is None:
-                model = self.library.local_file(path)
-            name = model.alias or model.name
-            n_ctx = self.conversation.n_ctx if self.conversation else None
-            info = self.session.load_model(
-                path, name, n_ctx, lambda fraction: self.post_message(ModelLoading(name, fraction))
-            )
-        except LoadCancelled:
-            self.post_message(ModelLoaded(None, ref, stopped=True))
-            return
-        except LocalchatError as exc:
-            self.post_message(ModelLoaded(None, ref, exc.message))
-            return
-        self.library.touch(model)
-        self.store.set_setting("last_model", ref if looks_like_path(ref) else name)
-        self.store.set_setting("last_remote", None)
-        self.post_message(ModelLoaded(info, name, model=model))
+        self.models.load_model(ref, model)
 
     def on_model_loading(self, message: ModelLoading) -> None:
         self.chat.show_model_loading(message.name, message.fraction)
@@ -412,50 +339,13 @@ class LocalchatApp(App[None]):
     def on_model_loaded(self, message: ModelLoaded) -> None:
         self.chat.show_model_loaded(message.info, message.name)
         self.refresh_bindings()
-        if message.stopped:
-            self.loaded_model = None
-            self.notify(f"Stopped loading {inert(message.name)}.", timeout=6, markup=False)
-        elif message.error and message.info is not None:  # a server's model failed; what was in use still is
-            self.notify(f"Could not use it: {inert(message.error)}", severity="error", timeout=10, markup=False)
-        elif message.remote is not None:
-            self.loaded_model = message.remote
-            if message.info.path.startswith("http://") and not Endpoint(message.info.path).loopback:
-                self.notify(
-                    f"{inert(message.info.path)} is plain http: the chat and the key travel unencrypted.",
-                    severity="warning",
-                    timeout=10,
-                    markup=False,
-                )
-            if message.ignored:  # said once, when chosen: the chat's settings for them change nothing there
-                self.notify(
-                    f"{inert(message.remote.endpoint)} gets OpenAI's sampling fields only: "
-                    f"{', '.join(message.ignored)} are not sent to it.",
-                    timeout=10,
-                    markup=False,
-                )
-        elif message.info is None:
-            self.loaded_model = None
-            self.notify(
-                f"Could not load {message.name}: {inert(message.error)}", severity="error", timeout=10, markup=False
-            )
-        else:
-            self.loaded_model = Choice(message.name, message.model)
-            if message.model is not None and message.model.source == "file":
-                known = {m.files[0] for m in self.opened_files}
-                self.opened_files += [message.model] if message.model.files[0] not in known else []
-            note = message.info.build_note
-            if note and self.store.setting("build_note_shown") != note:  # once per build: doctor has it too
-                self.store.set_setting("build_note_shown", note)
-                self.notify(note[0].upper() + note[1:] + ".", severity="warning", timeout=20, markup=False)
-            if message.info.draft_note:  # the settings' draft model does not fit this model
-                self.notify(inert(message.info.draft_note), severity="warning", timeout=10, markup=False)
 
     # --- the arena (tui/screens/arena.py) -----------------------------------------------------------------------
 
     def action_arena(self) -> None:
         models = tuple(self.library.models())
         known = {m.files[0] for m in models}
-        models += tuple(m for m in self.opened_files if m.files[0] not in known)
+        models += tuple(m for m in self.models.opened_files if m.files[0] not in known)
         setup = ArenaSetup(
             self.store,
             self.library,

@@ -34,7 +34,7 @@ class ReplyFinished(Message):
 @dataclass
 class ModelLoading(Message):
     name: str
-    fraction: float
+    fraction: float | None = None  # how far, once the engine says
 
 
 @dataclass

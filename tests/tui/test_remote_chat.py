@@ -92,7 +92,7 @@ async def test_keys_typed_at_once_reach_the_servers_models(make_app, configured:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
-        await wait_for(pilot, lambda: {"slow", "box", "off"} <= set(app.served))
+        await wait_for(pilot, lambda: {"slow", "box", "off"} <= set(app.models.served))
         await pilot.press("ctrl+l", "down", "enter")
         await wait_for(pilot, lambda: app.session.model_name == "smollm2 @ box")
         await send(pilot, "Hi")
@@ -127,7 +127,7 @@ async def test_a_model_chosen_and_a_message_sent_in_one_burst(make_app, configur
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
-        await wait_for(pilot, lambda: {"slow", "box", "off"} <= set(app.served))
+        await wait_for(pilot, lambda: {"slow", "box", "off"} <= set(app.models.served))
         burst(app, "", "ctrl+l", "down", "enter")
         burst(app, "Hi", "enter")
         await wait_for(pilot, lambda: len(app.store.branch(app.conversation.id)) == 2, timeout=60)
