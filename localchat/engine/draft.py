@@ -84,17 +84,26 @@ class ModelDrafter:
     def append(self, token: int) -> None:
         self.tokens.append(token)
 
+    def catch_up(self) -> bool:
+        """Read what of the prompt the draft's cache lacks (from its saved state where one is on disk), while the
+        target reads its own: a long chat's prompt then costs the reply's first token, not a stall in the middle
+        of the reply. False when cancelled."""
+        self.model._restore(self.tokens[:-1])
+        return self._sync()
+
+    def _sync(self) -> bool:
+        """The draft's cache holds the context: what it lacks is evaluated (the target's last token, and where
+        guesses were turned down, the target's own token in their place: the cache keeps the common prefix)."""
+        tokens = self.tokens
+        reused = self.model._reuse(tokens, len(tokens) - 1)
+        return self.model._decode(tokens[reused:], reused, want_logits=True)
+
     def draft(self, limit: int) -> list[int]:
         """Up to `limit` guesses, greedy, ending at the first the draft model is unsure of; [] when cancelled."""
         started = time.perf_counter()
-        model, tokens = self.model, self.tokens
-        # What the draft's cache lacks: the target's last token, and where guesses were turned down, the
-        # target's own token in their place (the rejected ones go: the cache keeps the common prefix).
-        reused = model._reuse(tokens, len(tokens) - 1)
-        if not model._decode(tokens[reused:], reused, want_logits=True):
+        model = self.model
+        if not self._sync():
             return []
-        if len(tokens) - reused > 2:  # it caught up with a prompt: not what a guess costs from now on
-            started = time.perf_counter()
         guesses: list[int] = []
         while len(guesses) < limit:
             logits = np.ctypeslib.as_array(
@@ -126,7 +135,6 @@ def load_draft(target: LlamaRunner, path: str, options: LoadOptions) -> DraftMod
         threads=target.info.threads,
         gpu_layers=options.gpu_layers if target.info.gpu_layers else 0,
         backend_sampling=False,  # its guesses are read from its logits
-        saved_states=None,
         draft=None,
     )
     draft = LlamaRunner(read_gguf(path), draft_options, target._abort_flag)

@@ -130,6 +130,8 @@ def generate(
     try:
         if not runner._decode(prompt[reused:], reused, want_logits=True):
             return finish("cancelled")
+        if guesser is not None and not guesser.catch_up():
+            return finish("cancelled")
         batch = runner.batch  # each token's sequence stays as set; a step decodes one token and its draft
         for i in range(min(runner.n_batch, policy.most + 1)):
             batch.n_seq_id[i], batch.seq_id[i][0] = 1, 0

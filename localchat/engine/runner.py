@@ -350,7 +350,10 @@ class LlamaRunner:
         self.cached = restored
 
     def save_state(self) -> None:
-        """Keep the cache's state for the next time this chat is opened (after a reply; never fatal)."""
+        """Keep the cache's state for the next time this chat is opened (after a reply; never fatal); the draft
+        model's too, or reopening the chat would wait for it to read the history again."""
+        if self.draft_model is not None:
+            self.draft_model.runner.save_state()
         if self.saved is None:
             return
         try:

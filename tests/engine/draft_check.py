@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import ctypes
 import json
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 from localchat.chat.sampling import SamplingParams
 from localchat.engine.lookup import DraftPolicy
@@ -74,12 +77,43 @@ def main(model: str, other: str) -> None:
         )
     )
     runner.close()
+    print(json.dumps(catch_up(model, abort_flag)))
     try:
         LlamaRunner(read_gguf(model), LoadOptions(n_ctx=512, draft=other), abort_flag).close()
         refused = None
     except EngineError as exc:
         refused = exc.message
     print(json.dumps({"case": "other vocabulary", "error": refused}))
+
+
+def catch_up(model: str, abort_flag: ctypes.Array) -> dict[str, object]:
+    """A long chat's prompt: the draft reads it with the target's, before the first token (a one-token reply has no
+    step to draft in); its state is saved beside the target's, so after a restart it reads only what differs."""
+    states = tempfile.mkdtemp()
+    # The draft a file of its own: states are kept per model file, and the target's would fit the same file
+    draft_copy = shutil.copy(model, Path(states) / "draft.gguf")
+    options = LoadOptions(n_ctx=1024, draft=str(draft_copy), saved_states=states)
+    long_chat = [ChatMessage("user", "Tell me about the sea. " * 60)]
+    one_token = SamplingParams(temperature=0, max_tokens=1)
+    first = LlamaRunner(read_gguf(model), options, abort_flag)
+    prompt = first.chat_tokens(long_chat)
+    first.generate(prompt, one_token, lambda t, n: None, lookup=False)
+    draft_cache = list(first.draft_model.runner.cached)
+    first.save_state()
+    first.close()
+    again = LlamaRunner(read_gguf(model), options, abort_flag)
+    draft = again.draft_model.runner
+    evaluated: list[int] = []
+    decode = draft._decode
+    draft._decode = lambda tokens, *args, **kwargs: evaluated.append(len(tokens)) or decode(tokens, *args, **kwargs)
+    again.generate(prompt, one_token, lambda t, n: None, lookup=False)
+    again.close()
+    return {
+        "case": "caught up",
+        "prompt": len(prompt),
+        "draft_held_prompt": draft_cache[: len(prompt)] == prompt,
+        "evaluated_after_restart": sum(evaluated),
+    }
 
 
 if __name__ == "__main__":

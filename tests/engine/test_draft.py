@@ -43,6 +43,12 @@ def test_a_cancel_while_drafting_keeps_what_was_sent(cases: dict) -> None:
     assert full["cached"][: len(stopped["cached"])] == stopped["cached"]
 
 
+def test_the_draft_reads_a_long_prompt_with_the_target_and_restores_its_state_after_a_restart(cases: dict) -> None:
+    caught = cases["caught up"]
+    assert caught["prompt"] > 300 and caught["draft_held_prompt"]
+    assert 0 < caught["evaluated_after_restart"] <= 2  # the last prompt token, not the whole chat
+
+
 def test_a_draft_of_another_vocabulary_is_refused_with_what_to_use(cases: dict) -> None:
     error = cases["other vocabulary"]["error"]
     assert error.startswith("gemma-3-270m-q4_k_m.gguf cannot draft for SmolLM2-135M-Instruct.Q4_1.gguf")
