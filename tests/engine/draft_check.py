@@ -19,6 +19,7 @@ from localchat.engine.protocol import ChatMessage, LoadOptions
 from localchat.engine.runner import LlamaRunner
 from localchat.errors import EngineError
 from localchat.models.gguf import read_gguf
+from tests.engine.replies import cancelled_reply, reply
 
 # Under 256 cached tokens, as in lookup_check.py: there a one-token step and a batch round the same way.
 PROMPT = "Name five colours, then say why the sky is blue."
@@ -39,43 +40,9 @@ def main(model: str, other: str) -> None:
     for name, sampling in CASES.items():
         row: dict[str, object] = {"case": name, "prompt": len(prompt), "draft": runner.info.draft}
         for draft in (False, True):
-            runner._forget_from(0)
-            emitted: list[str] = []
-            result = runner.generate(
-                prompt, sampling, lambda t, n, out=emitted: out.append(t), ignore_eos=True, lookup=False, draft=draft
-            )
-            row["draft" if draft else "plain"] = {
-                "text": result.text,
-                "emitted": "".join(emitted),
-                "completion": result.usage.completion_tokens,
-                "cached": list(runner.cached),
-                "speculative": None if result.speculative is None else vars(result.speculative),
-            }
+            row["draft" if draft else "plain"] = reply(runner, prompt, sampling, lookup=False, draft=draft)
         print(json.dumps(row))
-
-    cancelled: list[str] = []
-
-    def cancel_after(text: str, count: int) -> None:
-        cancelled.append(text)
-        if count == 30:
-            abort_flag[0] = b"\1"
-
-    runner._forget_from(0)
-    stopped = runner.generate(prompt, CASES["greedy"], cancel_after, ignore_eos=True, lookup=False)
-    abort_flag[0] = b"\0"
-    print(
-        json.dumps(
-            {
-                "case": "cancelled",
-                "text": stopped.text,
-                "emitted": "".join(cancelled),
-                "completion": stopped.usage.completion_tokens,
-                "reason": stopped.stop_reason,
-                "cached": list(runner.cached),
-                "prompt": len(prompt),
-            }
-        )
-    )
+    print(json.dumps(cancelled_reply(runner, prompt, CASES["greedy"], abort_flag, lookup=False)))
     runner.close()
     print(json.dumps(catch_up(model, abort_flag)))
     try:

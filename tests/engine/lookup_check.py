@@ -13,6 +13,7 @@ from localchat.engine.lookup import DraftPolicy
 from localchat.engine.protocol import ChatMessage, LoadOptions
 from localchat.engine.runner import LlamaRunner
 from localchat.models.gguf import read_gguf
+from tests.engine.replies import cancelled_reply, reply
 
 # Short enough that prompt and reply stay under 256 cached tokens: there llama.cpp's CPU attention computes a
 # one-token step and a batch the same way (past 512 cells a one-token step takes its split-KV kernel, which
@@ -35,44 +36,9 @@ def main(model: str) -> None:
     for name, sampling in CASES.items():
         row: dict[str, object] = {"case": name, "prompt": len(prompt)}
         for lookup in (False, True):
-            runner._forget_from(0)
-            emitted: list[str] = []
-            result = runner.generate(
-                prompt, sampling, lambda t, n, out=emitted: out.append(t), ignore_eos=True, lookup=lookup
-            )
-            key = "lookup" if lookup else "plain"
-            row[key] = {
-                "text": result.text,
-                "emitted": "".join(emitted),
-                "completion": result.usage.completion_tokens,
-                "cached": list(runner.cached),
-                "speculative": None if result.speculative is None else vars(result.speculative),
-            }
+            row["lookup" if lookup else "plain"] = reply(runner, prompt, sampling, lookup=lookup)
         print(json.dumps(row))
-
-    cancelled: list[str] = []
-
-    def cancel_after(text: str, count: int) -> None:
-        cancelled.append(text)
-        if count == 30:
-            abort_flag[0] = b"\1"
-
-    runner._forget_from(0)
-    stopped = runner.generate(prompt, CASES["greedy"], cancel_after, ignore_eos=True, lookup=True)
-    abort_flag[0] = b"\0"
-    print(
-        json.dumps(
-            {
-                "case": "cancelled",
-                "text": stopped.text,
-                "emitted": "".join(cancelled),
-                "completion": stopped.usage.completion_tokens,
-                "reason": stopped.stop_reason,
-                "cached": list(runner.cached),
-                "prompt": len(prompt),
-            }
-        )
-    )
+    print(json.dumps(cancelled_reply(runner, prompt, CASES["greedy"], abort_flag, lookup=True)))
     runner.close()
 
 
