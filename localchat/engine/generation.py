@@ -51,7 +51,8 @@ def generate(
     """Evaluate what of `prompt` is not cached, then sample until EOS, max_tokens, a full context or cancel.
     With `lookup`, tokens copied from earlier in the context are decoded along with each sampled one and kept
     while the model's own samples agree with them (engine/lookup.py): the same tokens as without, sooner.
-    With `draft` and a draft model loaded (engine/draft.py), its guesses are checked so where nothing matched."""
+    With `draft` and a draft model loaded (engine/draft.py), its guesses are checked likewise where nothing in
+    the context matched."""
     started = time.perf_counter()
     if len(prompt) >= runner.n_ctx:
         raise ContextOverflow(len(prompt) + 1, runner.n_ctx)
