@@ -1,4 +1,5 @@
-"""Loading with GPU offload: retry with fewer layers when the GPU runs out of memory (pure control flow).
+"""Loading with GPU offload: retry with fewer layers when the GPU runs out of memory (pure control flow), and the
+threads a one-token decode gets once it is offloaded.
 
 The estimate in models/memory.py picks the layer count, but a GPU's free memory can shrink between the
 estimate and the allocation (another program, fragmentation). With --gpu-layers auto a failed allocation
@@ -48,3 +49,11 @@ def memory_advice(layers: int) -> str:
             "or a smaller context (--ctx), or close what else uses the GPU"
         )
     return "out of memory loading the model: use a smaller context (--ctx) or a smaller quant"
+
+
+def decode_threads(gpu_layers: int, layers: int, threads: int) -> int:
+    """CPU threads for a one-token decode. With every layer and the output on a GPU the CPU's part of a token
+    is its embedding row: one thread does that as fast (measured on an H200, README "Where a 1B token's time
+    goes"), where `threads` would wake OpenMP threads that then spin through the GPU's whole step, a core
+    each, taken from the UI and the rest of the machine. Prompts (several tokens) keep `threads`."""
+    return 1 if gpu_layers > layers else threads

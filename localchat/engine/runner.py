@@ -20,7 +20,7 @@ from localchat.engine.devices import free_gpu_bytes, list_devices
 from localchat.engine.draft import DraftModel, load_draft
 from localchat.engine.generation import GenerationResult, generate
 from localchat.engine.measure import ConversationCounter
-from localchat.engine.offload import OutOfMemory, is_memory_failure, load_with_fallback
+from localchat.engine.offload import OutOfMemory, decode_threads, is_memory_failure, load_with_fallback
 from localchat.engine.protocol import (
     ChatMessage,
     ConversationTokens,
@@ -124,6 +124,7 @@ class LlamaRunner:
             # decode before a token's text is made and sent hides that Python work behind the GPU's. On the CPU a
             # decode runs to its end, so the text goes first (it reaches the screen a token sooner).
             self.overlap_decode = gpu_layers > 0
+            ll.llama_set_n_threads(self.ctx, decode_threads(gpu_layers, layers, threads), threads)
             # A draft's rejected tail is dropped from the cache by position: a recurrent state cannot do that.
             self.can_draft = not (ll.llama_model_is_recurrent(self.model) or ll.llama_model_is_hybrid(self.model))
             self.batch_seconds: dict[int, deque[float]] = {}  # recent decodes of N rows here (DraftPolicy)

@@ -8,6 +8,8 @@ import ctypes
 import json
 import sys
 
+import llama_cpp as ll
+
 from localchat.chat.sampling import SamplingParams
 from localchat.engine.protocol import ChatMessage, LoadOptions
 from localchat.engine.runner import LlamaRunner
@@ -55,8 +57,11 @@ def main(model: str) -> None:
                 }
             )
         )
+    # On the CPU every layer runs there: a one-token decode gets every thread, as a prompt does.
+    threads = {"set": runner.info.threads, "decode": ll.llama_n_threads(runner.ctx)}
+    threads["prompt"] = ll.llama_n_threads_batch(runner.ctx)
     runner.close()
-    print(json.dumps({"chain_kept": chain_kept(model)}))
+    print(json.dumps({"chain_kept": chain_kept(model), "threads": threads}))
 
 
 def chain_kept(model: str) -> list[bool]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from localchat.engine.offload import decode_threads
 from tests.engine.checks import run_check
 
 
@@ -35,3 +36,18 @@ def test_a_cancel_keeps_exactly_what_was_sent(orders: dict[bool, dict]) -> None:
 
 def test_sampling_in_the_graph_keeps_its_chain_while_the_settings_mean_the_same(orders: dict) -> None:
     assert orders[None]["chain_kept"] == [False, True, True, False, True, False]
+
+
+def test_on_the_cpu_a_one_token_decode_has_every_thread(orders: dict) -> None:
+    threads = orders[None]["threads"]
+    assert threads["set"] >= 1 and threads["decode"] == threads["prompt"] == threads["set"]
+
+
+@pytest.mark.parametrize(
+    ("gpu_layers", "layers", "threads", "expected"),
+    [(0, 30, 8, 8), (12, 23, 16, 16), (23, 23, 16, 16), (24, 23, 16, 1), (999, 23, 16, 1)],
+)
+def test_with_every_layer_and_the_output_on_a_gpu_one_thread_decodes(
+    gpu_layers: int, layers: int, threads: int, expected: int
+) -> None:
+    assert decode_threads(gpu_layers, layers, threads) == expected
