@@ -77,12 +77,12 @@ class BenchResult:
     prompt_tok_s: float = 0.0
     decode_tok_s: float = 0.0
     sampler: str = "cpu"  # where decode picked its tokens: "cpu", or "graph" (in llama.cpp's graph, on the GPU)
-    decode_logprobs_tok_s: float = 0.0  # the same decode reading each token's top-5 log-probabilities
-    cancel_ms: float = 0.0
+    decode_logprobs_tok_s: float | None = None  # the same decode reading each token's top-5 log-probabilities
+    cancel_ms: float | None = None
     turns: list[TurnResult] = field(default_factory=list)
-    count_long_first_ms: float = 0.0  # LONG_CHAT messages, counted for the first time
-    count_long_key_ms: float = 0.0  # the same chat, the draft one character longer (median)
-    count_short_key_ms: float = 0.0  # a 2-message chat, the same keystroke (median)
+    count_long_first_ms: float | None = None  # LONG_CHAT messages, counted for the first time
+    count_long_key_ms: float | None = None  # the same chat, the draft one character longer (median)
+    count_short_key_ms: float | None = None  # a 2-message chat, the same keystroke (median)
     speculative: dict[str, LookupCase] = field(default_factory=dict)  # "edit", "prose", "prose_sampled"
     reopen: ReopenResult | None = None  # where saved chat states are on ([engine] state_cache_mb)
 
@@ -113,8 +113,14 @@ def _prompt_of(engine: EngineClient, tokens: int, salt: int) -> str:
 
 
 def run_bench(
-    model: str | Path, options: LoadOptions, repetitions: int = 3, log_path: Path | None = None
+    model: str | Path,
+    options: LoadOptions,
+    repetitions: int = 3,
+    log_path: Path | None = None,
+    speed_only: bool = False,
 ) -> BenchResult:
+    """Every case, or with `speed_only` the prompt and decode alone, as llama-bench measures them (what is not
+    measured stays None or empty)."""
     greedy = SamplingParams(temperature=0.0, max_tokens=1, seed=1)
     states = options.saved_states is not None
     options = replace(options, saved_states=None)  # each case measures what it evaluates; reopen, below, restores
@@ -136,6 +142,8 @@ def run_bench(
             # Greedy, like llama-bench's tg (which samples nothing); sampling chains add ~2% per token here.
             story = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, lookup=False, draft=False)
             decode_runs.append(_finish(engine, story))
+            if speed_only:
+                continue
             request = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, logprobs=5, draft=False)
             logprob_runs.append(_finish(engine, request))
         result.prompt_tokens = prompt_runs[0].usage.evaluated_prompt_tokens
@@ -143,6 +151,8 @@ def run_bench(
         result.ttft_s = statistics.median(d.timings.ttft_s for d in prompt_runs)
         result.decode_tok_s = statistics.median(d.timings.decode_tok_s for d in decode_runs)
         result.sampler = decode_runs[-1].sampler
+        if speed_only:
+            return result
         result.decode_logprobs_tok_s = statistics.median(d.timings.decode_tok_s for d in logprob_runs)
         result.cancel_ms = _cancel_latency_ms(engine)
         result.turns = _conversation(engine)

@@ -117,6 +117,17 @@ def test_bench_json(model_path: Path) -> None:
     assert report["speculative"]["edit"]["acceptance"] > 0.3  # the reply copies the file: drafts are taken
 
 
+def test_bench_speed_only_measures_prompt_and_decode_alone(model_path: Path) -> None:
+    result = run_cli("bench", str(model_path), "--json", "-r", "1", "--speed-only")
+    assert result.code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["prompt_tokens"] > 400 and report["prompt_tok_s"] > 0 and report["decode_tok_s"] > 0
+    assert report["turns"] == [] and report["speculative"] == {} and report["reopen"] is None
+    assert report["cancel_ms"] is report["count_long_first_ms"] is report["decode_logprobs_tok_s"] is None
+    text = run_cli("bench", str(model_path), "-r", "1", "--speed-only")
+    assert text.code == 0 and "decode " in text.stdout and "cancel" not in text.stdout and "turn" not in text.stdout
+
+
 LIST = "red, green, blue, cyan, magenta, yellow, black, white, orange, purple"
 REPEAT = (f"Repeat this list three times, one line each: {LIST}.", "-n", "60", "--temp", "0")
 

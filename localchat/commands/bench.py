@@ -19,9 +19,12 @@ from localchat.config import paths
 @click.option("--repetitions", "-r", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option("--endpoint", metavar="NAME|URL", help="measure MODEL on an OpenAI-compatible server instead")
+@click.option(
+    "--speed-only", is_flag=True, help="prompt and decode speed alone, as llama-bench measures them (no other case)"
+)
 @engine_options
 @draft_option
-def bench(model: str, repetitions: int, as_json: bool, endpoint: str | None, **flags: Any) -> None:
+def bench(model: str, repetitions: int, as_json: bool, endpoint: str | None, speed_only: bool, **flags: Any) -> None:
     """Measure MODEL's speed with this build of the engine (or on a server, and what this client costs)."""
     if endpoint is not None:
         bench_remote(model, endpoint, repetitions, as_json)
@@ -29,10 +32,11 @@ def bench(model: str, repetitions: int, as_json: bool, endpoint: str | None, **f
     from localchat.bench import LONG_CHAT, run_bench  # the engine client: only for this command
 
     path = resolve_model(model)
-    result = run_bench(path, build_load_options(flags), repetitions, paths().ensure().engine_log)
+    result = run_bench(path, build_load_options(flags), repetitions, paths().ensure().engine_log, speed_only)
     if as_json:
         report = asdict(result)
-        report["cancel_ms"] = None if math.isnan(result.cancel_ms) else result.cancel_ms
+        if result.cancel_ms is not None and math.isnan(result.cancel_ms):
+            report["cancel_ms"] = None
         click.echo(json.dumps(report))
         return
     click.echo(f"model        {result.model}")
@@ -43,6 +47,8 @@ def bench(model: str, repetitions: int, as_json: bool, endpoint: str | None, **f
     )
     where = "in llama.cpp's graph" if result.sampler == "graph" else "on the CPU"
     click.echo(f"decode       {result.decode_tok_s:.1f} tok/s (tokens picked {where})")
+    if speed_only:
+        return
     logprobs_cost = 1 - result.decode_logprobs_tok_s / result.decode_tok_s if result.decode_tok_s else 0.0
     click.echo(f"  + logprobs {result.decode_logprobs_tok_s:.1f} tok/s (top 5 per token: {logprobs_cost:+.1%} slower)")
     click.echo(f"cancel       {result.cancel_ms:.0f} ms from cancel to stop, mid-prompt")
