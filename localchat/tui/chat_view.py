@@ -368,7 +368,13 @@ class ChatView(Vertical):
                 # Not in the same repaint as the reply: Textual repaints the box around all changed regions, and
                 # the counter at the bottom would stretch that box over the whole column, every frame.
                 self.counter_shown_at = now
-                self.call_after_refresh(self.show_budget, pending.tokens, pending.reasoning_tokens)
+                self.call_after_refresh(self.show_reply_count, pending.tokens, pending.reasoning_tokens)
+
+    def show_reply_count(self, tokens: int, reasoning: int) -> None:
+        """The counter while a reply streams. A reply can finish before the refresh this waited for (one of a
+        few fast tokens): then its final count is on its way, and this one would say "replying" under it."""
+        if self.streaming is not None:
+            self.show_budget(tokens, reasoning)
 
     async def on_reply_finished(self, message: ReplyFinished) -> None:
         if not self.is_attached:

@@ -36,11 +36,14 @@ async def test_the_counter_counts_a_message_sent_in_a_burst_while_its_reply_stre
     """Enter arrives before the draft's count lands: the counter's base while the reply streams is the prompt as
     the session sent it, not the last count of a shorter draft (it showed 30 of a 516-token prompt)."""
     app = make_app()
-    text = "Please repeat this: " + "the river runs past old stone bridges and quiet towns " * 12
+    text = "the river runs past old stone bridges and quiet towns " * 12 + "Write a long story about this river."
     shown: list[int] = []
     async with app.run_test(size=SIZE) as pilot:
         await model_ready(pilot)
-        app.session.default_sampling = SamplingParams(temperature=0, max_tokens=60)
+        # 200 tokens, none copied by prompt lookup, stream for a second or more: the counter ("replying", twice a
+        # second) shows them on any machine (an 11-token reply was over before a frame showed it on a fast one)
+        app.session.default_sampling = SamplingParams(temperature=0, max_tokens=200)
+        app.session.lookup = False
         burst(app, text)
         await wait_for(pilot, lambda: app.chat.budget.used > 100)
         # as the app stood when Enter came before the count of the whole draft (tmux: 30 of a 516-token prompt)
@@ -54,6 +57,10 @@ async def test_the_counter_counts_a_message_sent_in_a_burst_while_its_reply_stre
 
         await wait_for(pilot, streaming_counted)
         await wait_until_replied(pilot, 1)
+        await wait_for(pilot, lambda: "replying" not in app.chat.status.counter.shown)
+        finished = app.chat.status.counter.shown
+        app.chat.show_reply_count(7, 0)  # as a count deferred to a refresh that came after the reply finished
+        assert app.chat.status.counter.shown == finished
         reply = app.store.rows("SELECT stats FROM messages WHERE role = 'assistant'")[0][0]
     prompt_tokens = json.loads(reply)["prompt_tokens"]
     assert prompt_tokens > 100 and shown[0] > prompt_tokens
