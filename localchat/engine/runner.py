@@ -124,7 +124,6 @@ class LlamaRunner:
             # decode before a token's text is made and sent hides that Python work behind the GPU's. On the CPU a
             # decode runs to its end, so the text goes first (it reaches the screen a token sooner).
             self.overlap_decode = gpu_layers > 0
-            ll.llama_set_n_threads(self.ctx, decode_threads(gpu_layers, layers, threads), threads)
             # A draft's rejected tail is dropped from the cache by position: a recurrent state cannot do that.
             self.can_draft = not (ll.llama_model_is_recurrent(self.model) or ll.llama_model_is_hybrid(self.model))
             self.batch_seconds: dict[int, deque[float]] = {}  # recent decodes of N rows here (DraftPolicy)
@@ -200,7 +199,7 @@ class LlamaRunner:
         context_params.n_ctx = n_ctx
         context_params.n_batch = N_BATCH
         context_params.n_ubatch = N_BATCH
-        context_params.n_threads = threads
+        context_params.n_threads = decode_threads(gpu_layers, ll.llama_model_n_layer(model), threads)
         context_params.n_threads_batch = threads
         ctx = ll.llama_init_from_model(model, context_params)
         if not ctx:
