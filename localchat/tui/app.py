@@ -6,12 +6,10 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from textual import events, on
+from textual import events
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Input, Label, ListItem, ListView
 
 from localchat.chat.export import export_chat
 from localchat.chat.sampling import SamplingParams
@@ -23,6 +21,7 @@ from localchat.errors import LocalchatError
 from localchat.models.library import Library, LocalModel
 from localchat.store.db import Conversation, Store, open_database
 from localchat.text import inert
+from localchat.tui.chat_list import ChatList
 from localchat.tui.chat_view import ChatView
 from localchat.tui.key_hold import KeyHold
 from localchat.tui.messages import ModelLoaded, ModelLoading
@@ -100,9 +99,7 @@ class LocalchatApp(App[None]):
     # --- layout ---------------------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="sidebar"):
-            yield Input(placeholder="search chats", id="search")
-            yield ListView(id="conversations")
+        yield ChatList(self.store, id="sidebar")
         yield ChatView(self.store, self.session, id="chat")
         yield SamplingPanel(self.session, id="lab")
         yield ModelSwitcher(self.library, self.store, self.session, self._chat_n_ctx)
@@ -178,27 +175,18 @@ class LocalchatApp(App[None]):
         name = self.store.setting("default_prompt")
         return dict(self.store.prompts()).get(name) if name else None
 
-    def refresh_conversations(self, search: str | None = None) -> None:
-        view = self.query_one("#conversations", ListView)
-        view.clear()
-        chats = self.store.conversations(search)
-        for chat in chats:
-            view.append(ListItem(Label(inert(chat.title), markup=False), name=str(chat.id)))
-        current = [i for i, chat in enumerate(chats) if self.conversation and chat.id == self.conversation.id]
-        view.index = current[0] if current else None
-
-    def _search_text(self) -> str | None:
-        return self.query_one("#search", Input).value.strip() or None
+    def refresh_conversations(self) -> None:
+        self.query_one(ChatList).show(self.conversation.id if self.conversation else None)
 
     async def open_conversation(self, conversation_id: int) -> None:
         await self.chat.open(conversation_id)
-        self.refresh_conversations(self._search_text())
+        self.refresh_conversations()
         self.show_lab_reply()
 
     def on_chat_view_changed(self, _message: ChatView.Changed) -> None:
-        if not self.query("#conversations"):
+        if not self.query(ChatList):
             return  # the app is closing (a quit mid-reply): the list went before the chat's last word
-        self.refresh_conversations(self._search_text())
+        self.refresh_conversations()
         self.show_lab_reply()
 
     # --- the sampling lab (tui/sampling_panel.py) -------------------------------------------------------------
@@ -243,17 +231,12 @@ class LocalchatApp(App[None]):
     def on_sampling_panel_left(self, _message: SamplingPanel.Left) -> None:
         self.chat.composer.focus()
 
-    @on(ListView.Selected, "#conversations")
-    async def conversation_selected(self, event: ListView.Selected) -> None:
+    async def on_chat_list_picked(self, message: ChatList.Picked) -> None:
         if not self.chat.busy:
-            await self.open_conversation(int(event.item.name))
-
-    @on(Input.Changed, "#search")
-    def search_changed(self, event: Input.Changed) -> None:
-        self.refresh_conversations(event.value.strip() or None)
+            await self.open_conversation(message.conversation_id)
 
     def action_search(self) -> None:
-        self.query_one("#search", Input).focus()
+        self.query_one(ChatList).focus_search()
 
     async def action_new_chat(self) -> None:
         if not self.chat.busy:

@@ -55,6 +55,30 @@ async def test_conversations_new_rename_search_delete(make_app) -> None:
         assert "Renamed" not in titles(app) and len(app.store.conversations()) == 1
 
 
+async def test_the_list_opens_the_chat_picked_and_keeps_its_search(make_app) -> None:
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await past_welcome(pilot)
+        await pilot.pause(0.3)
+        first = app.conversation.id
+        app.store.add_message(first, "user", "tomatoes need sun", None)
+        app.store.update_conversation(first, title="Garden")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.conversation.id != first)
+        app.query_one("#search").value = "TOMATO"
+        await wait_for(pilot, lambda: titles(app) == ["Garden"])
+        await pilot.press("f2")  # renaming the open chat (not found by the search) leaves the search as it was
+        await wait_for(pilot, lambda: isinstance(app.screen, AskText))
+        app.screen.query_one("#answer").value = "Renamed"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.store.conversation(app.conversation.id).title == "Renamed")
+        await pilot.pause(0.2)
+        assert titles(app) == ["Garden"]
+        await pilot.click("#conversations ListItem")
+        await wait_for(pilot, lambda: app.conversation.id == first)
+        assert app.chat.views()[0].message.content == "tomatoes need sun"
+
+
 async def test_system_prompt_library(make_app) -> None:
     app = make_app(None)
     async with app.run_test(size=SIZE) as pilot:

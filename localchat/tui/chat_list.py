@@ -1,0 +1,54 @@
+"""The sidebar: the chats, newest first, filtered by the search box; picking one asks the app to open it."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Input, Label, ListItem, ListView
+
+from localchat.store.db import Store
+from localchat.text import inert
+
+
+class ChatList(Vertical):
+    class Picked(Message):
+        """A chat was chosen in the list (Enter or a click)."""
+
+        def __init__(self, conversation_id: int) -> None:
+            super().__init__()
+            self.conversation_id = conversation_id
+
+    def __init__(self, store: Store, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.store = store
+        self.current: int | None = None  # the open chat, highlighted in the list
+
+    def compose(self) -> ComposeResult:
+        yield Input(placeholder="search chats", id="search")
+        yield ListView(id="conversations")
+
+    def show(self, current: int | None = None) -> None:
+        """List the chats the search matches (all without one), the open one highlighted."""
+        if current is not None:
+            self.current = current
+        view = self.query_one("#conversations", ListView)
+        view.clear()
+        chats = self.store.conversations(self.query_one("#search", Input).value.strip() or None)
+        for chat in chats:
+            view.append(ListItem(Label(inert(chat.title), markup=False), name=str(chat.id)))
+        highlighted = [i for i, chat in enumerate(chats) if chat.id == self.current]
+        view.index = highlighted[0] if highlighted else None
+
+    def focus_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, _event: Input.Changed) -> None:
+        self.show()
+
+    @on(ListView.Selected, "#conversations")
+    def _selected(self, event: ListView.Selected) -> None:
+        event.stop()
+        self.post_message(self.Picked(int(event.item.name)))
