@@ -109,8 +109,9 @@ def generate(
     source = " + ".join(name for name, on in (("lookup", drafts), ("draft model", guesser)) if on is not None)
     policy = DraftPolicy(runner.batch_seconds)
     ahead: list[int] = []  # drafted tokens in the cache after the last sampled one, not yet verified
-    match = 0  # how many tokens the draft's source matched
+    drafted_from = 0  # where the draft came from: how far lookup's copy agreed (lookup.AGREEMENT), or DRAFT_MODEL
     decoded_at: float | None = None  # when the last decode began, until its logits were first sampled
+    decoded_context = 0  # how many tokens that decode's batch followed
     rows = 1
     index = -1  # where in the last batch the logits for the next token are
     overlap = runner.overlap_decode
@@ -141,7 +142,7 @@ def generate(
             token = sample(sampler, ctx, index)
             last_step_at = time.perf_counter()
             if decoded_at is not None:  # what that width cost (on a GPU the decode ends at this sample)
-                policy.timed(rows, last_step_at - decoded_at)
+                policy.timed(rows, last_step_at - decoded_at, decoded_context)
                 decoded_at = None
             if first_token_at is None:
                 first_token_at = last_step_at
@@ -151,9 +152,9 @@ def generate(
                 del ahead[0]
                 index += 1
                 if not ahead:
-                    policy.record(match, index, index)
+                    policy.record(drafted_from, index, index)
             elif ahead:  # a miss: the cache drops the rest of the draft
-                policy.record(match, index + len(ahead), index)
+                policy.record(drafted_from, index + len(ahead), index)
                 runner._forget_from(len(runner.cached) - len(ahead))
                 ahead = []
             end_of_generation = is_eog(vocab, token)
@@ -189,11 +190,11 @@ def generate(
             # Decode even the last token of a reply cut at max_tokens: the next turn then reuses all of it.
             room = min(sampling.max_tokens - completion, runner.n_ctx - position - 1, policy.most)
             if drafts is not None and room > 0:
-                ahead, match = drafts.draft(room)
-                ahead = ahead[: policy.length(match, len(ahead))]
+                ahead, drafted_from = drafts.draft(room)
+                ahead = ahead[: policy.length(drafted_from, len(ahead), context=position)]
             if guesser is not None and room > 0 and not ahead:  # a copy costs nothing to draft: it goes first
-                guesses = policy.length(DRAFT_MODEL, room, policy.guess_cost(guesser.step_s))
-                ahead, match = (guesser.draft(guesses) if guesses else []), DRAFT_MODEL
+                guesses = policy.length(DRAFT_MODEL, room, policy.guess_cost(guesser.step_s, position), position)
+                ahead, drafted_from = (guesser.draft(guesses) if guesses else []), DRAFT_MODEL
             batch_token[0] = token
             batch_pos[0] = position
             batch_logits[0] = True
@@ -201,6 +202,7 @@ def generate(
                 batch_token[i], batch_pos[i], batch_logits[i] = guess, position + i, True
             batch.n_tokens = rows = 1 + len(ahead)
             decoded_at = time.perf_counter() if drafts is not None or guesser is not None else None
+            decoded_context = position
             status = decode(ctx, batch)
             if status != 0:
                 runner._forget_from(position)
@@ -222,7 +224,7 @@ def generate(
             if completion >= sampling.max_tokens or position + 1 >= runner.n_ctx:
                 break
         if ahead:  # stopped inside a draft: the cache keeps what was verified
-            policy.record(match, index + len(ahead), index)
+            policy.record(drafted_from, index + len(ahead), index)
             runner._forget_from(len(runner.cached) - len(ahead))
         if overlap:
             ll.llama_synchronize(ctx)  # the last decode's work is done before its time is read

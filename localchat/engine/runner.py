@@ -126,7 +126,7 @@ class LlamaRunner:
             self.overlap_decode = gpu_layers > 0
             # A draft's rejected tail is dropped from the cache by position: a recurrent state cannot do that.
             self.can_draft = not (ll.llama_model_is_recurrent(self.model) or ll.llama_model_is_hybrid(self.model))
-            self.batch_seconds: dict[int, deque[float]] = {}  # recent decodes of N rows here (DraftPolicy)
+            self.batch_seconds: dict[tuple[int, int], deque[float]] = {}  # recent decodes here (DraftPolicy)
             self.saved = None
             if options.saved_states:
                 self.saved = SavedStates(Path(options.saved_states), gguf.path, self.n_ctx, options.saved_states_bytes)

@@ -19,7 +19,7 @@ from localchat.engine.protocol import ChatMessage, LoadOptions
 from localchat.engine.runner import LlamaRunner
 from localchat.errors import EngineError
 from localchat.models.gguf import read_gguf
-from tests.engine.replies import cancelled_reply, reply
+from tests.engine.replies import cancelled_reply, priced_as_on_a_gpu, reply
 
 # Under 256 cached tokens, as in lookup_check.py: there a one-token step and a batch round the same way.
 PROMPT = "Name five colours, then say why the sky is blue."
@@ -32,10 +32,10 @@ CASES = {
 def main(model: str, other: str) -> None:
     # Priced as where guessing is nearly free (a 0.5B for a 7B on a GPU): the policy drafts at every step, so
     # the checking of guesses runs often. With the model drafting for itself it never pays on this CPU.
-    DraftPolicy.cost = lambda self, rows: 1.0  # type: ignore[method-assign]
-    DraftPolicy.guess_cost = lambda self, guess_s: 0.0  # type: ignore[method-assign]
+    DraftPolicy.guess_cost = lambda self, *_: 0.0  # type: ignore[method-assign]
     abort_flag = ctypes.create_string_buffer(2)
     runner = LlamaRunner(read_gguf(model), LoadOptions(n_ctx=512, draft=model), abort_flag)
+    priced_as_on_a_gpu(runner)
     prompt = runner.chat_tokens([ChatMessage("user", PROMPT)])
     for name, sampling in CASES.items():
         row: dict[str, object] = {"case": name, "prompt": len(prompt), "draft": runner.info.draft}

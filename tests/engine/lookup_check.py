@@ -9,11 +9,10 @@ import json
 import sys
 
 from localchat.chat.sampling import SamplingParams
-from localchat.engine.lookup import DraftPolicy
 from localchat.engine.protocol import ChatMessage, LoadOptions
 from localchat.engine.runner import LlamaRunner
 from localchat.models.gguf import read_gguf
-from tests.engine.replies import cancelled_reply, reply
+from tests.engine.replies import cancelled_reply, priced_as_on_a_gpu, reply
 
 # Short enough that prompt and reply stay under 256 cached tokens: there llama.cpp's CPU attention computes a
 # one-token step and a batch the same way (past 512 cells a one-token step takes its split-KV kernel, which
@@ -27,11 +26,9 @@ CASES = {  # past the end of text, where the model repeats itself: drafts are ta
 
 
 def main(model: str) -> None:
-    # Priced as on a GPU, where a wider batch costs what one row does: the policy then drafts at every match, so
-    # the checking of drafts (what must keep the reply exact) runs often, taken and turned down alike.
-    DraftPolicy.cost = lambda self, rows: 1.0  # type: ignore[method-assign]
     abort_flag = ctypes.create_string_buffer(2)
     runner = LlamaRunner(read_gguf(model), LoadOptions(n_ctx=512), abort_flag)
+    priced_as_on_a_gpu(runner)
     prompt = runner.chat_tokens([ChatMessage("user", PROMPT)])
     for name, sampling in CASES.items():
         row: dict[str, object] = {"case": name, "prompt": len(prompt)}

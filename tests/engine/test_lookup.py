@@ -51,13 +51,24 @@ def test_a_draft_is_what_followed_the_longest_earlier_match() -> None:
     assert lookup.draft(2) == ([8, 9], 3)
 
 
+def test_a_draft_says_how_long_the_copy_has_run_and_goes_round_a_loop_again() -> None:
+    lookup = PromptLookup([9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 5, 0, 1, 2, 3, 4, 5, 6, 7])
+    assert lookup.draft(1) == ([8], 8)  # (5, 6, 7) matched, and the 5 tokens before it agree too: 8 in all
+    lookup = PromptLookup([9, 0, 1, 2, 3, 4, 5, 6, 7, 8, 5, 6, 1, 2, 3, 4, 5, 6, 7])
+    assert lookup.draft(1) == ([8], 4)  # the copy began a token later: 7 agree, of the class from 4 to 7
+    lookup = PromptLookup([0, 7, 7, 7, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2])
+    # (4, 1, 2) last came before 3, 4 and the context's end: the draft goes on round the loop, 4 tokens a turn
+    assert lookup.draft(7) == ([3, 4, 1, 2, 3, 4, 1], 4)  # 1, 2, 3, 4, 1, 2 agree with the turn before
+
+
 def test_the_policy_drafts_long_where_drafts_are_taken_and_not_at_all_where_they_miss() -> None:
     policy = DraftPolicy()
     policy.timed(1, 0.010)
     policy.timed(2, 0.017)
     policy.timed(9, 0.045)
     policy.timed(1, 0.060)  # one decode slowed by other work: the fastest recent one stands for one row
-    assert policy.cost(9) == pytest.approx(4.5) and policy.cost(5) == pytest.approx(1 + 0.7 * 4)  # from 2 rows
+    assert policy.cost(9) == pytest.approx(4.5)
+    assert policy.cost(5) == pytest.approx(1 + 3.5 / 8 * 4)  # not measured: at the cheapest rate a row measured
     for _ in range(20):
         policy.record(3, 8, 8)
     assert policy.length(3, 16) >= 8
@@ -71,3 +82,41 @@ def test_the_policy_drafts_long_where_drafts_are_taken_and_not_at_all_where_they
         gpu.timed(rows, 0.010)
     assert gpu.length(2, 16) > 0
     assert DraftPolicy().length(0, 16) == 0  # nothing matched
+
+
+def test_the_policy_tries_a_wide_draft_where_a_narrow_one_was_dear() -> None:
+    """Gemma 3's CPU kernels take rows in pairs: 3 rows cost more than 2 rows' rate says. A width not measured
+    yet is priced at the cheapest rate measured, so the wide draft that pays is tried (and then known)."""
+    policy = DraftPolicy()
+    policy.timed(1, 0.010)
+    policy.timed(2, 0.016)
+    policy.timed(3, 0.0266)
+    for _ in range(20):
+        policy.record(32, 2, 2)  # a long copy: every drafted token taken
+    assert policy.length(32, 16) >= 12
+    for rows in range(4, 18):  # tried: each wider batch cost more than its rows, so nothing wide pays after all
+        policy.timed(rows, 0.012 * rows)
+    assert policy.length(32, 16) == 1
+    # the only width measured yet was dear (SmolLM2 at 2,000 cached tokens, 2026-12-06: 2 rows cost 1.95 of one):
+    # the wider ones are still tried at the prior's rate, not priced at that one's and never known
+    policy = DraftPolicy()
+    policy.timed(1, 0.010)
+    policy.timed(2, 0.0195)
+    for _ in range(20):
+        policy.record(32, 2, 2)
+    assert policy.length(32, 16) >= 12
+
+
+def test_costs_timed_over_a_long_context_do_not_price_a_short_one() -> None:
+    """A long chat's wide batches are dear (attention over every cached token, each row): a short chat after it
+    is priced by its own decodes, and drafts at once where its own one-row decode is known."""
+    policy = DraftPolicy()
+    for rows in range(1, 18):  # over 2,000 cached tokens, where the one-row decodes were at their slowest
+        policy.timed(rows, 0.010 * rows, context=2_000)
+    for _ in range(20):
+        policy.record(4, 4, 3)
+    assert policy.length(4, 16, context=2_000) == 0
+    assert policy.length(4, 16, context=100) == 0  # nothing timed at this length yet: one row first
+    policy.timed(1, 0.004, context=100)  # a short context's one-row decode, faster
+    assert policy.cost(9, context=100) == pytest.approx(1 + 0.5 * 8)  # its own prior, not 0.09 / 0.004
+    assert policy.length(4, 16, context=100) > 0
