@@ -43,23 +43,34 @@ def simple_decode(llama_simple: str, model: str, gpu_layers: str) -> float:
     return float(match.group(1)) if match else float("nan")
 
 
-def speed(model: str, gpu_layers: str, threads: int, rounds: int, llama_bench: str, llama_simple: str | None) -> dict:
-    """Interleaved rounds of llama-bench and `localchat bench` at the same -ngl; medians and ratios."""
+def speed(
+    model: str,
+    gpu_layers: str,
+    threads: int,
+    rounds: int,
+    llama_bench: str,
+    llama_simple: str | None,
+    cpu_sampler: bool = True,
+) -> dict:
+    """Interleaved rounds of llama-bench and `localchat bench` at the same -ngl; medians and ratios. With
+    `cpu_sampler`, localchat once more with the sampler chain on the CPU (`--no-backend-sampling`)."""
     per_round = []
     for number in range(rounds):
         n = native(llama_bench, model, threads, ["-ngl", gpu_layers])
         # --speed-only: the bench's other cases (lookup, reopen, counting) took most of a round, and a 10-minute
         # call got through 5 of the 9 rounds of three configurations (2026-12-04)
         o = ours(model, threads, ["--speed-only", "--gpu-layers", gpu_layers])
-        o_cpu = ours(model, threads, ["--speed-only", "--gpu-layers", gpu_layers, "--no-backend-sampling"])
-        o["cpu_sampler_decode_tok_s"] = o_cpu["decode_tok_s"]
+        if cpu_sampler:
+            o_cpu = ours(model, threads, ["--speed-only", "--gpu-layers", gpu_layers, "--no-backend-sampling"])
+            o["cpu_sampler_decode_tok_s"] = o_cpu["decode_tok_s"]
         if llama_simple:
             n["simple_decode_tok_s"] = simple_decode(llama_simple, model, gpu_layers)
         per_round.append({"native": n, "localchat": o})
+        on_cpu = f"; cpu sampler {o['cpu_sampler_decode_tok_s']:.1f}" if cpu_sampler else ""
         print(
             f"{Path(model).name} ngl {gpu_layers} round {number + 1}: prompt {o['prompt_tok_s']:.0f} vs "
-            f"{n['prompt_tok_s']:.0f}, decode {o['decode_tok_s']:.1f} ({o.get('sampler')} sampler; cpu sampler "
-            f"{o_cpu['decode_tok_s']:.1f}) vs {n['decode_tok_s']:.1f} tok/s",
+            f"{n['prompt_tok_s']:.0f}, decode {o['decode_tok_s']:.1f} ({o.get('sampler')} sampler{on_cpu}) vs "
+            f"{n['decode_tok_s']:.1f} tok/s",
             file=sys.stderr,
         )
 
@@ -75,6 +86,7 @@ def speed(model: str, gpu_layers: str, threads: int, rounds: int, llama_bench: s
         "localchat": {
             k: median("localchat", k)
             for k in ("prompt_tok_s", "decode_tok_s", "cpu_sampler_decode_tok_s", "ttft_s", "load_s")
+            if k in per_round[0]["localchat"]
         },
         "sampler": per_round[-1]["localchat"].get("sampler"),
         "rounds": per_round,
@@ -82,8 +94,11 @@ def speed(model: str, gpu_layers: str, threads: int, rounds: int, llama_bench: s
     result["ratio"] = {
         "prompt": result["localchat"]["prompt_tok_s"] / result["native"]["prompt_tok_s"],
         "decode": result["localchat"]["decode_tok_s"] / result["native"]["decode_tok_s"],
-        "decode_cpu_sampler": result["localchat"]["cpu_sampler_decode_tok_s"] / result["native"]["decode_tok_s"],
     }
+    if cpu_sampler:
+        result["ratio"]["decode_cpu_sampler"] = (
+            result["localchat"]["cpu_sampler_decode_tok_s"] / result["native"]["decode_tok_s"]
+        )
     if llama_simple:
         result["ratio"]["decode_vs_simple"] = (
             result["localchat"]["decode_tok_s"] / result["native"]["simple_decode_tok_s"]
@@ -204,6 +219,9 @@ def main() -> int:
     parser.add_argument("--out")
     parser.add_argument("--speed-only", action="store_true", help="leave out VRAM and auto (a short lease)")
     parser.add_argument("--no-speed", action="store_true", help="only VRAM and auto (speed measured in another call)")
+    parser.add_argument(
+        "--no-cpu-sampler", action="store_true", help="leave out localchat with the sampler chain on the CPU"
+    )
     args = parser.parse_args()
     from localchat.hardware import physical_cores
 
@@ -217,7 +235,9 @@ def main() -> int:
         "speed": [],
     }
     for model, layers in runs if not args.no_speed else []:  # written after each: a cut lease leaves figures
-        summary["speed"].append(speed(model, layers, threads, args.rounds, args.llama_bench, args.llama_simple))
+        summary["speed"].append(
+            speed(model, layers, threads, args.rounds, args.llama_bench, args.llama_simple, not args.no_cpu_sampler)
+        )
         emit(summary, args.out)
     if not args.speed_only:
         summary["vram"] = [vram(m, "all" if n == "99" else int(n)) for m, n in runs]

@@ -11,7 +11,8 @@
 # ~6 more minutes on 16 cores.
 # ROUNDS=N (default 3) rounds per configuration; SIMPLE=0 leaves llama-simple out (a shorter lease); SIZES="1b"
 # measures one model, PARTIAL="" no partial offload, SPEED_ONLY=1 leaves VRAM and auto out (the shortest lease),
-# NO_SPEED=1 measures only VRAM and auto; COMPARE=0 stops after the build and doctor. A second call on the same
+# NO_SPEED=1 measures only VRAM and auto; CPU_SAMPLER=0 leaves out the decode with the sampler chain on the CPU;
+# COMPARE=0 stops after the build and doctor. A second call on the same
 # warm machine reuses what $WORK already holds (the build, the quantized models), so a lease of 10-minute calls
 # can build in one and measure in the next.
 # Usage: bench/cuda_device.sh SDIST.tar.gz TOKENIZER.gguf WHEEL_DIR OUT_DIR   (run from the repository root;
@@ -74,6 +75,7 @@ for size in $sizes; do models+=(--model "$work/$size-q4_k_m.gguf"); done
 for partial in ${PARTIAL-1b:12}; do models+=(--partial "$work/${partial%%:*}-q4_k_m.gguf:${partial##*:}"); done
 [ "${SPEED_ONLY:-0}" = 1 ] && models+=(--speed-only)
 [ "${NO_SPEED:-0}" = 1 ] && models+=(--no-speed)
+[ "${CPU_SAMPLER:-1}" = 0 ] && models+=(--no-cpu-sampler)
 python3 bench/cuda_compare.py --llama-bench "$bin/llama-bench" "${simple[@]}" --rounds "${ROUNDS:-3}" "${models[@]}" \
   --out "$out/cuda.json"
 step "done"
