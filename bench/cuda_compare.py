@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """localchat on an NVIDIA GPU, in one run: speed against llama-bench (full and partial offload), the VRAM
-estimate against what the engine really took, and `--gpu-layers auto` against the most layers that load.
+estimate against what the engine really took, and `--gpu-layers auto` against the most layers that load; and
+first, whether sampling in the graph picks the tokens that sampling on the CPU picks (same_text).
 
 Run on the GPU machine after building (bench/cuda_device.sh does all of it, from a bare machine):
   bench/cuda_compare.py --llama-bench PATH --model 1b.gguf --model 7b.gguf --partial 7b.gguf:16 --out FILE
@@ -156,6 +157,28 @@ def localchat_json(*args: str) -> dict:
     return json.loads(result.stdout) if result.returncode == 0 else {"error": result.stderr.strip()}
 
 
+def same_text(model: str) -> dict:
+    """#19: the sampler chain run in llama.cpp's graph picks what the same chain on the CPU picks, on the GPU's
+    own logits: a greedy reply and a seeded one (128 tokens, every layer on the GPU, prompt lookup off so that
+    only where the tokens are picked differs), each generated both ways."""
+    cases = {"greedy": ["--temperature", "0"], "seeded": ["--temperature", "0.8", "--seed", "7"]}
+    result = {}
+    for name, flags in cases.items():
+        graph, cpu = (
+            localchat_json(
+                "run", model, "Once upon a time", "-n", "128", "--ctx", str(N_CTX), "--gpu-layers", "all",
+                "--no-lookup", *flags, where, "--json",
+            )
+            for where in ("--backend-sampling", "--no-backend-sampling")
+        )  # fmt: skip
+        result[name] = {
+            "same_text": "error" not in graph and "error" not in cpu and graph["text"] == cpu["text"],
+            "tokens": [reply.get("usage", {}).get("completion_tokens") for reply in (graph, cpu)],
+            "errors": [reply["error"] for reply in (graph, cpu) if "error" in reply],
+        }
+    return result
+
+
 def auto_against_max(model: str, leave_free: int) -> dict:
     """Hold all but `leave_free` bytes of the GPU (a ballast process), then compare what `auto` picks with the
     largest layer count llama.cpp really loads (binary search, each try in its own process)."""
@@ -234,6 +257,9 @@ def main() -> int:
         "command": " ".join(sys.argv),
         "speed": [],
     }
+    if not args.no_speed:  # first: a few seconds a model, and a lease cut short still has it
+        summary["same_text"] = {Path(model).name: same_text(model) for model in args.model}
+        emit(summary, args.out)
     for model, layers in runs if not args.no_speed else []:  # written after each: a cut lease leaves figures
         summary["speed"].append(
             speed(model, layers, threads, args.rounds, args.llama_bench, args.llama_simple, not args.no_cpu_sampler)
