@@ -179,9 +179,11 @@ class LocalchatApp(App[None]):
         self.query_one(ChatList).show(self.conversation.id if self.conversation else None)
 
     async def open_conversation(self, conversation_id: int) -> None:
+        """Open a chat, ready for the next message (the keys typed behind ctrl+n or a pick go to it)."""
         await self.chat.open(conversation_id)
         self.refresh_conversations()
         self.show_lab_reply()
+        self.chat.composer.focus()
 
     def on_chat_view_changed(self, _message: ChatView.Changed) -> None:
         if not self.query(ChatList):

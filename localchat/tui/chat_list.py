@@ -1,4 +1,5 @@
-"""The sidebar: the chats, newest first, filtered by the search box; picking one asks the app to open it."""
+"""The sidebar: the chats, newest first, filtered by the search box; picking one (Enter or a click in the list,
+Enter in the search box for the chat highlighted) asks the app to open it."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class ChatList(Vertical):
         yield ListView(id="conversations")
 
     def show(self, current: int | None = None) -> None:
-        """List the chats the search matches (all without one), the open one highlighted."""
+        """List the chats the search matches (all without one), the open one highlighted, else the first found."""
         if current is not None:
             self.current = current
         view = self.query_one("#conversations", ListView)
@@ -39,7 +40,7 @@ class ChatList(Vertical):
         for chat in chats:
             view.append(ListItem(Label(inert(chat.title), markup=False), name=str(chat.id)))
         highlighted = [i for i, chat in enumerate(chats) if chat.id == self.current]
-        view.index = highlighted[0] if highlighted else None
+        view.index = highlighted[0] if highlighted else (0 if chats else None)
 
     def focus_search(self) -> None:
         self.query_one("#search", Input).focus()
@@ -47,6 +48,13 @@ class ChatList(Vertical):
     @on(Input.Changed, "#search")
     def _search_changed(self, _event: Input.Changed) -> None:
         self.show()
+
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        highlighted = self.query_one("#conversations", ListView).highlighted_child
+        if highlighted is not None and highlighted.name is not None:
+            self.post_message(self.Picked(int(highlighted.name)))
 
     @on(ListView.Selected, "#conversations")
     def _selected(self, event: ListView.Selected) -> None:

@@ -79,6 +79,37 @@ async def test_the_list_opens_the_chat_picked_and_keeps_its_search(make_app) -> 
         assert app.chat.views()[0].message.content == "tomatoes need sun"
 
 
+async def test_the_keys_typed_behind_ctrl_n_go_to_the_new_chat(make_app) -> None:
+    """Found in tmux: ctrl+n from the search box opened a chat and left the focus in the box, so the message typed
+    next went into the search."""
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await past_welcome(pilot)
+        await pilot.pause(0.3)
+        first = app.conversation.id
+        await pilot.press("ctrl+f", "r", "i", "v", "ctrl+n", "h", "e", "y")  # one burst, as typed
+        await wait_for(pilot, lambda: app.conversation.id != first)
+        await wait_for(pilot, lambda: app.chat.composer.text == "hey")
+        assert app.query_one("#search").value == "riv" and app.focused is app.chat.composer
+
+
+async def test_enter_in_the_search_opens_the_first_chat_found(make_app) -> None:
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await past_welcome(pilot)
+        await pilot.pause(0.3)
+        first = app.conversation.id
+        app.store.add_message(first, "user", "tomatoes need sun", None)
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.conversation.id != first)
+        await pilot.press("ctrl+f", *"tomato", "enter")  # the open chat is not found: the first one found opens
+        await wait_for(pilot, lambda: app.conversation.id == first)
+        assert app.focused is app.chat.composer and app.chat.views()[0].message.content == "tomatoes need sun"
+        await pilot.press("ctrl+f", "tab", "enter")  # the list's highlight is the open chat: it stays open
+        await pilot.pause(0.3)
+        assert app.conversation.id == first and app.focused is app.chat.composer
+
+
 async def test_system_prompt_library(make_app) -> None:
     app = make_app(None)
     async with app.run_test(size=SIZE) as pilot:
