@@ -233,15 +233,21 @@ class LocalchatApp(App[None]):
     def on_sampling_panel_left(self, _message: SamplingPanel.Left) -> None:
         self.chat.composer.focus()
 
+    def _between_replies(self) -> bool:
+        """Chats are switched between replies (the one on its way streams into the open chat's view): say so."""
+        if self.chat.busy:
+            self.notify("A reply is on its way: Esc stops it, then switch chats.", severity="warning")
+        return not self.chat.busy
+
     async def on_chat_list_picked(self, message: ChatList.Picked) -> None:
-        if not self.chat.busy:
+        if self._between_replies():
             await self.open_conversation(message.conversation_id)
 
     def action_search(self) -> None:
         self.query_one(ChatList).focus_search()
 
     async def action_new_chat(self) -> None:
-        if not self.chat.busy:
+        if self._between_replies():
             chat = self.store.create_conversation(system_prompt=self._default_prompt())
             await self.open_conversation(chat.id)
 
@@ -255,7 +261,7 @@ class LocalchatApp(App[None]):
 
     def action_delete_chat(self) -> None:
         async def delete(yes: bool | None) -> None:
-            if yes and not self.chat.busy:
+            if yes and self._between_replies():
                 self.store.delete_conversation(self.conversation.id)
                 self.chat.conversation = None  # gone: nothing to keep a draft for
                 chats = self.store.conversations()

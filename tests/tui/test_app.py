@@ -7,8 +7,8 @@ from textual.widgets import ListView
 from localchat.tui.screens.dialogs import AskText, Confirm
 from localchat.tui.screens.models import CatalogScreen
 from localchat.tui.screens.settings import PromptsScreen
-from localchat.tui.widgets import MessageView
-from tests.tui.conftest import SIZE, model_ready, send, wait_for
+from localchat.tui.widgets import Composer, MessageView
+from tests.tui.conftest import SIZE, model_ready, send, wait_for, wait_until_replied
 
 
 async def past_welcome(pilot) -> None:
@@ -108,6 +108,31 @@ async def test_enter_in_the_search_opens_the_first_chat_found(make_app) -> None:
         await pilot.press("ctrl+f", "tab", "enter")  # the list's highlight is the open chat: it stays open
         await pilot.pause(0.3)
         assert app.conversation.id == first and app.focused is app.chat.composer
+
+
+async def test_switching_chats_mid_reply_says_why_it_waits(make_app) -> None:
+    """Chats are switched between replies: ctrl+n, a pick in the list or a confirmed delete while a reply is on its
+    way say so (found in tmux: ctrl+n did nothing, silently, and a confirmed delete was dropped)."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await model_ready(pilot)
+        first = app.conversation.id
+        app.store.create_conversation()
+        app.query_one(Composer).text = "The river runs past old stone bridges. " * 320  # ~3k tokens: seconds to read
+        await pilot.pause(0.1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.chat.busy)
+        await pilot.press("ctrl+n")
+        await pilot.press("f8")
+        await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
+        await pilot.click("#yes")
+        said = [str(n.message) for n in app._notifications]
+        assert said.count("A reply is on its way: Esc stops it, then switch chats.") == 2
+        assert app.conversation.id == first and app.store.conversation(first) is not None
+        await pilot.press("escape")
+        await wait_until_replied(pilot, 1)
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.conversation.id != first)
 
 
 async def test_system_prompt_library(make_app) -> None:
