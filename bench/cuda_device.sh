@@ -5,16 +5,16 @@
 #      engine (LLAMA_CPP_LIB_PATH) and llama-bench / llama-simple / llama-quantize, so both sides of every
 #      comparison run the very same library;
 #   2. random-weight 1B and 7B llama models with SmolLM2's tokenizer (bench/random_gguf.py), quantized to Q4_K_M;
-#   3. `localchat doctor`, then bench/cuda_compare.py.
+#   3. `localchat doctor`, bench/first_tokens.py for each model, then bench/cuda_compare.py.
 # With VERIFY_INSTALL=1 it first builds and installs the engine the documented way instead (README, "GPU
 # builds": CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=90" python3 scripts/install_llama_cpp.py),
 # ~6 more minutes on 16 cores.
 # ROUNDS=N (default 3) rounds per configuration; SIMPLE=0 leaves llama-simple out (a shorter lease); SIZES="1b"
 # measures one model, PARTIAL="" no partial offload, SPEED_ONLY=1 leaves VRAM and auto out (the shortest lease),
-# NO_SPEED=1 measures only VRAM and auto; CPU_SAMPLER=0 leaves out the decode with the sampler chain on the CPU;
-# COMPARE=0 stops after the build and doctor. A second call on the same
-# warm machine reuses what $WORK already holds (the build, the quantized models), so a lease of 10-minute calls
-# can build in one and measure in the next.
+# NO_SPEED=1 measures only VRAM and auto; FIRST_TOKENS=0 leaves out bench/first_tokens.py; CPU_SAMPLER=0 leaves
+# out the decode with the sampler chain on the CPU; COMPARE=0 stops after the build and doctor. A second call on
+# the same warm machine reuses what $WORK already holds (the build, the quantized models), so a lease of 10-minute
+# calls can build in one and measure in the next.
 # Usage: bench/cuda_device.sh SDIST.tar.gz TOKENIZER.gguf WHEEL_DIR OUT_DIR   (run from the repository root;
 # WHEEL_DIR: what the machine lacks, e.g. gguf, platformdirs, diskcache and a llama-cpp-python wheel for its
 # Python code)
@@ -67,6 +67,13 @@ ls -la "$work"/*.gguf
 step "doctor"
 python3 -m localchat doctor | tee "$out/doctor.txt" || true
 [ "${COMPARE:-1}" = 0 ] && { step "built; COMPARE=0"; exit 0; }
+if [ "${FIRST_TOKENS:-1}" = 1 ]; then
+  # seconds a model, before the long comparison: what a reply's first tokens cost beside its steady ones
+  for size in $sizes; do
+    step "first tokens: $size"
+    python3 bench/first_tokens.py --model "$work/$size-q4_k_m.gguf" --out "$out/first-tokens-$size.json" >/dev/null
+  done
+fi
 step "compare"
 simple=()
 [ "${SIMPLE:-1}" = 1 ] && simple=(--llama-simple "$bin/llama-simple")
