@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 
 from rich.markdown import Markdown
+from rich.text import Text
 from textual.geometry import Region, Size
 from textual.strip import Strip
 from textual.widget import Widget
@@ -68,13 +69,15 @@ def wrapped_starts(text: str, lines: list[str]) -> list[int] | None:
 
 
 class MarkdownBody(Widget):
-    """Markdown rendered to strips. `append` while a reply streams; `update` for a whole text."""
+    """Markdown rendered to strips. `append` while a reply streams; `update` for a whole text. With `markdown`
+    off, the text as written (what a person typed: its line breaks and indentation are kept), wrapped."""
 
     DEFAULT_CSS = "MarkdownBody { height: auto; }"
 
-    def __init__(self, text: str = "", *, classes: str | None = None) -> None:
+    def __init__(self, text: str = "", *, classes: str | None = None, markdown: bool = True) -> None:
         super().__init__(classes=classes)
         self.text = text
+        self.markdown = markdown
         self.streaming = False
         self.reserve = 1  # while streaming: lines reserved ahead, so that most frames need no layout
         self._width = 0  # what the strips below were rendered for
@@ -93,10 +96,13 @@ class MarkdownBody(Widget):
     def _render(self, text: str, width: int) -> list[Strip]:
         if not text.strip():
             return []
-        code_theme = "monokai" if self.app.current_theme.dark else "friendly"
-        markdown = Markdown(inert(text), code_theme=code_theme, hyperlinks=False)
+        if self.markdown:
+            code_theme = "monokai" if self.app.current_theme.dark else "friendly"
+            renderable: Markdown | Text = Markdown(inert(text), code_theme=code_theme, hyperlinks=False)
+        else:
+            renderable = Text(inert(text))
         console = self.app.console
-        lines = console.render_lines(markdown, console.options.update_width(width), style=self.rich_style, pad=False)
+        lines = console.render_lines(renderable, console.options.update_width(width), style=self.rich_style, pad=False)
         strips = [Strip(line).simplify() for line in lines]
         # Rich starts some blocks (a list) with an empty line: trimmed, so that blocks rendered one at a time
         # join with exactly the one blank line that Rich puts between the blocks of a whole document.

@@ -67,7 +67,8 @@ class MessageView(Vertical, can_focus=True):
         self.message = message
         self.reserve = 1  # while streaming (see MarkdownBody)
         # Held, not queried: the reasoning block has a MarkdownBody of its own, and these are used every frame.
-        self.body = MarkdownBody(message.content, classes="body")
+        # What a person wrote is shown as written (pasted code keeps its lines); a model's reply is Markdown.
+        self.body = MarkdownBody(message.content, classes="body", markdown=message.role == "assistant")
         self.reasoning: ReasoningBlock | None = None
 
     @property

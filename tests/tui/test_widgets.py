@@ -127,3 +127,30 @@ async def test_a_long_code_block_or_paragraph_costs_each_frame_only_its_last_lin
         await app.mount(stored)
         await pilot.pause()
         assert view.body.rendered_lines() == stored.body.rendered_lines()
+
+
+class Sent(App[None]):
+    def __init__(self, role: str, content: str) -> None:
+        super().__init__()
+        self.sent = Message(1, 1, None, role, content, None, "complete", None, None, 0.0)
+
+    def compose(self) -> ComposeResult:
+        yield MessageView(self.sent)
+
+
+async def test_what_a_person_wrote_is_shown_as_written_and_a_reply_as_markdown() -> None:
+    """Found in tmux: code pasted without a fence showed as one line ("def add(a, b): return a + b"), as Markdown
+    joins an indented line to the paragraph before it. A user's (or a system prompt's) text keeps its lines and
+    indentation, inert; a reply is Markdown."""
+    text = "def add(a, b):\n    return a + b\n\n**Rename** add to plus. \x1b[31m"
+    for role in ("user", "system"):
+        app = Sent(role, text)
+        async with app.run_test(size=(80, 20)) as pilot:
+            await pilot.pause()
+            shown = [line.rstrip() for line in app.query_one(MessageView).body.rendered_lines()]
+            assert shown == ["def add(a, b):", "    return a + b", "", "**Rename** add to plus. ␛[31m"], role
+    app = Sent("assistant", text)
+    async with app.run_test(size=(80, 20)) as pilot:
+        await pilot.pause()
+        shown = [line.rstrip() for line in app.query_one(MessageView).body.rendered_lines()]
+        assert "def add(a, b): return a + b" in shown and "Rename add to plus. ␛[31m" in shown
