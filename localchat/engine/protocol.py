@@ -219,7 +219,7 @@ class Delta:
     tokens: int = 0  # reply tokens generated so far, reasoning included
     reasoning: str = ""  # a thinking model's reasoning text
     reasoning_tokens: int = 0  # of `tokens`, the reasoning's so far
-    thinking: bool = False  # the reply is inside its reasoning now
+    thinking: bool = False  # the reply is inside its reasoning (the reasoning's last piece still says so)
 
 
 @dataclass(frozen=True)

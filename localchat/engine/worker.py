@@ -84,12 +84,19 @@ class DeltaBatcher:
             self.parts.append(text)
         else:
             was_thinking = self.splitter.thinking
-            self._take(self.splitter.feed(text))
+            split = self.splitter.feed(text)
             if was_thinking or self.splitter.thinking:  # the closing marker's token is the reasoning's too
                 self.reasoning_tokens = tokens
                 now = time.perf_counter()
                 self.thinking_started = self.thinking_started or now
                 self.thinking_s = now - self.thinking_started
+            if was_thinking and not self.splitter.thinking:
+                # The reasoning closed: what it said goes out now, as the reply's reasoning, ahead of the answer
+                # (all of it may have come within one interval: prompt lookup drafts a copied reasoning at once).
+                self._take(Split(reasoning=split.reasoning))
+                self.flush(thinking=True)
+                split = Split(answer=split.answer)
+            self._take(split)
         if time.perf_counter() - self.sent_at >= DELTA_INTERVAL_S:
             self.flush()
 
@@ -99,9 +106,12 @@ class DeltaBatcher:
         if split.reasoning:
             self.reasoning_parts.append(split.reasoning)
 
-    def flush(self) -> None:
+    def flush(self, thinking: bool | None = None) -> None:
+        """Send what has come since the last Delta; `thinking`: whether the reply is inside its reasoning (by
+        default, whether it is now)."""
         if self.parts or self.reasoning_parts:
-            thinking = self.splitter is not None and self.splitter.thinking
+            if thinking is None:
+                thinking = self.splitter is not None and self.splitter.thinking
             reasoning = "".join(self.reasoning_parts)
             self.conn.send(p.Delta("".join(self.parts), self.tokens, reasoning, self.reasoning_tokens, thinking))
             self.parts.clear()

@@ -3,6 +3,7 @@ time, the template's thinking switch, and the states a reply can end in (tests/t
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,22 @@ def test_the_templates_switch_is_read_at_load_and_changes_the_prompt(thinking_en
         else:  # the prompt opened <think>: the reply starts inside it, and this small model never closes it
             assert done.reasoning_state == "open" and done.reasoning and done.text == ""
     assert counts[None] == counts[True] != counts[False]  # off: "<think>\n\n</think>\n\n" is in the prompt
+
+
+def test_a_reasoning_that_ends_within_one_delta_interval_still_streams_as_reasoning() -> None:
+    """The engine sends a Delta at most every 30 ms. Found when prompt lookup drafted a few-shot reply's whole
+    reasoning in one step: the reasoning and its closing marker landed in one interval, and no Delta said the
+    reply was inside its reasoning. What the reasoning said goes out when it closes, flagged as reasoning."""
+    from localchat.engine.worker import DeltaBatcher
+    from localchat.reasoning import ReasoningSplitter
+
+    ours, theirs = multiprocessing.Pipe()
+    batcher = DeltaBatcher(ours, ReasoningSplitter())
+    for tokens, piece in enumerate(["<think>", "Let", " me", " see.", "</think>", "\n\nIt", " is", " 4."], 1):
+        batcher(piece, tokens)  # all at once: well within one interval
+    batcher.flush()  # the interval is over
+    deltas = []
+    while theirs.poll():
+        deltas.append(theirs.recv())
+    shown = [(d.reasoning, d.text, d.thinking, d.reasoning_tokens, d.tokens) for d in deltas]
+    assert shown == [("Let me see.", "", True, 5, 5), ("", "It is 4.", False, 5, 8)]
