@@ -16,16 +16,22 @@ GREEDY = SamplingParams(temperature=0, max_tokens=12)
 PROMPT = "Name three colors."
 
 
+# Prompt lookup off in these rounds and in the replies they are held against: these tests are about seats and
+# engines. With it on, whether a reply drafts 3 tokens or more depends on measured timings, and Gemma 3's batches
+# of 4 rows or more take another matmul kernel than its one-row decodes (bench/batch_identity.py), so a near-tie
+# could go either way (CI, 2026-12-07: "衣装" on one engine, "mendatang" on the other).
+
+
 def arena_for(tmp_path: Path, pair: tuple[Contestant, Contestant], fits: bool, seed: int = 0) -> Arena:
     engines = ArenaEngines(LoadOptions(n_ctx=1024), tmp_path / "engine.log", lambda _path: fits)
-    return Arena(open_database(tmp_path / "db.sqlite"), engines, pair, "app", random.Random(seed))
+    return Arena(open_database(tmp_path / "db.sqlite"), engines, pair, "app", random.Random(seed), lookup=False)
 
 
 def alone(path: Path, tmp_path: Path) -> str:
     """The reply the model gives on an engine of its own: what its seat must show."""
     with EngineClient(tmp_path / "alone.log") as engine:
         engine.load(path, LoadOptions(n_ctx=1024))
-        events = list(engine.generate(Generate((ChatMessage("user", PROMPT),), sampling=GREEDY)))
+        events = list(engine.generate(Generate((ChatMessage("user", PROMPT),), sampling=GREEDY, lookup=False)))
     return events[-1].text
 
 
