@@ -53,14 +53,19 @@ def speed(
     llama_simple: str | None,
     cpu_sampler: bool = True,
 ) -> dict:
-    """Interleaved rounds of llama-bench and `localchat bench` at the same -ngl; medians and ratios. With
+    """Interleaved rounds of llama-bench and `localchat bench` at the same -ngl; medians and ratios. Each round
+    runs the two back to back, llama-bench first in odd rounds and last in even ones (a host's speed drifts by
+    several percent within minutes: 2026-12-07, H100, both sides together), and its ratio is kept too. With
     `cpu_sampler`, localchat once more with the sampler chain on the CPU (`--no-backend-sampling`)."""
     per_round = []
     for number in range(rounds):
-        n = native(llama_bench, model, threads, ["-ngl", gpu_layers])
         # --speed-only: the bench's other cases (lookup, reopen, counting) took most of a round, and a 10-minute
         # call got through 5 of the 9 rounds of three configurations (2026-12-04)
+        if number % 2 == 0:
+            n = native(llama_bench, model, threads, ["-ngl", gpu_layers])
         o = ours(model, threads, ["--speed-only", "--gpu-layers", gpu_layers])
+        if number % 2 == 1:
+            n = native(llama_bench, model, threads, ["-ngl", gpu_layers])
         if cpu_sampler:
             o_cpu = ours(model, threads, ["--speed-only", "--gpu-layers", gpu_layers, "--no-backend-sampling"])
             o["cpu_sampler_decode_tok_s"] = o_cpu["decode_tok_s"]
@@ -95,6 +100,13 @@ def speed(
     result["ratio"] = {
         "prompt": result["localchat"]["prompt_tok_s"] / result["native"]["prompt_tok_s"],
         "decode": result["localchat"]["decode_tok_s"] / result["native"]["decode_tok_s"],
+        # the median of each round's own ratio: the two sides of a round ran within seconds of each other
+        "prompt_paired": statistics.median(
+            r["localchat"]["prompt_tok_s"] / r["native"]["prompt_tok_s"] for r in per_round
+        ),
+        "decode_paired": statistics.median(
+            r["localchat"]["decode_tok_s"] / r["native"]["decode_tok_s"] for r in per_round
+        ),
     }
     if cpu_sampler:
         result["ratio"]["decode_cpu_sampler"] = (
