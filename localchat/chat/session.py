@@ -27,7 +27,7 @@ from localchat.engine.protocol import (
     ReplyScores,
 )
 from localchat.errors import ContextOverflow, LocalchatError
-from localchat.store.db import Conversation, Message, Store
+from localchat.store.db import NEW_CHAT, Conversation, Message, Store
 
 SAVE_EVERY_S = 0.5  # how often a streaming reply is written to the database
 
@@ -229,7 +229,7 @@ class ChatSession:
             )
             stats = reply_stats(done, self.model_name) | {"sampling": sampling.to_dict()}  # what produced this reply
             self.store.update_message(reply.id, text, status, stats, thought)
-        if conversation.title == "New chat":
+        if conversation.title == NEW_CHAT:
             self.store.update_conversation(conversation_id, title=_title_from(user.content))
         return done
 
@@ -269,4 +269,4 @@ def reply_stats(done: Done | None, model: str | None) -> dict:
 
 def _title_from(text: str) -> str:
     line = " ".join(text.split())
-    return (line[:40] + "…") if len(line) > 40 else (line or "New chat")
+    return (line[:40] + "…") if len(line) > 40 else (line or NEW_CHAT)

@@ -27,6 +27,9 @@ class StoreError(LocalchatError):
     pass
 
 
+NEW_CHAT = "New chat"  # a chat's title until its first message names it
+
+
 @dataclass
 class Conversation:
     id: int
@@ -127,7 +130,7 @@ class Store:
 
     # --- conversations ------------------------------------------------------------------------------------
 
-    def create_conversation(self, title: str = "New chat", system_prompt: str | None = None) -> Conversation:
+    def create_conversation(self, title: str = NEW_CHAT, system_prompt: str | None = None) -> Conversation:
         now = time.time()
         with self._transaction() as db:
             cursor = db.execute(

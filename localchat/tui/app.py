@@ -179,8 +179,12 @@ class LocalchatApp(App[None]):
         self.query_one(ChatList).show(self.conversation.id if self.conversation else None)
 
     async def open_conversation(self, conversation_id: int) -> None:
-        """Open a chat, ready for the next message (the keys typed behind ctrl+n or a pick go to it)."""
+        """Open a chat, ready for the next message (the keys typed behind ctrl+n or a pick go to it). A new chat
+        left as it came is not kept (as ChatGPT keeps no empty chat)."""
+        left = self.chat.conversation if self.chat.untouched(self._default_prompt()) else None
         await self.chat.open(conversation_id)
+        if left is not None and left.id != conversation_id:
+            self.store.delete_conversation(left.id)
         self.refresh_conversations()
         self.show_lab_reply()
         self.chat.composer.focus()
@@ -247,7 +251,9 @@ class LocalchatApp(App[None]):
         self.query_one(ChatList).focus_search()
 
     async def action_new_chat(self) -> None:
-        if self._between_replies():
+        if self.chat.untouched(self._default_prompt()):  # a new chat already: ctrl+n again makes no second one
+            self.chat.composer.focus()
+        elif self._between_replies():
             chat = self.store.create_conversation(system_prompt=self._default_prompt())
             await self.open_conversation(chat.id)
 

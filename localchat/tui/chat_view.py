@@ -25,7 +25,7 @@ from localchat.chat.session import Budget, ChatSession
 from localchat.engine.protocol import Delta, ModelInfo
 from localchat.errors import LocalchatError
 from localchat.hardware import usable_cores
-from localchat.store.db import Conversation, Store
+from localchat.store.db import NEW_CHAT, Conversation, Store
 from localchat.store.db import Message as StoredMessage
 from localchat.text import inert
 from localchat.tui.message_list import MessageList
@@ -112,6 +112,14 @@ class ChatView(Vertical):
         key = DRAFT_KEY.format(self.conversation.id)
         if text.strip() or self.store.setting(key):
             self.store.set_setting(key, text)
+
+    def untouched(self, default_prompt: str | None) -> bool:
+        """The open chat is as a new chat comes: no message, no unsent text, no title or setting of its own."""
+        if self.conversation is None or self.replying or self.queue or self.composer.text.strip():
+            return False
+        chat = self.store.conversation(self.conversation.id)
+        made = (None, NEW_CHAT, default_prompt, None, None, None)
+        return (chat.head_id, chat.title, chat.system_prompt, chat.sampling, chat.n_ctx, chat.thinking) == made
 
     def close(self) -> None:
         """The app is closing: stop the reply (the session stores it as stopped) and keep unsent text."""

@@ -87,12 +87,48 @@ async def test_the_keys_typed_behind_ctrl_n_go_to_the_new_chat(make_app) -> None
         await past_welcome(pilot)
         await pilot.pause(0.3)
         first = app.conversation.id
+        app.store.add_message(first, "user", "the river", None)  # a chat with a message: ctrl+n makes another
         await pilot.press("ctrl+f")
         burst(app, "riv", "ctrl+n")  # one burst, as a terminal hands it over: nothing waits for ctrl+n to act
         burst(app, "hey")
         await wait_for(pilot, lambda: app.conversation.id != first)
         await wait_for(pilot, lambda: app.chat.composer.text == "hey")
         assert app.query_one("#search").value == "riv" and app.focused is app.chat.composer
+
+
+async def test_a_new_chat_left_as_it_came_is_not_kept(make_app) -> None:
+    """Found in tmux: every ctrl+n left a "New chat" row behind, used or not. As in ChatGPT, ctrl+n on a new chat
+    stays on it, and a new chat left without a message, a draft or a setting of its own is not kept."""
+    app = make_app(None)
+    async with app.run_test(size=SIZE) as pilot:
+        await past_welcome(pilot)
+        await pilot.pause(0.3)
+        first = app.conversation.id
+        app.store.add_message(first, "user", "tomatoes need sun", None)
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.conversation.id != first)
+        fresh = app.conversation.id
+        await pilot.press("ctrl+n", "ctrl+n")
+        await pilot.pause(0.3)
+        assert app.conversation.id == fresh and len(app.store.conversations()) == 2
+        assert app.focused is app.chat.composer
+        await pilot.click(app.query("#conversations ListItem")[1])  # the first chat, below the new one
+        await wait_for(pilot, lambda: app.conversation.id == first)
+        await wait_for(pilot, lambda: len(titles(app)) == 1)
+        assert [c.id for c in app.store.conversations()] == [first]
+        await pilot.press("ctrl+n")  # a new chat with unsent text is kept, and so is its text
+        await wait_for(pilot, lambda: app.conversation.id != first)
+        drafted = app.conversation.id
+        burst(app, "half a thought")
+        await wait_for(pilot, lambda: app.chat.composer.text == "half a thought")
+        await pilot.press("ctrl+n")  # not a new chat any more: another one opens
+        await wait_for(pilot, lambda: app.conversation.id not in (first, drafted))
+        renamed = app.conversation.id
+        app.store.update_conversation(renamed, title="Plans")  # named: kept too
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.conversation.id not in (first, drafted, renamed))
+        assert {first, drafted, renamed} < {c.id for c in app.store.conversations()}
+        assert app.store.setting(f"draft:{drafted}") == "half a thought"
 
 
 async def test_enter_in_the_search_opens_the_first_chat_found(make_app) -> None:
@@ -183,6 +219,7 @@ async def test_bindings_can_be_remapped(make_app) -> None:
         await past_welcome(pilot)
         await pilot.pause(0.2)
         before = app.conversation.id
+        app.store.add_message(before, "user", "hello", None)  # a chat in use: the new-chat key makes another
         await pilot.press("f5")
         await pilot.pause(0.2)
         assert app.conversation.id != before

@@ -269,8 +269,10 @@ async def test_settings_can_become_the_default_for_new_chats(make_app) -> None:
         app.screen.query_one("#temperature").value = "0.3"
         await pilot.press("ctrl+d")
         await wait_for(pilot, lambda: not isinstance(app.screen, SettingsScreen))
+        first = app.conversation.id
+        app.store.add_message(first, "user", "hello", None)  # a chat in use: ctrl+n makes another
         await pilot.press("ctrl+n")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: app.conversation.id != first)
         assert app.session.sampling_for(app.conversation).temperature == 0.3
         assert app.store.setting("default_sampling")["temperature"] == 0.3
 
