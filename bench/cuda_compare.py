@@ -75,7 +75,8 @@ def speed(
         on_cpu = f"; cpu sampler {o['cpu_sampler_decode_tok_s']:.1f}" if cpu_sampler else ""
         print(
             f"{Path(model).name} ngl {gpu_layers} round {number + 1}: prompt {o['prompt_tok_s']:.0f} vs "
-            f"{n['prompt_tok_s']:.0f}, decode {o['decode_tok_s']:.1f} ({o.get('sampler')} sampler{on_cpu}) vs "
+            f"{n['prompt_tok_s']:.0f}, decode {o['decode_tok_s']:.1f} ({o.get('sampler')} sampler{on_cpu}; runs "
+            f"{', '.join(f'{r:.0f}' for r in o.get('decode_runs_tok_s', []))}) vs "
             f"{n['decode_tok_s']:.1f} tok/s",
             file=sys.stderr,
         )

@@ -76,6 +76,9 @@ class BenchResult:
     ttft_s: float = 0.0
     prompt_tok_s: float = 0.0
     decode_tok_s: float = 0.0
+    # each repetition's rate, in the order measured (the medians above hide a first one slower than the rest)
+    prompt_runs_tok_s: list[float] = field(default_factory=list)
+    decode_runs_tok_s: list[float] = field(default_factory=list)
     sampler: str = "cpu"  # where decode picked its tokens: "cpu", or "graph" (in llama.cpp's graph, on the GPU)
     decode_logprobs_tok_s: float | None = None  # the same decode reading each token's top-5 log-probabilities
     cancel_ms: float | None = None
@@ -147,9 +150,11 @@ def run_bench(
             request = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, logprobs=5, draft=False)
             logprob_runs.append(_finish(engine, request))
         result.prompt_tokens = prompt_runs[0].usage.evaluated_prompt_tokens
-        result.prompt_tok_s = statistics.median(d.timings.prompt_tok_s for d in prompt_runs)
+        result.prompt_runs_tok_s = [d.timings.prompt_tok_s for d in prompt_runs]
+        result.decode_runs_tok_s = [d.timings.decode_tok_s for d in decode_runs]
+        result.prompt_tok_s = statistics.median(result.prompt_runs_tok_s)
         result.ttft_s = statistics.median(d.timings.ttft_s for d in prompt_runs)
-        result.decode_tok_s = statistics.median(d.timings.decode_tok_s for d in decode_runs)
+        result.decode_tok_s = statistics.median(result.decode_runs_tok_s)
         result.sampler = decode_runs[-1].sampler
         if speed_only:
             return result
