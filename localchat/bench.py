@@ -1,7 +1,7 @@
 """`localchat bench`: the engine's speed on a model, measured the way llama-bench measures llama.cpp.
 
 prompt: a fresh ~512-token prompt evaluated in full (llama-bench pp512); decode: 128 tokens generated past any
-end-of-text (tg128); both the median of `repetitions`. turns: a 10-turn greedy conversation, where each turn
+end-of-text (tg128); both the median of `repetitions` (each repetition's rate kept beside it). turns: a 10-turn greedy conversation, where each turn
 should evaluate only its new tokens (prefix reuse). cancel: how long a cancel takes to stop a long prompt.
 count: the live counter on a 300-message chat: its first count, then one per keystroke (a changed draft),
 beside a keystroke in a 2-message chat; it should not grow with the chat's length. speculative: prompt lookup's
