@@ -222,10 +222,16 @@ class ChatView(Vertical):
         if budget.overflow_by:
             note = f"over by {budget.overflow_by:,}: shorten the message or raise the context size"
         elif budget.dropped_ids:
-            note = f"{len(budget.dropped_ids)} oldest messages will be left out"
+            left_out = len(budget.dropped_ids)
+            note = (
+                f"{left_out} oldest messages will be left out"
+                if left_out > 1
+                else "the oldest message will be left out"
+            )
         if extra:
             used = budget.used - self.session.sampling_for(self.conversation).max_tokens + extra
-            note = f"replying: {extra:,} tokens" + (f" ({reasoning:,} reasoning, not kept)" if reasoning else "")
+            note = f"replying: {extra:,} token{'s' * (extra != 1)}"
+            note += f" ({reasoning:,} reasoning, not kept)" if reasoning else ""
         self.status.counter.show(used, budget.n_ctx if budget.context_known else None, note, budget.exact)
         if extra:
             return  # while a reply streams, which messages are left out does not change

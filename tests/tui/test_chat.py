@@ -236,7 +236,8 @@ async def test_old_turns_that_will_not_fit_are_marked(make_app) -> None:
         await pilot.pause(0.3)
         marked = [v.message.content[:6] for v in views(app) if v.has_class("left-out")]
         assert marked and marked[0] == "turn 0"  # oldest first
-        assert "oldest messages will be left out" in str(app.query_one(ContextCounter).render())
+        left_out = len(app.chat.budget.dropped_ids)
+        assert f"{left_out} oldest messages will be left out" in str(app.query_one(ContextCounter).render()), left_out
         assert app.chat.budget.used <= app.chat.budget.n_ctx
         # What the counter says is what will be sent: the kept turns and the draft, counted again as a whole (the
         # first kept turn now carries the template's opening, counted with turn 0 in the whole chat's shares).
