@@ -1,8 +1,8 @@
 """`localchat bench`: the engine's speed on a model, measured the way llama-bench measures llama.cpp.
 
 prompt: a fresh ~512-token prompt evaluated in full (llama-bench pp512); decode: 128 tokens generated past any
-end-of-text (tg128); both the median of `repetitions` (each repetition's rate kept beside it). turns: a 10-turn greedy conversation, where each turn
-should evaluate only its new tokens (prefix reuse). cancel: how long a cancel takes to stop a long prompt.
+end-of-text (tg128); both the median of `repetitions` (each repetition's rate kept beside it). turns: a 10-turn
+greedy conversation, where each turn should evaluate only its new tokens (prefix reuse). cancel: how long a cancel takes to stop a long prompt.
 count: the live counter on a 300-message chat: its first count, then one per keystroke (a changed draft),
 beside a keystroke in a 2-message chat; it should not grow with the chat's length. speculative: prompt lookup's
 effective decode rate against plain decoding, side by side, on an edit (a ~1,600-token file returned with a
