@@ -2,12 +2,12 @@
 
 prompt: a fresh ~512-token prompt evaluated in full (llama-bench pp512); decode: 128 tokens generated past any
 end-of-text (tg128); both the median of `repetitions` (each repetition's rate kept beside it). turns: a 10-turn
-greedy conversation, where each turn should evaluate only its new tokens (prefix reuse). cancel: how long a cancel takes to stop a long prompt.
-count: the live counter on a 300-message chat: its first count, then one per keystroke (a changed draft),
-beside a keystroke in a 2-message chat; it should not grow with the chat's length. speculative: prompt lookup's
-effective decode rate against plain decoding, side by side, on an edit (a ~1,600-token file returned with a
-function renamed: mostly a copy) and on prose, greedy and sampled (little to copy: the worst case), with the
-acceptance rate.
+greedy conversation, where each turn should evaluate only its new tokens (prefix reuse). cancel: how long a
+cancel takes to stop a long prompt. count: the live counter on a 300-message chat: its first count, then one per
+keystroke (a changed draft), beside a keystroke in a 2-message chat; it should not grow with the chat's length.
+speculative: prompt lookup's effective decode rate against plain decoding, side by side, on an edit (a
+~1,600-token file returned with a function renamed: mostly a copy) and on prose, greedy and sampled (little to
+copy: the worst case), with the acceptance rate.
 Prompt and decode are measured without lookup, as llama-bench measures llama.cpp.
 """
 
