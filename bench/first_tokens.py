@@ -6,9 +6,10 @@ A chat reply starts with a prompt decoded in one batch, then one-token decodes. 
 one-token decode through a CUDA graph, kept per context under the address of the graph's first node, and captured
 only once the graph has kept its shape for two decodes. A prompt batch that yields logits is built in the same
 place as the one-token decodes (llama.cpp keeps one graph for batches with outputs and one for batches without),
-so it resets that graph: the first one-token decode after it runs without a graph, the second captures it anew,
-in every reply. llama-bench's tg never pays that (no prompt comes before its tokens). Per reply, this measures
-the time to the first token and the gaps between tokens as they are emitted, three ways:
+so it could reset that graph: the first one-token decode after it would run without a graph and the second
+capture it anew, in every reply, which llama-bench's tg never pays (no prompt comes before its tokens). Measured
+on an H100 (2026-12-07, README "Benchmarks") it costs nothing: the first gaps are the steady ones.
+Per reply, this measures the time to the first token and the gaps between tokens as they are emitted, three ways:
   batch:  the whole prompt in one batch with the last token's logits (what a chat does today);
   apart:  the prompt but its last token in a batch without logits, then the last token alone (one-token decodes
           from the first, so the one-token graph may survive the prompt);
