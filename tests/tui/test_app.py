@@ -22,14 +22,22 @@ def titles(app) -> list[str]:
     return [str(item.query_one("Label").render()) for item in app.query_one("#conversations", ListView).children]
 
 
+async def a_chat_then_a_new_one(pilot) -> int:
+    """Past the first-run catalog, a message in the first chat, then ctrl+n: the first chat's id."""
+    app = pilot.app
+    await past_welcome(pilot)
+    await pilot.pause(0.3)
+    first = app.conversation.id
+    app.store.add_message(first, "user", "tomatoes need sun", None)
+    await pilot.press("ctrl+n")
+    await wait_for(pilot, lambda: app.conversation.id != first)
+    return first
+
+
 async def test_conversations_new_rename_search_delete(make_app) -> None:
     app = make_app(None)
     async with app.run_test(size=SIZE) as pilot:
-        await past_welcome(pilot)
-        await pilot.pause(0.3)
-        first = app.conversation.id
-        app.store.add_message(first, "user", "tomatoes need sun", None)
-        await pilot.press("ctrl+n")
+        first = await a_chat_then_a_new_one(pilot)
         await pilot.pause(0.2)
         assert app.conversation.id != first and len(titles(app)) == 2
         await pilot.press("f2")
@@ -101,12 +109,7 @@ async def test_a_new_chat_left_as_it_came_is_not_kept(make_app) -> None:
     stays on it, and a new chat left without a message, a draft or a setting of its own is not kept."""
     app = make_app(None)
     async with app.run_test(size=SIZE) as pilot:
-        await past_welcome(pilot)
-        await pilot.pause(0.3)
-        first = app.conversation.id
-        app.store.add_message(first, "user", "tomatoes need sun", None)
-        await pilot.press("ctrl+n")
-        await wait_for(pilot, lambda: app.conversation.id != first)
+        first = await a_chat_then_a_new_one(pilot)
         fresh = app.conversation.id
         await pilot.press("ctrl+n", "ctrl+n")
         await pilot.pause(0.3)
@@ -134,12 +137,7 @@ async def test_a_new_chat_left_as_it_came_is_not_kept(make_app) -> None:
 async def test_enter_in_the_search_opens_the_first_chat_found(make_app) -> None:
     app = make_app(None)
     async with app.run_test(size=SIZE) as pilot:
-        await past_welcome(pilot)
-        await pilot.pause(0.3)
-        first = app.conversation.id
-        app.store.add_message(first, "user", "tomatoes need sun", None)
-        await pilot.press("ctrl+n")
-        await wait_for(pilot, lambda: app.conversation.id != first)
+        first = await a_chat_then_a_new_one(pilot)
         await pilot.press("ctrl+f", *"tomato", "enter")  # the open chat is not found: the first one found opens
         await wait_for(pilot, lambda: app.conversation.id == first)
         assert app.focused is app.chat.composer and app.chat.views()[0].message.content == "tomatoes need sun"
