@@ -10,7 +10,6 @@ side by side with the same options.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime
 import statistics
 import sys
@@ -18,13 +17,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import default_model, emit  # noqa: E402
+from bench.common import default_model, emit, load_runner  # noqa: E402
 from localchat.chat.sampling import SamplingParams  # noqa: E402
 from localchat.engine.client import EngineClient  # noqa: E402
 from localchat.engine.protocol import Done, Generate, LoadOptions  # noqa: E402
-from localchat.engine.runner import LlamaRunner  # noqa: E402
-from localchat.engine.worker import _silence_llama_logs  # noqa: E402
-from localchat.models.gguf import read_gguf  # noqa: E402
 
 
 def main() -> None:
@@ -39,8 +35,7 @@ def main() -> None:
     model = args.model or default_model()
     options = LoadOptions(n_ctx=4096, threads=args.threads)
     sampling = SamplingParams(temperature=0.0, max_tokens=args.tokens)
-    _silence_llama_logs()
-    runner = LlamaRunner(read_gguf(Path(model)), options, ctypes.create_string_buffer(2))
+    runner = load_runner(model, options)
     rows: dict[str, list[float]] = {"in_process": [], "engine_process": []}
     with EngineClient() as engine:
         engine.load(model, options)

@@ -22,7 +22,6 @@ for a few-token prompt (as `localchat bench` decodes) and a long one (as llama-b
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime
 import itertools
 import statistics
@@ -32,12 +31,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import default_model, emit  # noqa: E402
+from bench.common import default_model, emit, load_runner  # noqa: E402
 from localchat.chat.sampling import SamplingParams  # noqa: E402
 from localchat.engine.protocol import LoadOptions  # noqa: E402
 from localchat.engine.runner import LlamaRunner  # noqa: E402
-from localchat.engine.worker import _silence_llama_logs  # noqa: E402
-from localchat.models.gguf import read_gguf  # noqa: E402
 
 FIRST = 4  # the gaps reported one by one: the first decodes after the prompt
 WAYS = ("batch", "apart", "reused")
@@ -80,8 +77,7 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     model = args.model or default_model()
-    _silence_llama_logs()
-    runner = LlamaRunner(read_gguf(Path(model)), LoadOptions(n_ctx=4096), ctypes.create_string_buffer(2))
+    runner = load_runner(model, LoadOptions(n_ctx=4096))
     prompts = {
         "short": lambda n: runner.prompt_tokens(f"Story {n}:"),
         "long": lambda n: runner.prompt_tokens(f"Run {n}. {FILLER * 60}")[:512],

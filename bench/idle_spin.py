@@ -14,7 +14,6 @@ from __future__ import annotations
 import llama_cpp as ll  # first, before numpy: a CUDA build segfaults at load otherwise (engine/native.py)
 
 import argparse
-import ctypes
 import datetime
 import resource
 import statistics
@@ -25,11 +24,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
-from common import default_model, emit  # noqa: E402
+from common import default_model, emit, load_runner  # noqa: E402
 from localchat.engine.protocol import LoadOptions  # noqa: E402
 from localchat.engine.runner import LlamaRunner  # noqa: E402
-from localchat.engine.worker import _silence_llama_logs  # noqa: E402
-from localchat.models.gguf import read_gguf  # noqa: E402
 
 
 def cpu_seconds() -> float:
@@ -62,9 +59,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
-    _silence_llama_logs()
     model = Path(args.model or default_model())
-    runner = LlamaRunner(read_gguf(model), LoadOptions(n_ctx=512), ctypes.create_string_buffer(2))
+    runner = load_runner(model, LoadOptions(n_ctx=512))
     prompt = runner.prompt_tokens("Story 0:")[:4]
     runner._forget_from(0)
     runner._decode(prompt, 0, want_logits=True)

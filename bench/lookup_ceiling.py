@@ -24,7 +24,6 @@ lookup, the median of each pair's ratio (as `localchat bench` does).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime
 import statistics
 import sys
@@ -33,14 +32,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import default_model, emit  # noqa: E402
+from bench.common import default_model, emit, load_runner  # noqa: E402
 from localchat.bench_cases import EDIT_REQUEST, PROSE_REQUEST, edit_source  # noqa: E402
 from localchat.chat.sampling import SamplingParams  # noqa: E402
 from localchat.engine.lookup import DraftPolicy, PromptLookup  # noqa: E402
 from localchat.engine.protocol import ChatMessage, LoadOptions  # noqa: E402
 from localchat.engine.runner import LlamaRunner  # noqa: E402
-from localchat.engine.worker import _silence_llama_logs  # noqa: E402
-from localchat.models.gguf import read_gguf  # noqa: E402
 
 MOST = 16  # the policy's longest draft (engine/lookup.py, DraftPolicy.most)
 
@@ -132,8 +129,7 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     model = args.model or default_model()
-    _silence_llama_logs()
-    runner = LlamaRunner(read_gguf(Path(model)), LoadOptions(n_ctx=4096), ctypes.create_string_buffer(2))
+    runner = load_runner(model, LoadOptions(n_ctx=4096))
     request = f"```python\n{edit_source()}```\n\n{EDIT_REQUEST}" if args.case == "edit" else PROSE_REQUEST
     prompt = runner.chat_tokens([ChatMessage("user", request)])
     # as localchat bench samples its cases (localchat/bench.py, _lookup_cases)
