@@ -246,7 +246,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--llama-bench", required=True)
     parser.add_argument("--llama-simple", help="llama.cpp's examples/simple, for a native generation loop")
-    parser.add_argument("--model", action="append", required=True, help="full offload; repeat for several")
+    parser.add_argument("--model", action="append", default=[], help="full offload; repeat for several")
     parser.add_argument("--partial", action="append", default=[], help="MODEL:LAYERS for a partial offload")
     parser.add_argument("--auto-model", help="model for the auto-vs-largest test (default: the last --model)")
     parser.add_argument("--leave-free-gib", type=float, default=4.0, help="free VRAM left by the ballast")
@@ -259,6 +259,8 @@ def main() -> int:
         "--no-cpu-sampler", action="store_true", help="leave out localchat with the sampler chain on the CPU"
     )
     args = parser.parse_args()
+    if not args.model and not args.partial:
+        parser.error("name a model: --model (full offload) or --partial MODEL:LAYERS")
     from localchat.hardware import physical_cores
 
     threads = args.threads or physical_cores()
@@ -281,7 +283,7 @@ def main() -> int:
     if not args.speed_only:
         summary["vram"] = [vram(m, "all" if n == "99" else int(n)) for m, n in runs]
         summary["llama_cpp_buffers_mib"] = {f"{Path(m).name} ngl {n}": llama_buffers(m, int(n)) for m, n in runs}
-        model = args.auto_model or args.model[-1]
+        model = args.auto_model or (args.model or [m for m, _ in runs])[-1]
         summary["auto_vs_largest"] = auto_against_max(model, int(args.leave_free_gib * 2**30))
     emit(summary, args.out)
     return 0
