@@ -130,7 +130,13 @@ def run_bench(
     with EngineClient(log_path) as engine:
         info = engine.load(model, options)
         result = BenchResult(str(model), info.threads, info.n_ctx, info.load_s)
-        _finish(engine, Generate(prompt=_prompt_of(engine, 64, -1), sampling=greedy, draft=False))  # warm-up
+        # Warmed up as llama-bench warms up (a prompt of the measured size, then a one-token decode): on a GPU the
+        # first batches pay for CUDA's buffers and graphs: with a 64-token warm-up, the first of three 512-token
+        # prompts ran 1-8% below their median in all 34 full-offload rounds (H100, 2026-12-07), so the median of
+        # three was the slower of the other two.
+        warm_up = replace(greedy, max_tokens=2)
+        prompt = _prompt_of(engine, PROMPT_TOKENS, -1)
+        _finish(engine, Generate(prompt=prompt, sampling=warm_up, ignore_eos=True, lookup=False, draft=False))
         prompt_runs, decode_runs, logprob_runs = [], [], []
         decode = SamplingParams(temperature=0.0, max_tokens=DECODE_TOKENS)
         for rep in range(repetitions):
