@@ -21,6 +21,7 @@ from localchat.chat.sampling import PENALTY_LAST_N, SamplingParams
 from localchat.engine.draft import ModelDrafter
 from localchat.engine.lookup import DRAFT_MODEL, DraftPolicy, PromptLookup
 from localchat.engine.protocol import Speculative, StopReason, Timings, TokenLogprob, Usage
+from localchat.engine.sampler import token_picker
 from localchat.errors import ContextOverflow, EngineError
 
 if TYPE_CHECKING:
@@ -117,7 +118,8 @@ def generate(
     overlap = runner.overlap_decode
     piece_buffer = ctypes.create_string_buffer(64)
     ctx, vocab = runner.ctx, runner.vocab
-    sample, decode, is_eog = ll.llama_sampler_sample, ll.llama_decode, ll.llama_vocab_is_eog
+    pick = token_picker(sampler, ctx, runner.n_vocab, sampling, on_backend)
+    decode, is_eog = ll.llama_decode, ll.llama_vocab_is_eog
     markers = runner.marker_tokens
     reason: StopReason = "length"
 
@@ -139,7 +141,7 @@ def generate(
             batch.n_seq_id[i], batch.seq_id[i][0] = 1, 0
         batch_token, batch_pos, batch_logits = batch.token, batch.pos, batch.logits
         while True:
-            token = sample(sampler, ctx, index)
+            token = pick(index)
             last_step_at = time.perf_counter()
             if decoded_at is not None:  # what that width cost (on a GPU the decode ends at this sample)
                 policy.timed(rows, last_step_at - decoded_at, decoded_context)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import ctypes
 import json
 import sys
+from functools import partial
 
 import llama_cpp as ll
 
 from localchat.chat.sampling import SamplingParams
 from localchat.engine.protocol import ChatMessage, LoadOptions
 from localchat.engine.runner import LlamaRunner
+from localchat.engine.sampler import sampler_chain, token_picker
 from localchat.models.gguf import read_gguf
 
 
@@ -61,7 +63,38 @@ def main(model: str) -> None:
     threads = {"set": runner.info.threads, "decode": ll.llama_n_threads(runner.ctx)}
     threads["prompt"] = ll.llama_n_threads_batch(runner.ctx)
     runner.close()
-    print(json.dumps({"chain_kept": chain_kept(model), "threads": threads}))
+    print(json.dumps({"chain_kept": chain_kept(model), "threads": threads, "greedy": greedy_picks(model)}))
+
+
+def greedy_picks(model: str) -> dict:
+    """A plain greedy reply on the CPU is picked by numpy's argmax (engine/sampler.py): at each of 48 steps of a
+    reply, the token it picks against the one llama.cpp's greedy chain picks from the same logits."""
+    runner = LlamaRunner(read_gguf(model), LoadOptions(n_ctx=512), ctypes.create_string_buffer(2))
+    greedy = SamplingParams(temperature=0)
+    chain = sampler_chain(greedy, [], runner.n_vocab)
+    fast = token_picker(chain, runner.ctx, runner.n_vocab, greedy, in_graph=False)
+    tokens = runner.chat_tokens([ChatMessage("user", "Name three rivers and say why they matter.")])
+    runner._decode(tokens, 0, want_logits=True)
+    picks = []
+    for _ in range(48):
+        picked, chained = fast(-1), ll.llama_sampler_sample(chain, runner.ctx, -1)
+        picks.append([picked, chained])
+        runner._decode([chained], len(runner.cached), want_logits=True)
+    others = [
+        token_picker(chain, runner.ctx, runner.n_vocab, settings, in_graph)
+        for settings, in_graph in (
+            (greedy, True),
+            (SamplingParams(temperature=0.7), False),
+            (SamplingParams(temperature=0, repeat_penalty=1.1), False),
+        )
+    ]
+    ll.llama_sampler_free(chain)
+    runner.close()
+    return {
+        "picks": picks,
+        "fast_is_the_chain": isinstance(fast, partial),
+        "others_are_the_chain": [isinstance(other, partial) for other in others],
+    }
 
 
 def chain_kept(model: str) -> list[bool]:

@@ -43,6 +43,15 @@ def test_on_the_cpu_a_one_token_decode_has_every_thread(orders: dict) -> None:
     assert threads["set"] >= 1 and threads["decode"] == threads["prompt"] == threads["set"]
 
 
+def test_a_plain_greedy_reply_on_the_cpu_picks_what_llama_cpps_greedy_chain_picks(orders: dict) -> None:
+    greedy = orders[None]["greedy"]
+    picks = greedy["picks"]
+    assert len(picks) == 48 and len({chained for _, chained in picks}) > 10  # a reply, not one token repeated
+    assert [picked for picked, _ in picks] == [chained for _, chained in picks]
+    # numpy's argmax only there: in the graph, at a temperature or with a repeat penalty the chain picks
+    assert greedy["fast_is_the_chain"] is False and greedy["others_are_the_chain"] == [True, True, True]
+
+
 @pytest.mark.parametrize(
     ("gpu_layers", "layers", "threads", "expected"),
     [(0, 30, 8, 8), (12, 23, 16, 16), (23, 23, 16, 16), (24, 23, 16, 1), (999, 23, 16, 1)],
