@@ -24,13 +24,16 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import default_model, emit  # noqa: E402
 
 
-def native(llama_bench: str, model: str, threads: int, extra: list[str]) -> dict[str, float]:
+def native(llama_bench: str, model: str, threads: int, extra: list[str]) -> dict[str, float | list[float]]:
+    """llama-bench's pp512 and tg128 (the mean of its 3 runs, as it reports them), and each run's speed: beside
+    `localchat bench`'s runs they show whether a slow run is either side's own."""
     command = [llama_bench, "-m", model, "-t", str(threads), "-p", "512", "-n", "128", "-r", "3", "-o", "json"]
     rows = json.loads(subprocess.run(command + extra, capture_output=True, text=True, check=True).stdout)
-    speeds = {}
+    speeds: dict[str, float | list[float]] = {}
     for row in rows:
-        key = "prompt_tok_s" if row["n_prompt"] else "decode_tok_s"
-        speeds[key] = row["avg_ts"]
+        key = "prompt" if row["n_prompt"] else "decode"
+        speeds[f"{key}_tok_s"] = row["avg_ts"]
+        speeds[f"{key}_runs_tok_s"] = row.get("samples_ts", [])
     return speeds
 
 

@@ -44,6 +44,11 @@ def simple_decode(llama_simple: str, model: str, gpu_layers: str) -> float:
     return float(match.group(1)) if match else float("nan")
 
 
+def _runs(side: dict, key: str) -> str:
+    """Each run's speed, as printed beside the median or mean of them."""
+    return ", ".join(f"{r:.0f}" for r in side.get(f"{key}_runs_tok_s", []))
+
+
 def speed(
     model: str,
     gpu_layers: str,
@@ -73,11 +78,12 @@ def speed(
             n["simple_decode_tok_s"] = simple_decode(llama_simple, model, gpu_layers)
         per_round.append({"native": n, "localchat": o})
         on_cpu = f"; cpu sampler {o['cpu_sampler_decode_tok_s']:.1f}" if cpu_sampler else ""
+
         print(
-            f"{Path(model).name} ngl {gpu_layers} round {number + 1}: prompt {o['prompt_tok_s']:.0f} vs "
-            f"{n['prompt_tok_s']:.0f}, decode {o['decode_tok_s']:.1f} ({o.get('sampler')} sampler{on_cpu}; runs "
-            f"{', '.join(f'{r:.0f}' for r in o.get('decode_runs_tok_s', []))}) vs "
-            f"{n['decode_tok_s']:.1f} tok/s",
+            f"{Path(model).name} ngl {gpu_layers} round {number + 1}: prompt {o['prompt_tok_s']:.0f} "
+            f"({_runs(o, 'prompt')}) vs {n['prompt_tok_s']:.0f} ({_runs(n, 'prompt')}), "
+            f"decode {o['decode_tok_s']:.1f} ({o.get('sampler')} sampler{on_cpu}; runs {_runs(o, 'decode')}) "
+            f"vs {n['decode_tok_s']:.1f} ({_runs(n, 'decode')}) tok/s",
             file=sys.stderr,
         )
 
