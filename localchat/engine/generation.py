@@ -136,9 +136,7 @@ def generate(
             return finish("cancelled")
         if guesser is not None and not guesser.catch_up():
             return finish("cancelled")
-        batch = runner.batch  # each token's sequence stays as set; a step decodes one token and its draft
-        for i in range(min(runner.n_batch, policy.most + 1)):
-            batch.n_seq_id[i], batch.seq_id[i][0] = 1, 0
+        batch = runner.batch  # each row's sequence is set once (engine/batch.py); a step decodes a token and its draft
         batch_token, batch_pos, batch_logits = batch.token, batch.pos, batch.logits
         while True:
             token = pick(index)

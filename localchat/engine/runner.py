@@ -16,6 +16,7 @@ import llama_cpp as ll
 from localchat import hardware
 from localchat.chat.sampling import SamplingParams
 from localchat.doctor import slow_build_note
+from localchat.engine.batch import BatchRows
 from localchat.engine.devices import free_gpu_bytes, list_devices
 from localchat.engine.draft import DraftModel, load_draft
 from localchat.engine.generation import GenerationResult, generate
@@ -105,6 +106,7 @@ class LlamaRunner:
             self.n_ctx = ll.llama_n_ctx(self.ctx)
             self.n_batch = ll.llama_n_batch(self.ctx)  # llama.cpp lowers it for small contexts
             self.batch = ll.llama_batch_init(self.n_batch, 0, 1)
+            self.batch_rows = BatchRows(self.batch, self.n_batch)
             self.cached: list[int] = []  # tokens whose KV entries are in the cache, positions 0..len-1
             self.words = Vocabulary(self.vocab)
             self.piece, self.tokenize, self.split = self.words.piece, self.words.tokenize, self.words.split
@@ -286,19 +288,10 @@ class LlamaRunner:
         """Evaluate `tokens` at positions start.. in batches; False if cancelled. Keeps `self.cached` exact.
         Logits for the last token (want_logits), or for every position from `logits_from` on, each handed to
         `read(position, index in its batch)` before the next batch overwrites them."""
-        batch = self.batch
         for offset in range(0, len(tokens), self.n_batch):
             chunk = tokens[offset : offset + self.n_batch]
-            for i, token in enumerate(chunk):
-                batch.token[i] = token
-                batch.pos[i] = start + offset + i
-                batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = 0
-                batch.logits[i] = logits_from is not None and start + offset + i >= logits_from
-            if logits_from is None:
-                batch.logits[len(chunk) - 1] = want_logits and offset + len(chunk) == len(tokens)
-            batch.n_tokens = len(chunk)
-            status = ll.llama_decode(self.ctx, batch)
+            self.batch_rows.fill(chunk, start + offset, logits_from, want_logits and offset + len(chunk) == len(tokens))
+            status = ll.llama_decode(self.ctx, self.batch)
             if status != 0:
                 self._forget_from(len(self.cached))
                 if status == 2 or self._aborted():
