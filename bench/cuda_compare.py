@@ -78,7 +78,6 @@ def speed(
             n["simple_decode_tok_s"] = simple_decode(llama_simple, model, gpu_layers)
         per_round.append({"native": n, "localchat": o})
         on_cpu = f"; cpu sampler {o['cpu_sampler_decode_tok_s']:.1f}" if cpu_sampler else ""
-
         print(
             f"{Path(model).name} ngl {gpu_layers} round {number + 1}: prompt {o['prompt_tok_s']:.0f} "
             f"({_runs(o, 'prompt')}) vs {n['prompt_tok_s']:.0f} ({_runs(n, 'prompt')}), "
