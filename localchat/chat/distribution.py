@@ -65,7 +65,7 @@ def reshape(candidates: Sequence[Candidate], sampling: SamplingParams, recent: C
     tail = max(0.0, 1.0 - sum(math.exp(c.logprob) for c in candidates))  # raw probability of the rest
     smallest = min(math.exp(c.logprob) for c in candidates)  # no unseen token is likelier than this one
     order = sorted(range(len(candidates)), key=lambda i: -logits[i])
-    if sampling.temperature <= 0:
+    if sampling.greedy:
         result = [0.0] * len(candidates)
         result[order[0]] = 1.0
         # An unseen token cannot win: the stored ones are the likeliest (a penalty can only lower them so far).

@@ -47,6 +47,11 @@ class SamplingParams:
             if math.isnan(value) or not low <= value <= high:
                 raise InvalidSetting(f"{name} must be between {low:g} and {high:g} (got {value!r})")
 
+    @property
+    def greedy(self) -> bool:
+        """Always the likeliest token: llama.cpp's convention for a temperature of 0 (or below)."""
+        return self.temperature <= 0
+
     def with_overrides(self, **overrides: Any) -> SamplingParams:
         """A copy with the given fields replaced; None values mean "keep" (so unset CLI flags pass through)."""
         known = {f.name for f in fields(self)}
@@ -60,7 +65,7 @@ class SamplingParams:
 
     def summary(self) -> str:
         """One short line: "greedy" or "temp 0.7, top-p 0.95, top-k 40, min-p 0.05" (+ penalty, seed when set)."""
-        if self.temperature <= 0:
+        if self.greedy:
             parts = ["greedy"]
         else:
             parts = [f"temp {self.temperature:g}", f"top-p {self.top_p:g}", f"top-k {self.top_k}"]

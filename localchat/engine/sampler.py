@@ -24,7 +24,7 @@ def sampler_chain(
     add = ll.llama_sampler_chain_add
     if sampling.repeat_penalty != 1.0:
         add(chain, ll.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0))
-    if sampling.temperature <= 0:
+    if sampling.greedy:
         if pick:
             add(chain, ll.llama_sampler_init_greedy())
     else:
@@ -53,7 +53,7 @@ def token_picker(
     numpy's argmax over the row's logits. That is the token llama.cpp's greedy sampler picks (the first of the
     largest logits) in 8 µs where the chain takes 59 (it fills a candidate entry for each of SmolLM2's 49k tokens
     first; this project's 2-core AMD EPYC, 2026-12-07): ~1% of a token where the output layer is on the CPU."""
-    if in_graph or sampling.temperature > 0 or sampling.repeat_penalty != 1.0:
+    if in_graph or not sampling.greedy or sampling.repeat_penalty != 1.0:
         return partial(ll.llama_sampler_sample, chain, ctx)
     as_array, logits_at = np.ctypeslib.as_array, ll.llama_get_logits_ith
 
@@ -67,7 +67,7 @@ def chain_key(sampling: SamplingParams) -> tuple:
     """What makes two chains the same (the reply's length does not; nor, for a greedy chain, the seed and the
     filters, which it does not have: a greedy prompt with a seed then keeps the chain a greedy reply attached)."""
     s = sampling
-    if s.temperature <= 0:
+    if s.greedy:
         return ("greedy", s.repeat_penalty)
     return (s.temperature, s.top_k, s.top_p, s.min_p, s.repeat_penalty, s.seed)
 
