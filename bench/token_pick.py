@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""What picking a greedy token on the CPU costs the decode loop: the engine's loop (engine/generation.py, in this
-process, nothing emitted) with llama.cpp's greedy chain (`llama_sampler_sample`) and with the engine's own pick
-(engine/sampler.py: numpy's argmax over the logits row), interleaved round by round on one loaded model. Per
-token it reports the microseconds spent outside `llama_decode` (picking, detokenizing, the loop itself), and the
-decode rate; the two must give the same text.
+"""What picking a token on the CPU costs the decode loop: the engine's loop (engine/generation.py, in this
+process, nothing emitted) with llama.cpp's whole chain (`llama_sampler_sample`, its repeat penalty included) and
+with the engine's own pick (engine/sampler.py: numpy's argmax over the logits row for a greedy reply, numpy's
+repeat penalty over the row), interleaved round by round on one loaded model. Per token it reports the
+microseconds spent outside `llama_decode` (picking, detokenizing, the loop itself), and the decode rate; the two
+must give the same text.
 
-  bench/token_pick.py [--model M.gguf] [--rounds 6] [--replies 2] [--tokens 256] [--out FILE]
+  bench/token_pick.py [--model M.gguf] [--rounds 6] [--replies 2] [--tokens 256] [--temperature 0]
+                      [--repeat-penalty 1.0] [--out FILE]
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def main() -> None:
     parser.add_argument("--replies", type=int, default=2)
     parser.add_argument("--tokens", type=int, default=256)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--temperature", type=float, default=0.0, help="above 0: sampled, seed 1")
+    parser.add_argument("--repeat-penalty", type=float, default=1.0)
     parser.add_argument("--out")
     args = parser.parse_args()
     model = args.model or default_model()
@@ -39,6 +43,7 @@ def main() -> None:
     import llama_cpp as ll
 
     import localchat.engine.generation as generation
+    from localchat.engine.sampler import sampler_chain
 
     inside = [0.0]  # seconds in llama_decode during the current reply
 
@@ -56,12 +61,16 @@ def main() -> None:
             return status
 
     engine_pick = generation.token_picker
-    ways = {
-        "chain": lambda chain, ctx, n_vocab, sampling, in_graph: partial(ll.llama_sampler_sample, chain, ctx),
-        "engine": engine_pick,
-    }
+    whole_chains = []  # llama.cpp's chain with its penalty (the engine's own comes without it), freed per reply
+
+    def whole_chain(chain: object, ctx: object, n_vocab: int, sampling: SamplingParams, *_: object) -> object:
+        whole_chains.append(sampler_chain(sampling, prompt, n_vocab))
+        return partial(ll.llama_sampler_sample, whole_chains[-1], ctx)
+
+    ways = {"chain": whole_chain, "engine": engine_pick}
     generation.ll = TimedDecode()
-    sampling = SamplingParams(temperature=0.0, max_tokens=args.tokens)
+    seed = 1 if args.temperature > 0 else None
+    sampling = SamplingParams(args.temperature, max_tokens=args.tokens, repeat_penalty=args.repeat_penalty, seed=seed)
     outside: dict[str, list[float]] = {name: [] for name in ways}
     rates: dict[str, list[float]] = {name: [] for name in ways}
     texts: dict[str, set[str]] = {}
@@ -73,6 +82,8 @@ def main() -> None:
                 inside[0] = 0.0
                 prompt = runner.prompt_tokens(f"Story {number}.{reply}:")
                 done = runner.generate(prompt, sampling, lambda piece, n: None, True, lookup=False, draft=False)
+                while whole_chains:
+                    ll.llama_sampler_free(whole_chains.pop())
                 texts.setdefault(f"{number}.{reply}", set()).add(done.text)
                 if number:
                     steps = done.usage.completion_tokens - 1  # decodes after the first token
@@ -87,6 +98,7 @@ def main() -> None:
             "date": datetime.date.today().isoformat(),
             "model": Path(model).name,
             "tokens": args.tokens,
+            "sampling": sampling.summary(),
             "outside_decode_us": {name: statistics.median(values) for name, values in outside.items()},
             "decode_tok_s": {name: statistics.median(values) for name, values in rates.items()},
             "same_text": all(len(variants) == 1 for variants in texts.values()),

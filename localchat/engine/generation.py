@@ -119,7 +119,7 @@ def generate(
     overlap = runner.overlap_decode
     piece_buffer = ctypes.create_string_buffer(64)
     ctx, vocab = runner.ctx, runner.vocab
-    pick = token_picker(sampler, ctx, runner.n_vocab, sampling, on_backend)
+    pick = token_picker(sampler, ctx, runner.n_vocab, sampling, on_backend, prompt)
     decode, is_eog = ll.llama_decode, ll.llama_vocab_is_eog
     markers = runner.marker_tokens
     reason: StopReason = "length"

@@ -1,8 +1,9 @@
 """The sampler chain: how the next token is picked from the logits, in llama.cpp's own samplers (all in C), and
-numpy's argmax for a plain greedy reply on the CPU."""
+on the CPU numpy's argmax for a greedy reply and numpy's repeat penalty over the row itself."""
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
 
@@ -15,14 +16,15 @@ RANDOM_SEED = 0xFFFFFFFF
 
 
 def sampler_chain(
-    sampling: SamplingParams, history: Sequence[int], n_vocab: int, pick: bool = True
+    sampling: SamplingParams, history: Sequence[int], n_vocab: int, pick: bool = True, penalties: bool = True
 ) -> ll.llama_sampler_p:
     """llama.cpp's sampler chain for these settings (penalties, then greedy or top-k/top-p/min-p/temperature),
     primed with the last tokens of `history` for the repeat penalty. The caller frees it. pick=False: the filters
-    alone, without the final greedy or random pick (what chat/distribution.py reshapes like)."""
+    alone, without the final greedy or random pick (what chat/distribution.py reshapes like). penalties=False:
+    without the repeat penalty, which a picker on the CPU applies itself (token_picker)."""
     chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
     add = ll.llama_sampler_chain_add
-    if sampling.repeat_penalty != 1.0:
+    if penalties and sampling.repeat_penalty != 1.0:
         add(chain, ll.llama_sampler_init_penalties(n_vocab, PENALTY_LAST_N, sampling.repeat_penalty, 0.0, 0.0))
     if sampling.greedy:
         if pick:
@@ -35,7 +37,8 @@ def sampler_chain(
         add(chain, ll.llama_sampler_init_temp(sampling.temperature))
         if pick:
             add(chain, ll.llama_sampler_init_dist(RANDOM_SEED if sampling.seed is None else sampling.seed))
-    prime(chain, sampling, history)
+    if penalties:
+        prime(chain, sampling, history)
     return chain
 
 
@@ -47,20 +50,60 @@ def prime(chain: ll.llama_sampler_p, sampling: SamplingParams, history: Sequence
 
 
 def token_picker(
-    chain: ll.llama_sampler_p, ctx: ll.llama_context_p, n_vocab: int, sampling: SamplingParams, in_graph: bool
+    chain: ll.llama_sampler_p,
+    ctx: ll.llama_context_p,
+    n_vocab: int,
+    sampling: SamplingParams,
+    in_graph: bool,
+    history: Sequence[int] = (),
 ) -> Callable[[int], int]:
-    """How the token at a batch row is picked: by the chain, or for a plain greedy reply sampled on the CPU, by
-    numpy's argmax over the row's logits. That is the token llama.cpp's greedy sampler picks (the first of the
-    largest logits) in 8 µs where the chain takes 59 (it fills a candidate entry for each of SmolLM2's 49k tokens
-    first; this project's 2-core AMD EPYC, 2026-12-07): ~1% of a token where the output layer is on the CPU."""
-    if in_graph or not sampling.greedy or sampling.repeat_penalty != 1.0:
-        return partial(ll.llama_sampler_sample, chain, ctx)
+    """How the token at a batch row is picked. In the graph: by the chain attached there. On the CPU the chain
+    comes without its repeat penalty (SamplerSlot.take) and the picker applies it, to the tokens of `history`
+    (the prompt) and those it picked since; a greedy reply then takes numpy's argmax over the row. That is the
+    token llama.cpp's greedy sampler picks (the first of the largest logits) in 8 µs where the chain takes 59 (it
+    fills a candidate entry for each of SmolLM2's 49k tokens first; this project's 2-core AMD EPYC, 2026-12-07):
+    ~1% of a token where the output layer is on the CPU."""
+    sample = partial(ll.llama_sampler_sample, chain, ctx)
+    if in_graph:
+        return sample
     as_array, logits_at = np.ctypeslib.as_array, ll.llama_get_logits_ith
 
     def argmax(row: int) -> int:
         return int(as_array(logits_at(ctx, row), shape=(n_vocab,)).argmax())
 
-    return argmax
+    choose = argmax if sampling.greedy else sample
+    if sampling.repeat_penalty == 1.0:
+        return choose
+    penalty = RepeatPenalty(sampling.repeat_penalty, history)
+
+    def penalised(row: int) -> int:
+        return penalty.pick(as_array(logits_at(ctx, row), shape=(n_vocab,)), partial(choose, row))
+
+    return penalised
+
+
+class RepeatPenalty:
+    """llama.cpp's repeat penalty (its penalties sampler, without frequency or presence terms), applied to the
+    logits row in place for the pick and undone after it (a log-probability reader reads the raw row). llama.cpp
+    looks each of the vocabulary's candidates up among the recent tokens: 110-140 µs a token for SmolLM2's 49k,
+    ~2% of its decode on this project's CPU; here it is the 64 recent tokens alone. The same float32 arithmetic,
+    so the same picks."""
+
+    def __init__(self, factor: float, history: Sequence[int]) -> None:
+        self.factor = np.float32(factor)
+        self.recent: deque[int] = deque(history[-PENALTY_LAST_N:], maxlen=PENALTY_LAST_N)
+
+    def pick(self, logits: np.ndarray, choose: Callable[[], int]) -> int:
+        """`choose()`'s token with the penalty applied to `logits` (the row it reads); that token is then recent."""
+        ids = np.fromiter(set(self.recent), dtype=np.intp, count=-1)
+        kept = logits[ids]
+        logits[ids] = np.where(kept <= 0, kept * self.factor, kept / self.factor)
+        try:
+            token = choose()
+        finally:
+            logits[ids] = kept
+        self.recent.append(token)
+        return token
 
 
 def chain_key(sampling: SamplingParams) -> tuple:
@@ -95,12 +138,13 @@ class SamplerSlot:
             ll.llama_sampler_reset(chain)  # the penalty's history and the seed's random state start again
             prime(chain, sampling, history)
             return chain, True
+        if not self.in_graph or not allow_graph:  # the picker applies the repeat penalty (token_picker)
+            return sampler_chain(sampling, history, self.n_vocab, penalties=False), False
         chain = sampler_chain(sampling, history, self.n_vocab)
-        if not self.in_graph or not allow_graph:
-            return chain, False
         self.close()
         if not ll.llama_set_sampler(self.ctx, 0, chain):  # llama.cpp cannot run this chain in the graph here
-            return chain, False
+            ll.llama_sampler_free(chain)
+            return sampler_chain(sampling, history, self.n_vocab, penalties=False), False
         self._attached = (key, chain)
         return chain, True
 

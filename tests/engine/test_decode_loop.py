@@ -48,8 +48,27 @@ def test_a_plain_greedy_reply_on_the_cpu_picks_what_llama_cpps_greedy_chain_pick
     picks = greedy["picks"]
     assert len(picks) == 48 and len({chained for _, chained in picks}) > 10  # a reply, not one token repeated
     assert [picked for picked, _ in picks] == [chained for _, chained in picks]
-    # numpy's argmax only there: in the graph, at a temperature or with a repeat penalty the chain picks
-    assert greedy["fast_is_the_chain"] is False and greedy["others_are_the_chain"] == [True, True, True]
+    # numpy's argmax there, and llama.cpp's chain alone in the graph or at a temperature without a penalty
+    assert greedy["fast_is_the_chain"] is False and greedy["others_are_the_chain"] == [True, True, False]
+
+
+@pytest.mark.parametrize("settings", ["greedy", "sampled"])
+def test_the_cpus_own_repeat_penalty_picks_what_llama_cpps_penalties_sampler_picks(orders: dict, settings: str) -> None:
+    case = orders[None]["penalised"][settings]
+    steps = case["steps"]
+    assert len(steps) == 48 and not case["is_the_chain"]
+    assert [step["picked"] for step in steps] == [step["chained"] for step in steps]
+    assert all(step["row_unchanged"] for step in steps)  # undone after the pick: log-probabilities read it raw
+    # every logit as llama.cpp's penalties sampler leaves it, those at or below zero (multiplied) among them
+    assert all(step["same_penalised_row"] for step in steps)
+    assert sum(step["penalised_at_or_below_zero"] for step in steps) > 0
+    assert orders[None]["penalised"]["prompt_tokens"] > 64  # more than the penalty looks back on
+    # the penalty is felt: without it the chain would have picked otherwise at some steps
+    assert sum(step["unpenalised"] != step["chained"] for step in steps) >= 3
+
+
+def test_the_cpus_own_repeat_penalty_treats_logits_at_and_near_zero_as_llama_cpp_does(orders: dict) -> None:
+    assert orders[None]["penalised"]["crafted"] == {"0.75": True, "1.3": True}
 
 
 @pytest.mark.parametrize(
