@@ -57,22 +57,26 @@ def speed(
     llama_bench: str,
     llama_simple: str | None,
     cpu_sampler: bool = True,
+    mmap: bool = True,
 ) -> dict:
     """Interleaved rounds of llama-bench and `localchat bench` at the same -ngl; medians and ratios. Each round
     runs the two back to back, llama-bench first in odd rounds and last in even ones (a host's speed drifts by
     several percent within minutes: 2026-12-07, H100, both sides together), and its ratio is kept too. With
-    `cpu_sampler`, localchat once more with the sampler chain on the CPU (`--no-backend-sampling`)."""
+    `cpu_sampler`, localchat once more with the sampler chain on the CPU (`--no-backend-sampling`). Without
+    `mmap`, both read the model into memory (llama-bench `-lm none`, localchat `--no-mmap`)."""
     per_round = []
+    native_extra = ["-ngl", gpu_layers] + ([] if mmap else ["-lm", "none"])
+    our_extra = ["--speed-only", "--gpu-layers", gpu_layers] + ([] if mmap else ["--no-mmap"])
     for number in range(rounds):
         # --speed-only: the bench's other cases (lookup, reopen, counting) took most of a round, and a 10-minute
         # call got through 5 of the 9 rounds of three configurations (2026-12-04)
         if number % 2 == 0:
-            n = native(llama_bench, model, threads, ["-ngl", gpu_layers])
-        o = ours(model, threads, ["--speed-only", "--gpu-layers", gpu_layers])
+            n = native(llama_bench, model, threads, native_extra)
+        o = ours(model, threads, our_extra)
         if number % 2 == 1:
-            n = native(llama_bench, model, threads, ["-ngl", gpu_layers])
+            n = native(llama_bench, model, threads, native_extra)
         if cpu_sampler:
-            o_cpu = ours(model, threads, ["--speed-only", "--gpu-layers", gpu_layers, "--no-backend-sampling"])
+            o_cpu = ours(model, threads, [*our_extra, "--no-backend-sampling"])
             o["cpu_sampler_decode_tok_s"] = o_cpu["decode_tok_s"]
         if llama_simple:
             n["simple_decode_tok_s"] = simple_decode(llama_simple, model, gpu_layers)
@@ -267,6 +271,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out")
+    parser.add_argument("--no-mmap", action="store_true", help="both sides read the model into memory")
     parser.add_argument("--speed-only", action="store_true", help="leave out VRAM and auto (a short lease)")
     parser.add_argument("--no-speed", action="store_true", help="only VRAM and auto (speed measured in another call)")
     parser.add_argument(
@@ -291,7 +296,16 @@ def main() -> int:
         emit(summary, args.out)
     for model, layers in runs if not args.no_speed else []:  # written after each: a cut lease leaves figures
         summary["speed"].append(
-            speed(model, layers, threads, args.rounds, args.llama_bench, args.llama_simple, not args.no_cpu_sampler)
+            speed(
+                model,
+                layers,
+                threads,
+                args.rounds,
+                args.llama_bench,
+                args.llama_simple,
+                not args.no_cpu_sampler,
+                not args.no_mmap,
+            )
         )
         emit(summary, args.out)
     if not args.speed_only:

@@ -123,7 +123,7 @@ BINDING_IDS = frozenset(
 # Each section lists the keys it accepts; anything else is a typo we report rather than ignore.
 KNOWN_KEYS: dict[str, set[str]] = {
     "keys": set(BINDING_IDS),  # binding id -> keys, e.g. "chat.regenerate" = "f5" (see README)
-    "engine": {"ctx", "gpu_layers", "threads", "backend_sampling", "lookup", "state_cache_mb", "draft"},
+    "engine": {"ctx", "gpu_layers", "threads", "backend_sampling", "mmap", "lookup", "state_cache_mb", "draft"},
     "sampling": {
         "preset",
         "temperature",

@@ -66,6 +66,7 @@ def test_run_json_for_scripts(model_path: Path) -> None:
         "vram_estimate_bytes": 0,
         "free_vram_bytes": None,
         "note": None,
+        "mmap": True,  # the model file mapped, as llama.cpp does by default
     }
     assert report["model"] == str(model_path)
     assert report["stop_reason"] in ("eos", "length")
@@ -147,6 +148,20 @@ def test_run_reports_prompt_lookups_drafts_and_no_lookup_turns_it_off(model_path
     assert json.loads(run_cli("run", str(model_path), *REPEAT, "--json", "--lookup").stdout)["speculative"]
     (home / "config" / "config.toml").write_text('[engine]\nlookup = "yes"\n')
     assert_one_line_error(run_cli("run", str(model_path), "hi"), "engine.lookup must be true or false")
+
+
+def test_run_no_mmap_reads_the_model_into_memory_from_the_flag_or_the_settings(model_path: Path, home: Path) -> None:
+    mapped = json.loads(run_cli("run", str(model_path), *REPEAT, "--json", "--no-lookup").stdout)
+    read = json.loads(run_cli("run", str(model_path), *REPEAT, "--json", "--no-lookup", "--no-mmap").stdout)
+    assert mapped["offload"]["mmap"] is True and read["offload"]["mmap"] is False
+    assert read["text"] == mapped["text"]
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    (home / "config" / "config.toml").write_text("[engine]\nmmap = false\n")
+    assert json.loads(run_cli("run", str(model_path), "hi", "-n", "2", "--json").stdout)["offload"]["mmap"] is False
+    flagged = run_cli("run", str(model_path), "hi", "-n", "2", "--json", "--mmap").stdout
+    assert json.loads(flagged)["offload"]["mmap"] is True  # the flag beats the settings file
+    (home / "config" / "config.toml").write_text('[engine]\nmmap = "no"\n')
+    assert_one_line_error(run_cli("run", str(model_path), "hi"), "engine.mmap must be true or false")
 
 
 def test_run_with_a_draft_model_gives_the_same_text_and_refuses_one_of_another_vocabulary(

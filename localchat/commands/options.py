@@ -38,6 +38,11 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
         "--gpu-layers", "--ngl", type=GpuLayersType(), help="layers to offload to the GPU: auto, all or N [auto]"
     )(command)
     command = click.option(
+        "--mmap/--no-mmap",
+        default=None,
+        help="map the model file, or read it into memory (llama.cpp's --no-mmap) [mmap]",
+    )(command)
+    command = click.option(
         "--backend-sampling/--no-backend-sampling",
         default=None,
         help="pick tokens inside llama.cpp's graph, not on the CPU [when the output layer is on a GPU]",
@@ -102,9 +107,10 @@ def build_load_options(flags: dict[str, Any]) -> LoadOptions:
     for name, value in (("engine.ctx", ctx), ("engine.threads", threads)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InvalidSetting(f"settings: {name} must be a positive whole number (got {value!r})")
-    backend_sampling = pick("backend_sampling")
-    if backend_sampling is not None and not isinstance(backend_sampling, bool):
-        raise InvalidSetting(f"settings: engine.backend_sampling must be true or false (got {backend_sampling!r})")
+    backend_sampling, mmap = pick("backend_sampling"), pick("mmap", True)
+    for name, value in (("engine.backend_sampling", backend_sampling), ("engine.mmap", mmap)):
+        if value is not None and not isinstance(value, bool):
+            raise InvalidSetting(f"settings: {name} must be true or false (got {value!r})")
     state_mb = pick("state_cache_mb", DEFAULT_STATE_CACHE_MB)
     if isinstance(state_mb, bool) or not isinstance(state_mb, int) or state_mb < 0:
         raise InvalidSetting(
@@ -120,6 +126,7 @@ def build_load_options(flags: dict[str, Any]) -> LoadOptions:
         gpu_layers=gpu_layers,
         threads=threads,
         backend_sampling=backend_sampling,
+        mmap=mmap,
         saved_states=str(paths().saved_states) if state_mb else None,
         saved_states_bytes=state_mb * 2**20,
         draft=str(_draft_path(draft, "--draft" if flags.get("draft") else "settings: engine.draft")) if draft else None,

@@ -41,6 +41,7 @@ class LoadOptions:
     saved_states_bytes: int = 1 << 30  # its budget, least recently used out
     draft: str | None = None  # a small model of the same family that guesses tokens for it (engine/draft.py)
     draft_required: bool = True  # a draft of another vocabulary fails the load; False: loads without it, noted
+    mmap: bool = True  # map the model file (llama.cpp's default); False reads it into memory (llama.cpp's --no-mmap)
 
 
 # --- requests ---------------------------------------------------------------------------------------------
@@ -144,6 +145,7 @@ class ModelInfo:
     thinking: ThinkingSupport = "none"  # how the chat template turns thinking on and off (localchat/reasoning.py)
     thinks_by_default: bool = False  # with no switch given, the template lets the model think
     backend_sampling: bool = False  # the sampler chain runs in the model's graph (on the GPU), not on the CPU
+    mmap: bool = True  # the model file is mapped, not read into memory (LoadOptions.mmap)
     draft: str | None = None  # the draft model's file (LoadOptions.draft)
     draft_note: str | None = None  # why the draft model asked for is not used
 

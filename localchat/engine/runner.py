@@ -94,7 +94,7 @@ class LlamaRunner:
         (self.model, self.ctx), gpu_layers = load_with_fallback(
             offload.gpu_layers,
             options.gpu_layers == "auto",
-            lambda layers: self._load(gguf, layers, n_ctx, threads),
+            lambda layers: self._load(gguf, layers, n_ctx, threads, options.mmap),
         )
         self.batch = None
         self.samplers: SamplerSlot | None = None
@@ -158,6 +158,7 @@ class LlamaRunner:
                 thinking=self.traits.thinking,
                 thinks_by_default=self.traits.thinks_by_default,
                 backend_sampling=self.backend_sampling,
+                mmap=options.mmap,
             )
             if options.draft:
                 self._load_draft(options)
@@ -180,11 +181,15 @@ class LlamaRunner:
             self.info, draft=self.draft_model.name, load_s=self.info.load_s + self.draft_model.runner.info.load_s
         )
 
-    def _load(self, gguf: GgufInfo, gpu_layers: int, n_ctx: int, threads: int) -> tuple[ctypes.c_void_p, ...]:
+    def _load(
+        self, gguf: GgufInfo, gpu_layers: int, n_ctx: int, threads: int, mmap: bool = True
+    ) -> tuple[ctypes.c_void_p, ...]:
         """The model and a context for it; OutOfMemory when a buffer could not be allocated."""
         LLAMA_ERRORS.clear()
         model_params = ll.llama_model_default_params()
         model_params.n_gpu_layers = gpu_layers
+        if not mmap:  # read into memory: with a GPU, the CPU's layers then sit in its pinned host memory
+            model_params.load_mode = ll.LLAMA_LOAD_MODE_NONE
         model_params.progress_callback = self._progress_callback
         if hardware.has_amx() and "AMX_INT8 = 1" in self._system_info:
             # This build's AMX matmul segfaults on the first decode on AMX CPUs (README, "CPU builds").
