@@ -182,7 +182,7 @@ class LlamaRunner:
         )
 
     def _load(
-        self, gguf: GgufInfo, gpu_layers: int, n_ctx: int, threads: int, mmap: bool = True
+        self, gguf: GgufInfo, gpu_layers: int, n_ctx: int, threads: int, mmap: bool
     ) -> tuple[ctypes.c_void_p, ...]:
         """The model and a context for it; OutOfMemory when a buffer could not be allocated."""
         LLAMA_ERRORS.clear()

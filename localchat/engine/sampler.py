@@ -55,7 +55,7 @@ def token_picker(
     n_vocab: int,
     sampling: SamplingParams,
     in_graph: bool,
-    history: Sequence[int] = (),
+    history: Sequence[int],
 ) -> Callable[[int], int]:
     """How the token at a batch row is picked. In the graph: by the chain attached there. On the CPU the chain
     comes without its repeat penalty (SamplerSlot.take) and the picker applies it, to the tokens of `history`

@@ -76,8 +76,8 @@ def greedy_picks(model: str) -> dict:
     runner = LlamaRunner(read_gguf(model), LoadOptions(n_ctx=512), ctypes.create_string_buffer(2))
     greedy = SamplingParams(temperature=0)
     chain = sampler_chain(greedy, [], runner.n_vocab)
-    fast = token_picker(chain, runner.ctx, runner.n_vocab, greedy, in_graph=False)
     tokens = runner.chat_tokens([ChatMessage("user", "Name three rivers and say why they matter.")])
+    fast = token_picker(chain, runner.ctx, runner.n_vocab, greedy, in_graph=False, history=tokens)
     runner._decode(tokens, 0, want_logits=True)
     picks = []
     for _ in range(48):
@@ -85,7 +85,7 @@ def greedy_picks(model: str) -> dict:
         picks.append([picked, chained])
         runner._decode([chained], len(runner.cached), want_logits=True)
     others = [
-        token_picker(chain, runner.ctx, runner.n_vocab, settings, in_graph)
+        token_picker(chain, runner.ctx, runner.n_vocab, settings, in_graph, tokens)
         for settings, in_graph in (
             (greedy, True),
             (SamplingParams(temperature=0.7), False),
