@@ -1,7 +1,7 @@
 """`localchat bench`: the engine's speed on a model, measured the way llama-bench measures llama.cpp.
 
-prompt: a fresh ~512-token prompt evaluated in full (llama-bench pp512); decode: 128 tokens generated past any
-end-of-text (tg128); both the median of `repetitions` (each repetition's rate kept beside it). turns: a 10-turn
+prompt: a fresh prompt of exactly 512 tokens evaluated in full (llama-bench pp512); decode: 128 tokens generated
+past any end-of-text (tg128); both the median of `repetitions` (each repetition's rate kept beside it). turns: a 10-turn
 greedy conversation, where each turn should evaluate only its new tokens (prefix reuse). cancel: how long a
 cancel takes to stop a long prompt. count: the live counter on a 300-message chat: its first count, then one per
 keystroke (a changed draft), beside a keystroke in a 2-message chat; it should not grow with the chat's length.
@@ -42,6 +42,7 @@ TURN_QUESTIONS = (
     "Thanks! Can you summarise the plan in three points?",
 )
 LONG_CHAT = 300  # messages of ~600 characters: weeks of chatting
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # each prompt's first letter (_prompt_of)
 FILLER = "The quick brown fox jumps over the lazy dog while the river runs past old stone bridges. "
 
 
@@ -72,7 +73,7 @@ class BenchResult:
     threads: int
     n_ctx: int
     load_s: float
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # the fewest a measured prompt evaluated (each should evaluate PROMPT_TOKENS)
     ttft_s: float = 0.0
     prompt_tok_s: float = 0.0
     decode_tok_s: float = 0.0
@@ -103,8 +104,14 @@ def _finish(engine: EngineClient, request: Generate) -> Done:
 
 
 def _prompt_of(engine: EngineClient, tokens: int, salt: int) -> str:
-    """Text of about `tokens` tokens; the salt makes it differ from the start so no cache prefix applies."""
-    words = f"Run {salt}. {FILLER * (tokens // 10)}".split(" ")
+    """Text that evaluates exactly `tokens` tokens, whatever the cache holds, where the tokenizer allows it (else
+    as many as fit). It opens with a letter that the prompts of salt - 1 and salt + 1 do not, so its first token
+    differs from theirs and only a BOS can come from the cache.
+
+    Exact, as llama-bench's pp512 is: on a GPU llama.cpp captures a batch as a CUDA graph once two in a row have
+    the same shape, and replays it after. Prompts of 510-512 tokens in turn kept the measured ones from replays
+    that llama-bench's got (H100, 1B at 12 of 23 layers, 2026-12-07)."""
+    words = f"{LETTERS[salt % len(LETTERS)]}. {FILLER * (tokens // 10)}".split(" ")
     low, high = 1, len(words)
     while low < high:  # the longest word prefix that stays within `tokens`
         middle = (low + high + 1) // 2
@@ -112,7 +119,14 @@ def _prompt_of(engine: EngineClient, tokens: int, salt: int) -> str:
             low = middle
         else:
             high = middle - 1
-    return " ".join(words[:low])
+    text = " ".join(words[:low])
+    count = engine.count_tokens(text)
+    while count < tokens:  # the next word had two tokens and one was room left: words of one token fill it
+        longer = engine.count_tokens(text + " the")
+        if longer > tokens:
+            break
+        text, count = text + " the", longer
+    return text
 
 
 def run_bench(
@@ -155,7 +169,7 @@ def run_bench(
                 continue
             request = Generate(prompt=f"Story {rep}:", sampling=decode, ignore_eos=True, logprobs=5, draft=False)
             logprob_runs.append(_finish(engine, request))
-        result.prompt_tokens = prompt_runs[0].usage.evaluated_prompt_tokens
+        result.prompt_tokens = min(d.usage.evaluated_prompt_tokens for d in prompt_runs)
         result.prompt_runs_tok_s = [d.timings.prompt_tok_s for d in prompt_runs]
         result.decode_runs_tok_s = [d.timings.decode_tok_s for d in decode_runs]
         result.prompt_tok_s = statistics.median(result.prompt_runs_tok_s)
