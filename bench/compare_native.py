@@ -69,7 +69,8 @@ def main() -> int:
         ).stdout.strip()
     )
     native_extra = ["-ngl", args.gpu_layers] if args.gpu_layers else []
-    our_extra = ["--gpu-layers", args.gpu_layers] if args.gpu_layers else []
+    # mapped, as llama-bench's default: localchat's own reads a model split between GPU and CPU in
+    our_extra = ["--gpu-layers", args.gpu_layers, "--mmap"] if args.gpu_layers else []
     rounds = []
     for number in range(args.rounds):
         n = native(llama_bench, model, threads, native_extra)

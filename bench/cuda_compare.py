@@ -66,7 +66,8 @@ def speed(
     `mmap`, both read the model into memory (llama-bench `-lm none`, localchat `--no-mmap`)."""
     per_round = []
     native_extra = ["-ngl", gpu_layers] + ([] if mmap else ["-lm", "none"])
-    our_extra = ["--speed-only", "--gpu-layers", gpu_layers] + ([] if mmap else ["--no-mmap"])
+    # said outright for localchat: its default reads a split model in, where llama-bench's maps it
+    our_extra = ["--speed-only", "--gpu-layers", gpu_layers, "--mmap" if mmap else "--no-mmap"]
     for number in range(rounds):
         # --speed-only: the bench's other cases (lookup, reopen, counting) took most of a round, and a 10-minute
         # call got through 5 of the 9 rounds of three configurations (2026-12-04)

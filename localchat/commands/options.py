@@ -40,7 +40,8 @@ def engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
     command = click.option(
         "--mmap/--no-mmap",
         default=None,
-        help="map the model file, or read it into memory (llama.cpp's --no-mmap) [mmap]",
+        help="map the model file, or read it into memory (llama.cpp's --no-mmap) [read in where the model is split "
+        "between GPU and CPU: prompts run faster so]",
     )(command)
     command = click.option(
         "--backend-sampling/--no-backend-sampling",
@@ -107,7 +108,7 @@ def build_load_options(flags: dict[str, Any]) -> LoadOptions:
     for name, value in (("engine.ctx", ctx), ("engine.threads", threads)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise InvalidSetting(f"settings: {name} must be a positive whole number (got {value!r})")
-    backend_sampling, mmap = pick("backend_sampling"), pick("mmap", True)
+    backend_sampling, mmap = pick("backend_sampling"), pick("mmap")
     for name, value in (("engine.backend_sampling", backend_sampling), ("engine.mmap", mmap)):
         if value is not None and not isinstance(value, bool):
             raise InvalidSetting(f"settings: {name} must be true or false (got {value!r})")

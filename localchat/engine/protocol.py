@@ -41,7 +41,9 @@ class LoadOptions:
     saved_states_bytes: int = 1 << 30  # its budget, least recently used out
     draft: str | None = None  # a small model of the same family that guesses tokens for it (engine/draft.py)
     draft_required: bool = True  # a draft of another vocabulary fails the load; False: loads without it, noted
-    mmap: bool = True  # map the model file (llama.cpp's default); False reads it into memory (llama.cpp's --no-mmap)
+    # map the model file (llama.cpp's default); False reads it into memory (llama.cpp's --no-mmap); None: mapped
+    # unless the model is split between a GPU and the CPU (engine/offload.py, maps_model_file)
+    mmap: bool | None = None
 
 
 # --- requests ---------------------------------------------------------------------------------------------

@@ -21,7 +21,13 @@ from localchat.engine.devices import free_gpu_bytes, list_devices
 from localchat.engine.draft import DraftModel, load_draft
 from localchat.engine.generation import GenerationResult, generate
 from localchat.engine.measure import ConversationCounter
-from localchat.engine.offload import OutOfMemory, decode_threads, is_memory_failure, load_with_fallback
+from localchat.engine.offload import (
+    OutOfMemory,
+    decode_threads,
+    is_memory_failure,
+    load_with_fallback,
+    maps_model_file,
+)
 from localchat.engine.protocol import (
     ChatMessage,
     ConversationTokens,
@@ -94,7 +100,9 @@ class LlamaRunner:
         (self.model, self.ctx), gpu_layers = load_with_fallback(
             offload.gpu_layers,
             options.gpu_layers == "auto",
-            lambda layers: self._load(gguf, layers, n_ctx, threads, options.mmap),
+            lambda layers: self._load(
+                gguf, layers, n_ctx, threads, maps_model_file(options.mmap, layers, shape.layers)
+            ),
         )
         self.batch = None
         self.samplers: SamplerSlot | None = None
@@ -158,7 +166,7 @@ class LlamaRunner:
                 thinking=self.traits.thinking,
                 thinks_by_default=self.traits.thinks_by_default,
                 backend_sampling=self.backend_sampling,
-                mmap=options.mmap,
+                mmap=maps_model_file(options.mmap, gpu_layers, shape.layers),
             )
             if options.draft:
                 self._load_draft(options)

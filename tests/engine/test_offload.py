@@ -2,7 +2,13 @@
 
 import pytest
 
-from localchat.engine.offload import OutOfMemory, is_memory_failure, load_with_fallback, memory_advice
+from localchat.engine.offload import (
+    OutOfMemory,
+    is_memory_failure,
+    load_with_fallback,
+    maps_model_file,
+    memory_advice,
+)
 from localchat.errors import EngineError
 
 
@@ -79,3 +85,18 @@ def test_the_offload_line_people_see() -> None:
     assert lowered.offload_text.startswith("GPU 13/33 layers, ~3.2 GB VRAM (33 GPU layers would need")
     assert lowered.offload["setting"] == "all" and lowered.offload["gpu_layers"] == 13
     assert ModelInfo(**base, gpu_layers=0).offload_text == "CPU only"
+
+
+@pytest.mark.parametrize(
+    ("gpu_layers", "mapped"),
+    [(0, True), (1, False), (12, False), (23, False), (24, True)],  # of 23 layers; 24: the output layer too
+)
+def test_by_default_a_model_split_between_gpu_and_cpu_is_read_into_memory(gpu_layers: int, mapped: bool) -> None:
+    """Its CPU layers then sit in pinned host memory, copied to the GPU for each prompt batch (2.3x the prompt
+    speed measured at 12 of 23 layers); all on the CPU, or all on the GPU, the file is mapped."""
+    assert maps_model_file(None, gpu_layers, 23) is mapped
+
+
+@pytest.mark.parametrize("choice", [True, False])
+def test_an_explicit_mmap_choice_holds_whatever_the_split(choice: bool) -> None:
+    assert all(maps_model_file(choice, layers, 23) is choice for layers in (0, 12, 24))
