@@ -112,8 +112,7 @@ def run(
         messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
         request = Generate(messages, sampling=sampling, thinking=thinking, logprobs=logprobs or 0, lookup=lookup)
         done = stream_reply(engine, request, reply if not as_json else None)
-        offload = {**info.offload, "mmap": info.mmap}  # where the weights are: mapped from the file, or in RAM
-        end_reply(run_report(model, offload, info.load_s, done) if as_json else None, done)
+        end_reply(run_report(model, info.offload, info.load_s, done) if as_json else None, done)
 
 
 def end_reply(report: dict[str, Any] | None, done: Done) -> None:

@@ -153,8 +153,8 @@ class ModelInfo:
 
     @property
     def offload(self) -> dict[str, Any]:
-        """The GPU offload as `run --json` reports it."""
-        return offload_report(
+        """The GPU offload as `run --json` reports it, with where the weights are: mapped from the file, or in RAM."""
+        report = offload_report(
             self.gpu_layers_setting,
             self.gpu_layers,
             self.layers + 1,
@@ -162,6 +162,7 @@ class ModelInfo:
             self.free_vram,
             self.offload_note,
         )
+        return {**report, "mmap": self.mmap}
 
     @property
     def offload_text(self) -> str:
