@@ -48,8 +48,10 @@ def generate(
     logprobs: int = 0,
     lookup: bool = True,
     draft: bool = True,
+    cache_prompt: bool = True,
 ) -> GenerationResult:
-    """Evaluate what of `prompt` is not cached, then sample until EOS, max_tokens, a full context or cancel.
+    """Evaluate what of `prompt` is not cached (all of it without `cache_prompt`), then sample until EOS,
+    max_tokens, a full context or cancel.
     With `lookup`, tokens copied from earlier in the context are decoded along with each sampled one and kept
     while the model's own samples agree with them (engine/lookup.py): the same tokens as without, sooner.
     With `draft` and a draft model loaded (engine/draft.py), its guesses are checked likewise where nothing in
@@ -58,7 +60,7 @@ def generate(
     if len(prompt) >= runner.n_ctx:
         raise ContextOverflow(len(prompt) + 1, runner.n_ctx)
     # Reuse the cached prefix; re-evaluate at least the last prompt token to get fresh logits.
-    reused = runner._reuse(prompt, len(prompt) - 1)
+    reused = runner._reuse(prompt, len(prompt) - 1 if cache_prompt else 0)
     evaluated = len(prompt) - reused
     text_parts: list[str] = []
     completion = 0
@@ -188,12 +190,15 @@ def generate(
                 reason = "cancelled"
                 break
             position = len(runner.cached)
-            if position >= runner.n_ctx:  # the context is full: no room to keep this token
+            # The last token of a reply cut at max_tokens is not decoded: the next turn's prompt evaluates it in
+            # its batch for next to nothing, where a decode of its own would hold the reply's end back a step.
+            # (And prompts in a row then reuse llama.cpp's graph, as llama-bench's pp512 runs do.)
+            if completion >= sampling.max_tokens or position >= runner.n_ctx:  # or no room to keep it
                 if overlap and not send(token):
                     reason = "cancelled"
                 break
-            # Decode even the last token of a reply cut at max_tokens: the next turn then reuses all of it.
-            room = min(sampling.max_tokens - completion, runner.n_ctx - position - 1, policy.most)
+            # drafts stop short of the reply's last token, which is not decoded either way
+            room = min(sampling.max_tokens - completion - 1, runner.n_ctx - position - 1, policy.most)
             if drafts is not None and room > 0:
                 ahead, drafted_from = drafts.draft(room)
                 ahead = ahead[: policy.length(drafted_from, len(ahead), context=position)]
@@ -226,7 +231,7 @@ def generate(
                 reason = "cancelled"
                 break
             last_step_at = time.perf_counter()
-            if completion >= sampling.max_tokens or position + 1 >= runner.n_ctx:
+            if position + 1 >= runner.n_ctx:
                 break
         if ahead:  # stopped inside a draft: the cache keeps what was verified
             policy.record(drafted_from, index + len(ahead), index)

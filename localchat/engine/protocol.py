@@ -95,6 +95,9 @@ class Generate:
     prefix: str = ""  # the reply's start, already chosen ("regenerate from here"): generation goes on after it
     lookup: bool = True  # draft tokens copied from the context, verified by the model (engine/lookup.py)
     draft: bool = True  # let the draft model loaded with the model (LoadOptions.draft) guess tokens too
+    # False: evaluate the whole prompt from an empty cache, as llama-server's cache_prompt=false does (the bench:
+    # llama-bench's pp512 evaluates 512 tokens into an empty context)
+    cache_prompt: bool = True
 
 
 @dataclass(frozen=True)
@@ -308,6 +311,8 @@ class Stats:
     model: ModelInfo | None
     cached_tokens: int
     native_before_llama: tuple[str, ...] = ()  # extension modules loaded before llama.cpp (engine/native.py)
+    # evaluations that reused llama.cpp's graph from the one before (same shape), since the model was loaded
+    graphs_reused: int = 0
 
 
 @dataclass(frozen=True)

@@ -287,6 +287,10 @@ class LlamaRunner:
 
     # --- decoding -----------------------------------------------------------------------------------------
 
+    def graphs_reused(self) -> int:
+        """How many evaluations reused llama.cpp's graph from the one before (its perf counter)."""
+        return ll.llama_perf_context(self.ctx).n_reused
+
     def _aborted(self) -> bool:
         return self._abort_flag[0] != b"\0"
 
@@ -386,8 +390,10 @@ class LlamaRunner:
         logprobs: int = 0,
         lookup: bool = True,
         draft: bool = True,
+        cache_prompt: bool = True,
     ) -> GenerationResult:
-        """Evaluate what of `prompt` is not cached, then sample until EOS, max_tokens, a full context or cancel
-        (engine/generation.py)."""
-        self._restore(prompt[:-1])
-        return generate(self, prompt, sampling, emit, ignore_eos, logprobs, lookup, draft)
+        """Evaluate what of `prompt` is not cached (all of it without `cache_prompt`), then sample until EOS,
+        max_tokens, a full context or cancel (engine/generation.py)."""
+        if cache_prompt:
+            self._restore(prompt[:-1])
+        return generate(self, prompt, sampling, emit, ignore_eos, logprobs, lookup, draft, cache_prompt)

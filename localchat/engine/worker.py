@@ -221,6 +221,7 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                     request.logprobs,
                     request.lookup,
                     request.draft,
+                    cache_prompt=request.cache_prompt,
                 )
                 conn.send(batcher.done(result))
                 model.save_state()  # after the reply is out: the next request waits for it, the reader does not
@@ -238,6 +239,7 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                         runner.info if runner else None,
                         len(runner.cached) if runner else 0,
                         before_llama,
+                        runner.graphs_reused() if runner else 0,
                     )
                 )
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -95,6 +96,31 @@ def test_turn_two_reuses_the_prefix(engine: EngineClient) -> None:
     new_tokens = second.usage.prompt_tokens - first.usage.prompt_tokens - first.usage.completion_tokens
     assert second.usage.evaluated_prompt_tokens <= new_tokens + 1
     assert second.usage.evaluated_prompt_tokens < second.usage.prompt_tokens // 2
+
+
+def test_cache_prompt_false_evaluates_the_whole_prompt(engine: EngineClient) -> None:
+    """The same request twice: the second from the cache, then again without it (the bench's prompts), the
+    same greedy text each time."""
+    first = collect(engine, Generate(QUESTION, sampling=GREEDY))[1]
+    cached = collect(engine, Generate(QUESTION, sampling=GREEDY))[1]
+    whole = collect(engine, Generate(QUESTION, sampling=GREEDY, cache_prompt=False))[1]
+    assert cached.usage.evaluated_prompt_tokens == 1
+    assert whole.usage.evaluated_prompt_tokens == whole.usage.prompt_tokens == first.usage.prompt_tokens
+    assert first.text == cached.text == whole.text
+
+
+def test_prompts_in_a_row_reuse_llamas_graph_when_no_reply_token_is_decoded_between(engine: EngineClient) -> None:
+    """A reply cut at max_tokens leaves its last token undecoded, so the next prompt of the same shape reuses
+    llama.cpp's graph, as llama-bench's pp512 runs do (the bench's prompts: one token each). A decoded token
+    between two prompts (a two-token reply) makes it build its graph again."""
+    one, two = replace(GREEDY, max_tokens=1), replace(GREEDY, max_tokens=2)
+    reused = [engine.stats().graphs_reused]
+    for sampling in (one, one, one, two, one):
+        collect(engine, Generate(QUESTION, sampling=sampling, cache_prompt=False))
+        reused.append(engine.stats().graphs_reused)
+    steps = [after - before for before, after in itertools.pairwise(reused)]
+    # the 2nd and 3rd reuse the 1st's graph; the 4th's prompt too, then its decode cannot, nor the 5th's prompt
+    assert steps == [steps[0], 1, 1, 1, 0]
 
 
 def long_prompt(engine: EngineClient, tokens: int) -> str:
