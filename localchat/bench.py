@@ -80,6 +80,8 @@ class BenchResult:
     # each repetition's rate, in the order measured (the medians above hide a first one slower than the rest)
     prompt_runs_tok_s: list[float] = field(default_factory=list)
     decode_runs_tok_s: list[float] = field(default_factory=list)
+    # measured prompts that reused llama.cpp's graph from the prompt before, as llama-bench's pp512 runs do
+    prompt_graphs_reused: int = 0
     sampler: str = "cpu"  # where decode picked its tokens: "cpu", or "graph" (in llama.cpp's graph, on the GPU)
     decode_logprobs_tok_s: float | None = None  # the same decode reading each token's top-5 log-probabilities
     cancel_ms: float | None = None
@@ -129,6 +131,29 @@ def _prompt_of(engine: EngineClient, tokens: int, salt: int) -> str:
     return text
 
 
+def _prompt_run(engine: EngineClient, text: str, sampling: SamplingParams) -> Done:
+    """One prompt evaluated whole into an empty cache, as llama-bench's pp512 evaluates its 512 tokens."""
+    return _finish(
+        engine, Generate(prompt=text, sampling=sampling, ignore_eos=True, lookup=False, draft=False, cache_prompt=False)
+    )
+
+
+def _warm_up(engine: EngineClient, greedy: SamplingParams) -> int:
+    """Warmed up as llama-bench warms up its pp512: a prompt of the measured size, which the measured ones follow
+    with nothing decoded in between. Returns how many tokens of text make a prompt of PROMPT_TOKENS (the model
+    may add a BOS: then the first warm-up had one token too many, and a second one has the measured size).
+
+    On a GPU the first batches pay for CUDA's buffers. After that, a prompt that follows one of the same shape
+    reuses llama.cpp's graph, and CUDA's: llama.cpp captures a CUDA graph the second time in a row a batch has
+    the same shape and replays it after. So llama-bench's first measured run is the capture and the other two
+    replays, and so are localchat's."""
+    first = _prompt_run(engine, _prompt_of(engine, PROMPT_TOKENS, -2), greedy)
+    text_tokens = PROMPT_TOKENS - (first.usage.evaluated_prompt_tokens - PROMPT_TOKENS)
+    if text_tokens != PROMPT_TOKENS:
+        _prompt_run(engine, _prompt_of(engine, text_tokens, -1), greedy)
+    return text_tokens
+
+
 def run_bench(
     model: str | Path,
     options: LoadOptions,
@@ -144,20 +169,13 @@ def run_bench(
     with EngineClient(log_path) as engine:
         info = engine.load(model, options)
         result = BenchResult(str(model), info.threads, info.n_ctx, info.load_s)
-        # Warmed up as llama-bench warms up (a prompt of the measured size, then a one-token decode): on a GPU the
-        # first batches pay for CUDA's buffers and graphs: with a 64-token warm-up, the first of three 512-token
-        # prompts ran 1-8% below their median in all 34 full-offload rounds (H100, 2026-12-07), so the median of
-        # three was the slower of the other two.
-        warm_up = replace(greedy, max_tokens=2)
-        prompt = _prompt_of(engine, PROMPT_TOKENS, -1)
-        _finish(engine, Generate(prompt=prompt, sampling=warm_up, ignore_eos=True, lookup=False, draft=False))
+        text_tokens = _warm_up(engine, greedy)
         prompt_runs, decode_runs, logprob_runs = [], [], []
         decode = SamplingParams(temperature=0.0, max_tokens=DECODE_TOKENS)
+        reused_before = engine.stats().graphs_reused
         for rep in range(repetitions):
-            done = _finish(
-                engine, Generate(prompt=_prompt_of(engine, PROMPT_TOKENS, rep), sampling=greedy, draft=False)
-            )
-            prompt_runs.append(done)
+            prompt_runs.append(_prompt_run(engine, _prompt_of(engine, text_tokens, rep), greedy))
+        result.prompt_graphs_reused = engine.stats().graphs_reused - reused_before
         # Prompts first: a reply with log-probabilities samples on the CPU, and the chain attached again after it
         # (where sampling runs in the graph) makes llama.cpp plan its graph anew, once, in the next prompt. Then
         # decode with and without log-probabilities in turn, so that the two see the same machine.

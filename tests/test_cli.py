@@ -123,6 +123,7 @@ def test_bench_speed_only_measures_prompt_and_decode_alone(model_path: Path) -> 
     assert result.code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["prompt_tokens"] == 512 and report["prompt_tok_s"] > 0 and report["decode_tok_s"] > 0
+    assert report["prompt_graphs_reused"] == 2  # each measured prompt reused the graph of the one before
     for kind in ("prompt", "decode"):  # each repetition's rate, and the reported one is their median
         runs = report[f"{kind}_runs_tok_s"]
         assert len(runs) == 2 and min(runs) > 0 and report[f"{kind}_tok_s"] == pytest.approx(sum(runs) / 2)
