@@ -106,13 +106,13 @@ def _finish(engine: EngineClient, request: Generate) -> Done:
 
 
 def _prompt_of(engine: EngineClient, tokens: int, salt: int) -> str:
-    """Text that evaluates exactly `tokens` tokens, whatever the cache holds, where the tokenizer allows it (else
-    as many as fit). It opens with a letter that the prompts of salt - 1 and salt + 1 do not, so its first token
-    differs from theirs and only a BOS can come from the cache.
+    """Text of exactly `tokens` tokens (a BOS the model adds not counted), where the tokenizer allows it (else as
+    many as fit). It opens with a letter that the prompts of salt - 1 and salt + 1 do not, so that prompts in a
+    row differ from their first token on.
 
-    Exact, as llama-bench's pp512 is: on a GPU llama.cpp captures a batch as a CUDA graph once two in a row have
-    the same shape, and replays it after. Prompts of 510-512 tokens in turn kept the measured ones from replays
-    that llama-bench's got (H100, 1B at 12 of 23 layers, 2026-12-07)."""
+    Exact, as llama-bench's pp512 is: llama.cpp reuses its graph, and replays a CUDA graph, only for a batch of
+    the shape of the one before. Prompts of 510-512 tokens in turn kept the measured ones from replays that
+    llama-bench's got (H100, 1B at 12 of 23 layers, 2026-12-07)."""
     words = f"{LETTERS[salt % len(LETTERS)]}. {FILLER * (tokens // 10)}".split(" ")
     low, high = 1, len(words)
     while low < high:  # the longest word prefix that stays within `tokens`
