@@ -14,7 +14,10 @@
 # NO_SPEED=1 measures only VRAM and auto; FIRST_TOKENS=0 leaves out bench/first_tokens.py; CPU_SAMPLER=0 leaves
 # out the decode with the sampler chain on the CPU; COMPARE=0 stops after the build and doctor. A second call on
 # the same warm machine reuses what $WORK already holds (the build, the quantized models), so a lease of 10-minute
-# calls can build in one and measure in the next.
+# calls can build in one and measure in the next. A fresh machine needs the build again (4-7.5 min of a lease):
+# PACK=1 leaves the built bin/ (libraries and tools) in OUT_DIR as native.tar.xz.00, .01... (15 MiB parts, as
+# the device tool brings files back), and PREBUILT=PREFIX (e.g. .device/native.tar.xz) unpacks such parts
+# instead of building: the same sources and flags, on a machine of the same kind.
 # Usage: bench/cuda_device.sh SDIST.tar.gz TOKENIZER.gguf WHEEL_DIR OUT_DIR   (run from the repository root;
 # WHEEL_DIR: what the machine lacks, e.g. gguf, platformdirs, diskcache and a llama-cpp-python wheel for its
 # Python code)
@@ -34,6 +37,7 @@ for size in $sizes; do
   [ -f "$work/$size-q4_k_m.gguf" ] && continue
   python3 bench/random_gguf.py --tokenizer "$tokenizer" --shape "$size" "$work/$size-f16.gguf" >"$work/gen-$size.log" 2>&1 &
 done
+bin=$work/native/bin
 ls -d "$work"/llama_cpp_python-*/ >/dev/null 2>&1 || tar xzf "$sdist" -C "$work"
 source_dir=$(ls -d "$work"/llama_cpp_python-*/)
 if [ "${VERIFY_INSTALL:-0}" = 1 ]; then
@@ -41,15 +45,29 @@ if [ "${VERIFY_INSTALL:-0}" = 1 ]; then
   LOCALCHAT_LLAMA_SOURCE=$source_dir python3 scripts/install_llama_cpp.py
 fi
 export LOCALCHAT_LLAMA_SOURCE=$source_dir  # localchat.build reads ggml's switches from these sources
-flags=$(python3 -c "import sys; sys.path.insert(0, '.'); import localchat.build as m; print(m.cmake_args())")
-step "build llama.cpp with: $flags"
-# shellcheck disable=SC2086
-cmake -S "$source_dir/vendor/llama.cpp" -B "$work/native" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
-  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=ON $flags >/dev/null
-targets=(llama llama-bench llama-quantize)
-[ "${SIMPLE:-1}" = 1 ] && targets+=(llama-simple)
-cmake --build "$work/native" --target "${targets[@]}" -j "$(nproc)" >"$work/build.log" 2>&1
-bin=$work/native/bin
+flags="$(python3 -c "import sys; sys.path.insert(0, '.'); import localchat.build as m; print(m.cmake_args())")"
+if [ -n "${PREBUILT:-}" ] && [ ! -x "$bin/llama-bench" ]; then
+  step "unpack the build in $PREBUILT.*"
+  mkdir -p "$work/native"
+  cat "$PREBUILT".* | xz -d | tar -x -C "$work/native"
+  # built for another CPU (its SIMD flags) or GPU: build here after all
+  [ "$(cat "$bin/build-flags.txt" 2>/dev/null)" = "$flags" ] || { echo "built with other flags"; rm -rf "$bin"; }
+fi
+if [ ! -x "$bin/llama-bench" ] || [ -z "${PREBUILT:-}" ]; then
+  step "build llama.cpp with: $flags"
+  # shellcheck disable=SC2086
+  cmake -S "$source_dir/vendor/llama.cpp" -B "$work/native" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF \
+    -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON -DLLAMA_BUILD_SERVER=OFF -DBUILD_SHARED_LIBS=ON $flags >/dev/null
+  targets=(llama llama-bench llama-quantize)
+  [ "${SIMPLE:-1}" = 1 ] && targets+=(llama-simple)
+  cmake --build "$work/native" --target "${targets[@]}" -j "$(nproc)" >"$work/build.log" 2>&1
+  echo "$flags" >"$bin/build-flags.txt"
+fi
+if [ "${PACK:-0}" = 1 ]; then
+  step "pack bin/ into $out/native.tar.xz.*"
+  tar -C "$work/native" -cf - bin | xz -T0 -6 | split -b 15m -d - "$out/native.tar.xz."
+  ls -la "$out"/native.tar.xz.*
+fi
 if [ "${VERIFY_INSTALL:-0}" != 1 ]; then
   export LLAMA_CPP_LIB_PATH=$bin
 fi
