@@ -17,7 +17,7 @@
 # calls can build in one and measure in the next. A fresh machine needs the build again (4-7.5 min of a lease):
 # PACK=1 leaves the built bin/ (libraries and tools) in OUT_DIR as native.tar.xz.00, .01... (15 MiB parts, as
 # the device tool brings files back), and PREBUILT=PREFIX (e.g. .device/native.tar.xz) unpacks such parts
-# instead of building: the same sources and flags, on a machine of the same kind.
+# instead of building (it builds all the same where this machine's flags differ from the ones packed).
 # Usage: bench/cuda_device.sh SDIST.tar.gz TOKENIZER.gguf WHEEL_DIR OUT_DIR   (run from the repository root;
 # WHEEL_DIR: what the machine lacks, e.g. gguf, platformdirs, diskcache and a llama-cpp-python wheel for its
 # Python code)
