@@ -178,12 +178,10 @@ def generate(
                 drafts.append(token)
             if guesser is not None:
                 guesser.append(token)
-            if verified:
+            if verified:  # never the reply's last token: drafts stop short of it (room, below)
                 decodes += 1
                 if not send(token):
                     reason = "cancelled"
-                    break
-                if completion >= sampling.max_tokens:
                     break
                 continue
             if not overlap and not send(token):
