@@ -107,8 +107,8 @@ def _finish(engine: EngineClient, request: Generate) -> Done:
 
 def _prompt_of(engine: EngineClient, tokens: int, salt: int) -> str:
     """Text of exactly `tokens` tokens (a BOS the model adds not counted), where the tokenizer allows it (else as
-    many as fit). It opens with a letter that the prompts of salt - 1 and salt + 1 do not, so that prompts in a
-    row differ from their first token on.
+    many as fit). It opens with a letter that the prompts of salt - 1 and salt + 1 do not: no two prompts in a
+    row are the same text, as llama-bench's random tokens are not (and with the cache on, only a BOS is shared).
 
     Exact, as llama-bench's pp512 is: llama.cpp reuses its graph, and replays a CUDA graph, only for a batch of
     the shape of the one before. Prompts of 510-512 tokens in turn kept the measured ones from replays that
