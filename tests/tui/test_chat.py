@@ -45,6 +45,21 @@ async def test_send_streams_a_reply_with_stats_and_keeps_it(make_app) -> None:
         assert app.conversation.title == "Name a colour."
 
 
+async def test_a_stats_line_wider_than_the_window_wraps_inside_it(make_app) -> None:
+    # In a narrow window the stats (model, tokens, speed, drafts, settings, an error) must stay readable:
+    # wrapped within the message, not cut at the edge.
+    app = make_app()
+    async with app.run_test(size=(70, 30)) as pilot:
+        await model_ready(pilot)
+        await send(pilot, "Name a colour.")
+        reply = views(app)[-1]
+        label = reply.query_one(".stats")
+        text = str(label.render())
+        assert len(text) > reply.content_region.width  # the case: longer than a line
+        assert label.region.right <= reply.content_region.right
+        assert label.size.height >= -(-len(text) // reply.content_region.width)  # as many lines as it needs
+
+
 async def test_empty_message_is_not_sent(make_app) -> None:
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
