@@ -40,6 +40,9 @@ DEFAULT_THEME = "localchat-dusk"
 class LocalchatApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "localchat"
+    # Below 90 columns the chat list would leave the chat 60 or fewer: it hides, and Ctrl+F brings it back as a
+    # drawer (app.tcss, chat_list.py).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (90, "-wide")]
     BINDINGS = [
         Binding("ctrl+n", "new_chat", "New chat", id="chat.new"),
         Binding("escape", "stop", "Stop", id="chat.stop"),
@@ -278,6 +281,10 @@ class LocalchatApp(App[None]):
     # --- the reply (the chat view does the work) ------------------------------------------------------------
 
     def action_stop(self) -> None:
+        chats = self.query_one(ChatList)
+        if chats.has_class("-open") and chats.has_focus_within and self.screen.has_class("-narrow"):
+            self.chat.composer.focus()  # Escape closes the drawer first (it hides once focus leaves it)
+            return
         self.chat.stop()
 
     def action_regenerate(self) -> None:

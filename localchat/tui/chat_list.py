@@ -3,7 +3,7 @@ Enter in the search box for the chat highlighted) asks the app to open it."""
 
 from __future__ import annotations
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.message import Message
@@ -43,7 +43,16 @@ class ChatList(Vertical):
         view.index = highlighted[0] if highlighted else (0 if chats else None)
 
     def focus_search(self) -> None:
+        self.add_class("-open")  # in a narrow window the list is hidden until asked for (app.tcss)
         self.query_one("#search", Input).focus()
+
+    def on_descendant_blur(self, _event: events.DescendantBlur) -> None:
+        # Focus may be moving between the search box and the list: look once it has landed.
+        self.call_after_refresh(self._close_unless_focused)
+
+    def _close_unless_focused(self) -> None:
+        if not self.has_focus_within:
+            self.remove_class("-open")
 
     @on(Input.Changed, "#search")
     def _search_changed(self, _event: Input.Changed) -> None:

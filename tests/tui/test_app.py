@@ -146,6 +146,38 @@ async def test_enter_in_the_search_opens_the_first_chat_found(make_app) -> None:
         assert app.conversation.id == first and app.focused is app.chat.composer
 
 
+async def test_a_narrow_window_hides_the_chat_list_until_ctrl_f(make_app) -> None:
+    """At 80 columns the list took 30 of them: below 90 it hides and the chat has the width. Ctrl+F brings it
+    back as a drawer; picking a chat, Escape or Tab away closes it; a wider window shows it again."""
+    app = make_app(None)
+    async with app.run_test(size=(80, 30)) as pilot:
+        first = await a_chat_then_a_new_one(pilot)
+        chats = app.query_one("#sidebar")
+        assert not chats.display and app.chat.region.x == 0 and app.chat.region.width == 80
+        await pilot.press("ctrl+f")
+        await pilot.pause(0.1)
+        assert chats.display and chats.region.width == 30 and app.focused is app.query_one("#search")
+        await pilot.press(*"tomato", "enter")
+        await wait_for(pilot, lambda: app.conversation.id == first)
+        await pilot.pause(0.1)
+        assert not chats.display and app.focused is app.chat.composer
+        await pilot.press("ctrl+f", "escape")  # closes the drawer, nothing else
+        await pilot.pause(0.1)
+        assert not chats.display and app.focused is app.chat.composer and app.conversation.id == first
+        await pilot.press("ctrl+f", "tab")  # into the list: still open
+        await pilot.pause(0.1)
+        assert chats.display and app.focused is app.query_one("#conversations")
+        await pilot.press("tab")  # on to the chat: closed
+        await pilot.pause(0.1)
+        assert not chats.display
+        await pilot.resize_terminal(120, 30)
+        await pilot.pause(0.1)
+        assert chats.display and chats.region.width == 30 and app.chat.region.x == 30
+        await pilot.press("ctrl+f", "escape")  # wide: the list stays where it is
+        await pilot.pause(0.1)
+        assert chats.display
+
+
 async def test_switching_chats_mid_reply_says_why_it_waits(make_app) -> None:
     """Chats are switched between replies: ctrl+n, a pick in the list or a confirmed delete while a reply is on its
     way say so (found in tmux: ctrl+n did nothing, silently, and a confirmed delete was dropped)."""
