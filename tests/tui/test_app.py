@@ -261,11 +261,15 @@ async def test_a_fresh_machine_chats_at_once_with_the_bundled_model(make_app, mo
 
     monkeypatch.setattr(bundled, "BUNDLED", (bundled.STARTER,))
     app = make_app(None)
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
         await model_ready(pilot)
         assert app.screen is app.screen_stack[0]  # straight into the chat
         assert app.session.model_name == "smollm2:135m"
         assert any("a tiny model that came with localchat" in str(n.message) for n in app._notifications)
+        # The notice stays a while: it must not hide what the person types (toasts sit at the top, app.tcss).
+        await wait_for(pilot, lambda: len(app.screen.query("Toast")) > 0)
+        composer = app.chat.composer.region
+        assert all(not toast.region.overlaps(composer) for toast in app.screen.query("Toast"))
         await send(pilot, "Hi!")
         reply = app.store.branch(app.conversation.id)[-1]
         assert reply.role == "assistant" and reply.status == "complete" and reply.content
