@@ -242,9 +242,7 @@ class LocalchatApp(App[None]):
 
     def _between_replies(self) -> bool:
         """Chats are switched between replies (the one on its way streams into the open chat's view): say so."""
-        if self.chat.busy:
-            self.notify("A reply is on its way: Esc stops it, then switch chats.", severity="warning")
-        return not self.chat.busy
+        return self.chat.after_the_reply("switch chats")
 
     async def on_chat_list_picked(self, message: ChatList.Picked) -> None:
         if self._between_replies():

@@ -284,13 +284,19 @@ class ChatView(Vertical):
         self.session.prepare_reply()  # from here on a stop (Esc) stops this reply, even before it starts
         self.generate(kind, text, message_id)
 
+    def after_the_reply(self, then: str) -> bool:
+        """Regenerate, edit and a switch of chats wait for the reply on its way: say so, rather than drop the key."""
+        if self.replying:
+            self.notify(f"A reply is on its way: Esc stops it, then {then}.", severity="warning")
+        return not self.replying
+
     def regenerate(self) -> None:
-        if not self.replying and any(v.message.role == "user" for v in self.views()):
+        if any(v.message.role == "user" for v in self.views()) and self.after_the_reply("regenerate"):
             self.start_reply("regenerate", None)
 
     def regenerate_from(self, message_id: int, prefix: str) -> None:
         """A new version of a reply that keeps its text up to a chosen token (the sampling lab)."""
-        if not self.replying:
+        if self.after_the_reply("regenerate"):
             self.start_reply("from", prefix, message_id)
 
     def edit(self, view: MessageView | None = None) -> None:
@@ -298,7 +304,7 @@ class ChatView(Vertical):
         if view is None:
             users = [v for v in self.views() if v.message.role == "user"]
             view = users[-1] if users else None
-        if view is None or view.message.role != "user" or self.replying:
+        if view is None or view.message.role != "user" or not self.after_the_reply("edit"):
             return
 
         def resend(text: str | None) -> None:

@@ -194,8 +194,12 @@ async def test_switching_chats_mid_reply_says_why_it_waits(make_app) -> None:
         await pilot.press("f8")
         await wait_for(pilot, lambda: isinstance(app.screen, Confirm))
         await pilot.click("#yes")
+        await pilot.press("ctrl+r", "ctrl+g")  # these wait for the reply too, and say so (they were silent)
         said = [str(n.message) for n in app._notifications]
         assert said.count("A reply is on its way: Esc stops it, then switch chats.") == 2
+        assert "A reply is on its way: Esc stops it, then regenerate." in said
+        assert "A reply is on its way: Esc stops it, then edit." in said
+        assert not isinstance(app.screen, AskText)
         assert app.conversation.id == first and app.store.conversation(first) is not None
         await pilot.press("escape")
         await wait_until_replied(pilot, 1)
