@@ -103,6 +103,20 @@ def test_line_chat_in_a_terminal(model_path: Path) -> None:
     assert replies[-1] == alone.strip() and replies[1] != replies[-1]
 
 
+def test_line_chat_slash_commands_as_ollamas(model_path: Path) -> None:
+    """/? helps, /set changes the next reply (Ollama's names), and an unknown /word is said so, never sent."""
+    lines = ["/?", "/nope", "/set parameter num_predict 2", "/set system Answer in French.", "Name a colour.", "/bye"]
+    result = line_chat_in_a_terminal(["run", str(model_path), *FAST], lines)
+    assert result.code == 0, result.stderr
+    assert "/set parameter NAME VALUE" in result.stderr and "Unknown command '/nope'. Type /? for help" in result.stderr
+    assert "Set parameter 'num_predict' to '2'" in result.stderr and "Set system message." in result.stderr
+    replies = [part.strip() for part in result.stdout.split(">>> ") if part.strip()]
+    assert len(replies) == 1, result.stdout  # only the message went to the model
+    # The same greedy reply as one `run` with that system prompt and 2 tokens (FAST alone would give 12).
+    alone = run_cli("run", str(model_path), "Name a colour.", "--system", "Answer in French.", "--temp", "0", "-n", "2")
+    assert replies[0] == alone.stdout.strip() and alone.stdout.strip(), alone.stderr
+
+
 def test_bench_json(model_path: Path) -> None:
     result = run_cli("bench", str(model_path), "--json", "-r", "1")
     assert result.code == 0, result.stderr

@@ -23,6 +23,11 @@ INTEGER_FIELDS = {"top_k", "max_tokens", "seed"}
 PENALTY_LAST_N = 64  # the repeat penalty looks back on this many tokens (llama.cpp's chain and chat/distribution)
 
 
+def _range(name: str) -> str:
+    """A field's range as people write it: "1 and 1,000,000" (not 1e+06), "0.5 and 2"."""
+    return " and ".join(f"{int(end):,}" if float(end).is_integer() else f"{end:g}" for end in RANGES[name])
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """How the next token is chosen. temperature 0 means greedy; seed None means a fresh random seed."""
@@ -41,11 +46,11 @@ class SamplingParams:
             if value is None and name == "seed":
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise InvalidSetting(f"{name} must be a number between {low:g} and {high:g} (got {value!r})")
+                raise InvalidSetting(f"{name} must be a number between {_range(name)} (got {value!r})")
             if name in INTEGER_FIELDS and not float(value).is_integer():
-                raise InvalidSetting(f"{name} must be a whole number between {low:g} and {high:g} (got {value!r})")
+                raise InvalidSetting(f"{name} must be a whole number between {_range(name)} (got {value!r})")
             if math.isnan(value) or not low <= value <= high:
-                raise InvalidSetting(f"{name} must be between {low:g} and {high:g} (got {value!r})")
+                raise InvalidSetting(f"{name} must be between {_range(name)} (got {value!r})")
 
     @property
     def greedy(self) -> bool:

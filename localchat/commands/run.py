@@ -293,11 +293,15 @@ def line_chat(
     printer: ReplyPrinter,
     lookup: bool = True,
 ) -> None:
-    """A plain multi-turn chat for terminals where the TUI won't do. /bye or Ctrl-D leaves, /clear forgets."""
-    history: list[ChatMessage] = [ChatMessage("system", system)] if system else []
+    """A plain multi-turn chat for terminals where the TUI won't do. /bye or Ctrl-D leaves, /clear forgets, /? lists
+    the rest (chat/line_commands.py)."""
+    from localchat.chat.line_commands import LineSession, run_command
+
+    session = LineSession(system, sampling)
+    history: list[ChatMessage] = []  # the turns; the system prompt goes before them as each is sent
     n_ctx = engine.model.n_ctx or UNKNOWN_CONTEXT  # a server that does not say: it refuses what is too long
     size = f"{engine.model.n_ctx}-token context" if engine.model.n_ctx else "context size not given by the server"
-    click.echo(f"Chatting with {inert(engine.model.name)} ({size}). /bye or Ctrl-D to leave.", err=True)
+    click.echo(f"Chatting with {inert(engine.model.name)} ({size}). /? for help, /bye or Ctrl-D to leave.", err=True)
     while True:
         try:
             line = input(">>> ")
@@ -307,29 +311,35 @@ def line_chat(
         except KeyboardInterrupt:
             click.echo("\n(use /bye or Ctrl-D to leave)", err=True)
             continue
-        text = line.strip()
-        if text in ("/bye", "/exit", "/quit"):
-            return
-        if text == "/clear":
-            history = history[:1] if system else []
-            click.echo("(conversation cleared)", err=True)
+        command = run_command(line, session)
+        if command is not None:
+            session = command.session
+            if command.say:
+                click.echo(command.say, err=True)
+            if command.leave:
+                return
+            if command.clear:
+                history = []
             continue
-        if not text:
+        if not line.strip():
             continue
-        candidate = [*history, ChatMessage("user", line)]
+        system_message = [ChatMessage("system", session.system)] if session.system else []
+        candidate = [*system_message, *history, ChatMessage("user", line)]
         try:
-            plan = plan_to_fit(candidate, lambda sent: engine.measure(sent, thinking), n_ctx, sampling.max_tokens)
+            plan = plan_to_fit(
+                candidate, lambda sent: engine.measure(sent, thinking), n_ctx, session.sampling.max_tokens
+            )
         except LocalchatError as exc:
             click.echo(f"localchat: {one_line(exc.message)}", err=True)
             continue
         if plan.dropped:
             click.echo(f"(left out the {len(plan.dropped)} oldest messages to fit the context window)", err=True)
         done = stream_reply(
-            engine, Generate(plan.messages, sampling=sampling, thinking=thinking, lookup=lookup), printer
+            engine, Generate(plan.messages, sampling=session.sampling, thinking=thinking, lookup=lookup), printer
         )
         click.echo()
         if done.stop_reason == "error":
             click.echo(f"localchat: {one_line(done.error or '')}; the next message starts a new engine", err=True)
         elif done.stop_reason == "cancelled":
             click.echo("(stopped)", err=True)
-        history = [*candidate, ChatMessage("assistant", done.text)]
+        history = [*candidate[len(system_message) :], ChatMessage("assistant", done.text)]

@@ -1,0 +1,97 @@
+"""The line chat's slash commands, as Ollama's `run` has them: /? lists them, /set changes this session's system
+prompt or a sampling parameter (by Ollama's names), /show tells them, and an unknown /word is said so rather than
+sent to the model. A line such as "/etc/hosts: what is it?" is a message: only /WORD or /? starts a command."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from localchat.chat.sampling import INTEGER_FIELDS, SamplingParams
+from localchat.errors import InvalidSetting
+
+COMMAND = re.compile(r"/(\?|[A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
+# Ollama's parameter names -> localchat's sampling fields
+PARAMETERS = {
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "min_p": "min_p",
+    "repeat_penalty": "repeat_penalty",
+    "seed": "seed",
+    "num_predict": "max_tokens",
+}
+HELP = f"""Available commands:
+  /set parameter NAME VALUE   set a sampling parameter: {", ".join(PARAMETERS)}
+  /set system TEXT            set the system prompt (the conversation goes on)
+  /show parameters | system   what is set
+  /clear                      forget the conversation
+  /bye                        leave (also Ctrl-D)
+  /?, /help                   this help"""
+
+
+@dataclass(frozen=True)
+class LineSession:
+    """What the line chat's commands change."""
+
+    system: str | None
+    sampling: SamplingParams
+
+
+@dataclass(frozen=True)
+class Outcome:
+    session: LineSession
+    say: str = ""  # for the person (stderr)
+    leave: bool = False
+    clear: bool = False  # forget the conversation so far
+
+
+def run_command(line: str, session: LineSession) -> Outcome | None:
+    """The command on `line` applied to `session`; None where the line is a message for the model."""
+    match = COMMAND.fullmatch(line.strip())
+    if match is None:
+        return None
+    name, rest = match.group(1).lower(), (match.group(2) or "").strip()
+    if name in ("bye", "exit", "quit"):
+        return Outcome(session, leave=True)
+    if name == "clear":
+        return Outcome(session, "(conversation cleared)", clear=True)
+    if name in ("?", "help"):
+        return Outcome(session, HELP)
+    if name == "set":
+        return _set(rest, session)
+    if name == "show":
+        return _show(rest, session)
+    return Outcome(session, f"Unknown command '/{match.group(1)}'. Type /? for help")
+
+
+def _set(rest: str, session: LineSession) -> Outcome:
+    what, _, value = rest.partition(" ")
+    value = value.strip()
+    if what == "system" and value:
+        return Outcome(replace(session, system=value), "Set system message.")
+    if what == "parameter":
+        name, _, raw = value.partition(" ")
+        field = PARAMETERS.get(name)
+        if field is None:
+            return Outcome(session, f"Unknown parameter '{name}': one of {', '.join(PARAMETERS)}")
+        try:
+            number = int(raw) if field in INTEGER_FIELDS else float(raw)
+            sampling = session.sampling.with_overrides(**{field: number})
+        except ValueError:
+            kind = "a whole number" if field in INTEGER_FIELDS else "a number"
+            return Outcome(session, f"{name} takes {kind} (got {raw.strip()!r})")
+        except InvalidSetting as exc:
+            return Outcome(session, exc.message.replace(field, name, 1))
+        return Outcome(replace(session, sampling=sampling), f"Set parameter '{name}' to '{raw.strip()}'")
+    return Outcome(session, "Usage: /set parameter NAME VALUE, or /set system TEXT")
+
+
+def _show(rest: str, session: LineSession) -> Outcome:
+    if rest == "parameters":
+        sampling = session.sampling
+        lines = [f"  {name:<15} {getattr(sampling, field)}" for name, field in PARAMETERS.items()]
+        return Outcome(session, "Parameters:\n" + "\n".join(lines))
+    if rest == "system":
+        return Outcome(session, session.system or "(no system prompt)")
+    return Outcome(session, "Usage: /show parameters, or /show system")
