@@ -22,12 +22,13 @@ PARAMETERS = {
     "num_predict": "max_tokens",
 }
 HELP = f"""Available commands:
-  /set parameter NAME VALUE   set a sampling parameter: {", ".join(PARAMETERS)}
+  /set parameter NAME VALUE   set a sampling parameter (names below)
   /set system TEXT            set the system prompt (the conversation goes on)
   /show parameters | system   what is set
   /clear                      forget the conversation
   /bye                        leave (also Ctrl-D)
-  /?, /help                   this help"""
+  /?, /help                   this help
+Parameters: {", ".join(PARAMETERS)}"""
 
 
 @dataclass(frozen=True)
