@@ -117,6 +117,17 @@ def test_line_chat_slash_commands_as_ollamas(model_path: Path) -> None:
     assert replies[0] == alone.stdout.strip() and alone.stdout.strip(), alone.stderr
 
 
+def test_line_chat_sends_a_triple_quoted_block_as_one_message(model_path: Path) -> None:
+    """As in Ollama: \"\"\" opens a message of several lines (each line was its own message before)."""
+    lines = ['"""Translate to French:', "good morning", 'good night"""', "/bye"]
+    result = line_chat_in_a_terminal(["run", str(model_path), *FAST], lines)
+    assert result.code == 0, result.stderr
+    replies = [part.strip() for part in result.stdout.split(">>> ") if part.strip()]
+    assert len(replies) == 1, result.stdout
+    alone = run_cli("run", str(model_path), "Translate to French:\ngood morning\ngood night", *FAST)
+    assert replies[0].removeprefix("... ").removeprefix("... ").strip() == alone.stdout.strip(), result.stdout
+
+
 def test_bench_json(model_path: Path) -> None:
     result = run_cli("bench", str(model_path), "--json", "-r", "1")
     assert result.code == 0, result.stderr

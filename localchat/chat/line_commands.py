@@ -5,11 +5,13 @@ sent to the model. A line such as "/etc/hosts: what is it?" is a message: only /
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from localchat.chat.sampling import INTEGER_FIELDS, SamplingParams
 from localchat.errors import InvalidSetting
 
+QUOTES = '"""'
 COMMAND = re.compile(r"/(\?|[A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
 # Ollama's parameter names -> localchat's sampling fields
 PARAMETERS = {
@@ -28,6 +30,7 @@ HELP = f"""Available commands:
   /clear                      forget the conversation
   /bye                        leave (also Ctrl-D)
   /?, /help                   this help
+  \"\"\" ... \"\"\"                 a message of several lines
 Parameters: {", ".join(PARAMETERS)}"""
 
 
@@ -96,3 +99,18 @@ def _show(rest: str, session: LineSession) -> Outcome:
     if rest == "system":
         return Outcome(session, session.system or "(no system prompt)")
     return Outcome(session, "Usage: /show parameters, or /show system")
+
+
+def gather(line: str, more: Callable[[], str]) -> str:
+    """Ollama's multi-line input: a line that starts with \"\"\" goes on, line by line from `more`, up to one that
+    ends with \"\"\"; any other line is the message itself."""
+    text = line.lstrip()
+    if not text.startswith(QUOTES):
+        return line
+    text, lines = text[len(QUOTES) :], []
+    while not text.rstrip().endswith(QUOTES):
+        if lines or text:  # nothing yet after the opening quotes: no blank first line
+            lines.append(text)
+        text = more()
+    lines.append(text.rstrip()[: -len(QUOTES)])
+    return "\n".join(lines)

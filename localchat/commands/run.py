@@ -295,7 +295,7 @@ def line_chat(
 ) -> None:
     """A plain multi-turn chat for terminals where the TUI won't do. /bye or Ctrl-D leaves, /clear forgets, /? lists
     the rest (chat/line_commands.py)."""
-    from localchat.chat.line_commands import LineSession, run_command
+    from localchat.chat.line_commands import LineSession, gather, run_command
 
     session = LineSession(system, sampling)
     history: list[ChatMessage] = []  # the turns; the system prompt goes before them as each is sent
@@ -304,7 +304,7 @@ def line_chat(
     click.echo(f"Chatting with {inert(engine.model.name)} ({size}). /? for help, /bye or Ctrl-D to leave.", err=True)
     while True:
         try:
-            line = input(">>> ")
+            line = gather(input(">>> "), lambda: input("... "))
         except EOFError:
             click.echo(err=True)
             return

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from localchat.chat.line_commands import HELP, LineSession, run_command
+from localchat.chat.line_commands import HELP, LineSession, gather, run_command
 from localchat.chat.sampling import SamplingParams
 
 START = LineSession(None, SamplingParams())
@@ -63,3 +63,15 @@ def test_an_unknown_command_is_said_so_not_sent() -> None:
     done = run_command("/nope now", START)
     assert done.say == "Unknown command '/nope'. Type /? for help" and done.session == START
     assert not done.leave and not done.clear
+
+
+def test_triple_quotes_gather_a_message_of_several_lines() -> None:
+    def typed(*lines: str):
+        rest = iter(lines)
+        return lambda: next(rest)
+
+    assert gather("plain line", typed()) == "plain line"
+    assert gather('"""one line"""', typed()) == "one line"
+    assert gather('"""', typed("def f(x):", "    return x", 'Explain."""')) == "def f(x):\n    return x\nExplain."
+    assert gather('"""First', typed("", 'last"""  ')) == "First\n\nlast"  # blank lines inside are kept
+    assert gather('"""', typed('"""')) == ""  # nothing: the chat sends nothing
