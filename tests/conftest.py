@@ -124,6 +124,42 @@ def assert_one_line_error(result: CliResult, *fragments: str) -> None:
         assert fragment in lines[-1], result.stderr
 
 
+def line_chat_on_a_terminal(args: list[str], typed: bytes) -> str:
+    """`python -m localchat ARGS` with a terminal for both stdin and stdout, as a person runs it (so input() reads
+    through readline), fed `typed` at once: all it wrote to the terminal (plain_text() strips the controls)."""
+    import contextlib
+    import threading
+
+    leader, follower = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localchat", *args], stdin=follower, stdout=follower, stderr=subprocess.PIPE
+    )
+    os.close(follower)
+    shown = bytearray()
+
+    def drain() -> None:  # read as it comes: a full terminal buffer would stop the process
+        with contextlib.suppress(OSError):  # the terminal closes with the process
+            while chunk := os.read(leader, 4096):
+                shown.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        os.write(leader, typed)
+        assert process.wait(timeout=120) == 0, process.stderr.read()
+        reader.join(timeout=5)
+    finally:
+        os.close(leader)
+    return shown.decode(errors="replace")
+
+
+def plain_text(shown: str) -> str:
+    """A terminal's output without its control sequences and carriage returns."""
+    import re
+
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]|\r", "", shown)
+
+
 def line_chat_in_a_terminal(args: list[str], lines: list[str], env: dict[str, str] | None = None) -> CliResult:
     """`python -m localchat ARGS` with a terminal on stdin (the line chat), typed `lines`, then its end."""
     import time

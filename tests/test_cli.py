@@ -16,7 +16,14 @@ from pathlib import Path
 import pytest
 
 from localchat.engine.protocol import ChatMessage
-from tests.conftest import CliResult, assert_one_line_error, line_chat_in_a_terminal, run_cli
+from tests.conftest import (
+    CliResult,
+    assert_one_line_error,
+    line_chat_in_a_terminal,
+    line_chat_on_a_terminal,
+    plain_text,
+    run_cli,
+)
 from tests.models.test_gguf import bad_files
 
 FAST = ("-n", "12", "--temp", "0")
@@ -126,6 +133,28 @@ def test_line_chat_sends_a_triple_quoted_block_as_one_message(model_path: Path) 
     assert len(replies) == 1, result.stdout
     alone = run_cli("run", str(model_path), "Translate to French:\ngood morning\ngood night", *FAST)
     assert replies[0].removeprefix("... ").removeprefix("... ").strip() == alone.stdout.strip(), result.stdout
+
+
+def test_line_chat_edits_lines_and_recalls_them_with_up(model_path: Path) -> None:
+    """In a terminal the line chat reads through readline, as Ollama's prompt does: Up brings back an earlier
+    line (before, it sent the escape sequence "^[[A" to the model). After /clear the recalled message is answered
+    as `run` answers it alone."""
+    shown = plain_text(
+        line_chat_on_a_terminal(["run", str(model_path), *FAST], b"Name a colour.\n/clear\n\x1b[A\x1b[A\n/bye\n")
+    )
+    reply = run_cli("run", str(model_path), "Name a colour.", *FAST).stdout.strip()
+    assert reply and shown.count(reply) == 2, shown
+
+
+def test_line_chat_takes_a_paste_of_several_lines_as_one_message(model_path: Path) -> None:
+    """The line chat asks the terminal to mark pastes (bracketed paste, which Python turns off), and a paste so
+    marked is one message, its lines and all (each line was sent alone)."""
+    pasted = b"\x1b[200~Translate to French:\ngood morning\ngood night\x1b[201~\n/bye\n"
+    terminal = line_chat_on_a_terminal(["run", str(model_path), *FAST], pasted)
+    assert "\x1b[?2004h" in terminal  # asked: only then do terminals mark a paste
+    shown = plain_text(terminal)
+    reply = run_cli("run", str(model_path), "Translate to French:\ngood morning\ngood night", *FAST).stdout.strip()
+    assert reply and shown.count(reply) == 1 and shown.count(">>> ") == 2, shown  # one reply, then /bye
 
 
 def test_bench_json(model_path: Path) -> None:

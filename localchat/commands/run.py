@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sys
@@ -297,6 +298,12 @@ def line_chat(
     the rest (chat/line_commands.py)."""
     from localchat.chat.line_commands import LineSession, gather, run_command
 
+    with contextlib.suppress(ImportError):  # not on Windows
+        # input() then edits the line and recalls history (Up), as Ollama's prompt does; and a paste of several
+        # lines comes as one message (Python turns readline's bracketed paste off for its own REPL: bpo-42819).
+        import readline
+
+        readline.parse_and_bind("set enable-bracketed-paste on")
     session = LineSession(system, sampling)
     history: list[ChatMessage] = []  # the turns; the system prompt goes before them as each is sent
     n_ctx = engine.model.n_ctx or UNKNOWN_CONTEXT  # a server that does not say: it refuses what is too long
