@@ -146,6 +146,17 @@ def test_line_chat_edits_lines_and_recalls_them_with_up(model_path: Path) -> Non
     assert reply and shown.count(reply) == 2, shown
 
 
+def test_line_chat_keeps_its_lines_for_the_next_run(model_path: Path) -> None:
+    """As Ollama keeps ~/.ollama/history: Up in a new line chat brings back the last run's lines."""
+    from localchat.config import paths
+
+    line_chat_on_a_terminal(["run", str(model_path), *FAST], b"Name a colour.\n/bye\n")
+    shown = plain_text(line_chat_on_a_terminal(["run", str(model_path), *FAST], b"\x1b[A\x1b[A\n/bye\n"))
+    reply = run_cli("run", str(model_path), "Name a colour.", *FAST).stdout.strip()
+    assert reply and shown.count(reply) == 1, shown
+    assert (paths().data_dir / "line_history").read_text().count("Name a colour.") == 2
+
+
 def test_line_chat_takes_a_paste_of_several_lines_as_one_message(model_path: Path) -> None:
     """The line chat asks the terminal to mark pastes (bracketed paste, which Python turns off), and a paste so
     marked is one message, its lines and all (each line was sent alone)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from localchat.chat.context import UNKNOWN_CONTEXT, plan_to_fit
+from localchat.chat.line_commands import LineSession, gather, run_command
 from localchat.chat.sampling import SamplingParams
 from localchat.commands.models import resolve_model
 from localchat.commands.options import (
@@ -296,15 +298,40 @@ def line_chat(
 ) -> None:
     """A plain multi-turn chat for terminals where the TUI won't do. /bye or Ctrl-D leaves, /clear forgets, /? lists
     the rest (chat/line_commands.py)."""
-    from localchat.chat.line_commands import LineSession, gather, run_command
+    with readline_prompt(paths().data_dir / "line_history"):
+        _line_chat(engine, LineSession(system, sampling), thinking, printer, lookup)
 
-    with contextlib.suppress(ImportError):  # not on Windows
-        # input() then edits the line and recalls history (Up), as Ollama's prompt does; and a paste of several
-        # lines comes as one message (Python turns readline's bracketed paste off for its own REPL: bpo-42819).
+
+@contextmanager
+def readline_prompt(history: Path) -> Iterator[None]:
+    """In a terminal input() reads through readline, as Ollama's prompt does: line editing, Up for earlier lines
+    (kept in `history` across runs, as ~/.ollama/history), and a paste of several lines as one message (Python
+    turns readline's bracketed paste off for its own REPL: bpo-42819)."""
+    try:
         import readline
+    except ImportError:  # not on Windows
+        yield
+        return
+    readline.parse_and_bind("set enable-bracketed-paste on")
+    readline.set_history_length(1000)
+    with contextlib.suppress(OSError):  # none yet
+        readline.read_history_file(history)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # written whole, then put in place: never a half-written file
+            history.parent.mkdir(parents=True, exist_ok=True)
+            readline.write_history_file(f"{history}.tmp")
+            os.replace(f"{history}.tmp", history)
 
-        readline.parse_and_bind("set enable-bracketed-paste on")
-    session = LineSession(system, sampling)
+
+def _line_chat(
+    engine: ChatBackend,
+    session: LineSession,
+    thinking: bool | None,
+    printer: ReplyPrinter,
+    lookup: bool,
+) -> None:
     history: list[ChatMessage] = []  # the turns; the system prompt goes before them as each is sent
     n_ctx = engine.model.n_ctx or UNKNOWN_CONTEXT  # a server that does not say: it refuses what is too long
     size = f"{engine.model.n_ctx}-token context" if engine.model.n_ctx else "context size not given by the server"
