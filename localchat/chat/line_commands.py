@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from localchat.chat.sampling import INTEGER_FIELDS, SamplingParams
+from localchat.chat.sampling import SamplingParams, parse_number
 from localchat.errors import InvalidSetting
 
 QUOTES = '"""'
@@ -80,11 +80,9 @@ def _set(rest: str, session: LineSession) -> Outcome:
         if field is None:
             return Outcome(session, f"Unknown parameter '{name}': one of {', '.join(PARAMETERS)}")
         try:
-            number = int(raw) if field in INTEGER_FIELDS else float(raw)
-            sampling = session.sampling.with_overrides(**{field: number})
+            sampling = session.sampling.with_overrides(**{field: parse_number(raw)})
         except ValueError:
-            kind = "a whole number" if field in INTEGER_FIELDS else "a number"
-            return Outcome(session, f"{name} takes {kind} (got {raw.strip()!r})")
+            return Outcome(session, f"{name} takes a number (got {raw.strip()!r})")
         except InvalidSetting as exc:
             return Outcome(session, exc.message.replace(field, name, 1))
         return Outcome(replace(session, sampling=sampling), f"Set parameter '{name}' to '{raw.strip()}'")

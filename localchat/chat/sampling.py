@@ -23,9 +23,22 @@ INTEGER_FIELDS = {"top_k", "max_tokens", "seed"}
 PENALTY_LAST_N = 64  # the repeat penalty looks back on this many tokens (llama.cpp's chain and chat/distribution)
 
 
+def shown_number(value: float) -> str:
+    """A bound as people write it: 1,000,000 (not 1e+06), 0.5, 5."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:g}"
+
+
+def parse_number(text: str) -> int | float:
+    """A setting typed as text: a whole number where it is one, else a decimal (ValueError for neither)."""
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
 def _range(name: str) -> str:
-    """A field's range as people write it: "1 and 1,000,000" (not 1e+06), "0.5 and 2"."""
-    return " and ".join(f"{int(end):,}" if float(end).is_integer() else f"{end:g}" for end in RANGES[name])
+    low, high = RANGES[name]
+    return f"{shown_number(low)} and {shown_number(high)}"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from localchat.chat.sampling import PRESETS, SamplingParams
+from localchat.chat.sampling import PRESETS, SamplingParams, parse_number
 from localchat.commands.options import (
     build_load_options,
     build_lookup,
@@ -105,11 +105,7 @@ def side_sampling(base: SamplingParams, settings: tuple[str, ...], flag: str) ->
 
 def _number(text: str, what: str) -> float | int:
     try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
+        return parse_number(text)
     except ValueError:
         raise InvalidSetting(f"{what}={text}: not a number") from None
 

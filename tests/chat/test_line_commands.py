@@ -34,8 +34,9 @@ def test_set_a_parameter_by_ollamas_name() -> None:
 def test_a_bad_parameter_says_why_and_changes_nothing() -> None:
     cases = {
         "/set parameter temperature hot": "temperature takes a number (got 'hot')",
-        "/set parameter top_k 2.5": "top_k takes a whole number (got '2.5')",
-        "/set parameter temperature 9": "temperature must be between 0 and 5 (got 9.0)",
+        "/set parameter top_k 2.5": "top_k must be a whole number between 0 and 1,000 (got 2.5)",
+        "/set parameter top_k many": "top_k takes a number (got 'many')",
+        "/set parameter temperature 9": "temperature must be between 0 and 5 (got 9)",
         "/set parameter num_predict 0": "num_predict must be between 1 and 1,000,000 (got 0)",
         "/set parameter mirostat 2": "Unknown parameter 'mirostat': one of temperature, top_p, top_k, min_p, "
         "repeat_penalty, seed, num_predict",

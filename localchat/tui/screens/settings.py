@@ -12,16 +12,12 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, TextArea
 from textual.widgets.option_list import Option
 
-from localchat.chat.sampling import PRESETS, RANGES, SamplingParams
+from localchat.chat.sampling import PRESETS, RANGES, SamplingParams, shown_number
 from localchat.errors import InvalidSetting
 from localchat.store.db import Store
 from localchat.text import inert
 
 FIELDS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed")
-
-
-def _number(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1000 else f"{value:g}"
 
 
 class SettingsScreen(ModalScreen[tuple[SamplingParams, int | None, bool] | None]):
@@ -47,7 +43,7 @@ class SettingsScreen(ModalScreen[tuple[SamplingParams, int | None, bool] | None]
                 low, high = RANGES[name]
                 value = getattr(self.sampling, name)
                 with Horizontal(classes="field"):
-                    yield Label(f"{name} [{_number(low)}–{_number(high)}]")
+                    yield Label(f"{name} [{shown_number(low)}–{shown_number(high)}]")
                     yield Input("" if value is None else str(value), id=name)
             with Horizontal(classes="field"):
                 yield Label("context size (tokens; empty = model default)")
