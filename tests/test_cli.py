@@ -124,6 +124,37 @@ def test_line_chat_slash_commands_as_ollamas(model_path: Path) -> None:
     assert replies[0] == alone.stdout.strip() and alone.stdout.strip(), alone.stderr
 
 
+def test_line_chat_loads_another_model_and_goes_on(model_path: Path, gemma_path: Path, tmp_path: Path) -> None:
+    """/load switches the model mid-chat (Ollama's /load; the conversation goes on, /clear forgets it); a model
+    that is not there, or that llama.cpp refuses, is said so in a line and the chat goes on with the one before."""
+    from tests.gguf_files import with_metadata
+
+    refused = with_metadata(model_path, tmp_path / "refused.gguf", {"tokenizer.ggml.model": "no-such-tokenizer"})
+    lines = [
+        "/show info",
+        "/load no-such-model",
+        f"/load {refused}",
+        "Name a colour.",
+        f"/load {gemma_path}",
+        "/show info",
+        "/clear",
+        "Name a colour.",
+        "/bye",
+    ]
+    result = line_chat_in_a_terminal(["run", str(model_path), *FAST], lines)
+    assert result.code == 0, result.stderr
+    said = result.stderr
+    smol, gemma = said.split(f"Loading model '{gemma_path}'")
+    assert "architecture      llama" in smol and "quantization      Q4_1" in smol
+    assert "localchat: not found; no-such-model is not downloaded" in smol and "Traceback" not in said
+    assert "refused.gguf: see the engine log for why; still chatting with Smollm2 135M" in smol
+    assert "architecture      gemma3" in gemma and "quantization      Q4_K_M" in gemma and "Chatting with" in gemma
+    replies = [part.strip() for part in result.stdout.split(">>> ") if part.strip()]
+    assert len(replies) == 2, result.stdout
+    assert replies[0] == run_cli("run", str(model_path), "Name a colour.", *FAST).stdout.strip()  # still SmolLM2
+    assert replies[1] == run_cli("run", str(gemma_path), "Name a colour.", *FAST).stdout.strip()
+
+
 def test_line_chat_sends_a_triple_quoted_block_as_one_message(model_path: Path) -> None:
     """As in Ollama: \"\"\" opens a message of several lines (each line was its own message before)."""
     lines = ['"""Translate to French:', "good morning", 'good night"""', "/bye"]

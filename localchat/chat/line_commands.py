@@ -1,6 +1,7 @@
 """The line chat's slash commands, as Ollama's `run` has them: /? lists them, /set changes this session's system
-prompt or a sampling parameter (by Ollama's names), /show tells them, and an unknown /word is said so rather than
-sent to the model. A line such as "/etc/hosts: what is it?" is a message: only /WORD or /? starts a command."""
+prompt or a sampling parameter (by Ollama's names), /show tells them and the model, /load switches the model (the
+conversation goes on with it), and an unknown /word is said so rather than sent to the model. A line such as
+"/etc/hosts: what is it?" is a message: only /WORD or /? starts a command."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from localchat.chat.sampling import SamplingParams, parse_number
+from localchat.engine.protocol import ModelInfo
 from localchat.errors import InvalidSetting
+from localchat.models.gguf import shown_parameters
 
 QUOTES = '"""'
 COMMAND = re.compile(r"/(\?|[A-Za-z]+)(?:\s+(.*))?", re.DOTALL)
@@ -26,7 +29,9 @@ PARAMETERS = {
 HELP = f"""Available commands:
   /set parameter NAME VALUE   set a sampling parameter (names below)
   /set system TEXT            set the system prompt (the conversation goes on)
+  /show info                  the model
   /show parameters | system   what is set
+  /load MODEL                 go on with another model (a name from `localchat list`, or a .gguf path)
   /clear                      forget the conversation
   /bye                        leave (also Ctrl-D)
   /?, /help                   this help
@@ -40,6 +45,7 @@ class LineSession:
 
     system: str | None
     sampling: SamplingParams
+    model: ModelInfo
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class Outcome:
     say: str = ""  # for the person (stderr)
     leave: bool = False
     clear: bool = False  # forget the conversation so far
+    load: str | None = None  # the model to go on with
 
 
 def run_command(line: str, session: LineSession) -> Outcome | None:
@@ -66,6 +73,10 @@ def run_command(line: str, session: LineSession) -> Outcome | None:
         return _set(rest, session)
     if name == "show":
         return _show(rest, session)
+    if name == "load":
+        if not rest or len(rest.split()) > 1:
+            return Outcome(session, "Usage: /load MODEL (a name from `localchat list`, or a .gguf path)")
+        return Outcome(session, load=rest)
     return Outcome(session, f"Unknown command '/{match.group(1)}'. Type /? for help")
 
 
@@ -96,7 +107,29 @@ def _show(rest: str, session: LineSession) -> Outcome:
         return Outcome(session, "Parameters:\n" + "\n".join(lines))
     if rest == "system":
         return Outcome(session, session.system or "(no system prompt)")
-    return Outcome(session, "Usage: /show parameters, or /show system")
+    if rest == "info":
+        return Outcome(session, "\n".join(model_lines(session.model)))
+    return Outcome(session, "Usage: /show info, /show parameters, or /show system")
+
+
+def model_lines(model: ModelInfo) -> list[str]:
+    """/show info, laid out as Ollama's: a local model's make and how it runs here, or a server's model."""
+    if model.architecture == "remote":  # backends/remote.py: a server says little of its model
+        context = f"{model.n_ctx}" if model.n_ctx else "not given by the server"
+        rows = [("name", model.name), ("server", model.path), ("context length", context)]
+    else:
+        context = f"{model.n_ctx}" + (f" (trained on {model.n_ctx_train})" if model.n_ctx_train != model.n_ctx else "")
+        rows = [
+            ("name", model.name),
+            ("architecture", model.architecture),
+            ("parameters", shown_parameters(model.parameters)),
+            ("context length", context),
+            ("quantization", model.quantization),
+            ("runs on", model.offload_text),
+            ("chat template", model.chat_template),
+            ("file", model.path),
+        ]
+    return ["  Model", *(f"    {key:<18}{value}" for key, value in rows)]
 
 
 def gather(line: str, more: Callable[[], str]) -> str:

@@ -115,7 +115,7 @@ def battle(
 ) -> None:
     from localchat.chat.arena import Arena, ArenaEngines, parse_vote
     from localchat.commands.models import library
-    from localchat.commands.run import cancel_on_interrupt
+    from localchat.commands.streaming import cancel_on_interrupt
     from localchat.models.manager import fits_beside_loaded
 
     options = build_load_options(flags)

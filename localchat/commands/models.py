@@ -27,7 +27,7 @@ from localchat.engine.protocol import GpuLayers
 from localchat.errors import LocalchatError
 from localchat.models import hub
 from localchat.models.catalog import CATALOG
-from localchat.models.gguf import fallback_family
+from localchat.models.gguf import fallback_family, shown_parameters
 from localchat.models.library import Library, LocalModel
 from localchat.models.manager import (
     PullPlan,
@@ -228,7 +228,7 @@ def list_models(as_json: bool, catalog: bool, endpoint: str | None) -> None:
         add_row(
             table,
             row["name"],
-            f"{row['parameters'] / 1e9:.2f}B" if row["parameters"] >= 1e9 else f"{row['parameters'] / 1e6:.0f}M",
+            shown_parameters(row["parameters"]),
             row["quant"],
             f"{row['size_bytes'] / 1e9:.2f} GB" if row["size_bytes"] >= 1e8 else f"{row['size_bytes'] / 1e6:.0f} MB",
             str(row["context_length"]),

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from localchat.chat.context import UNKNOWN_CONTEXT, plan_to_fit
-from localchat.chat.line_commands import LineSession, gather, run_command
+from localchat.chat.line_commands import LineSession
 from localchat.chat.sampling import SamplingParams
+from localchat.commands.line_chat import line_chat, switch_local
 from localchat.commands.models import resolve_model
 from localchat.commands.options import (
     build_load_options,
@@ -27,16 +21,11 @@ from localchat.commands.options import (
     engine_options,
     sampling_options,
 )
+from localchat.commands.streaming import EXIT_INTERRUPTED, ReplyPrinter, load_with_progress, stream_reply
 from localchat.config import paths
-from localchat.engine.protocol import ChatMessage, Delta, Done, Generate, LoadOptions, ModelInfo, TokenLogprob
-from localchat.errors import LoadCancelled, LocalchatError
+from localchat.engine.protocol import ChatMessage, Done, Generate, TokenLogprob
+from localchat.errors import LocalchatError
 from localchat.text import inert, one_line
-
-if TYPE_CHECKING:
-    from localchat.chat.backend import ChatBackend
-    from localchat.engine.client import EngineClient
-
-EXIT_INTERRUPTED = 130
 
 
 @click.command()
@@ -110,7 +99,8 @@ def run(
         if prompt is None:
             if piped is not None:
                 raise LocalchatError("stdin was empty: pipe in a prompt, or give PROMPT")
-            line_chat(engine, system, sampling, thinking, reply, lookup)
+            session = LineSession(system, sampling, info)
+            line_chat(engine, session, switch_local(engine, options), thinking, reply, lookup)
             return
         messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
         request = Generate(messages, sampling=sampling, thinking=thinking, logprobs=logprobs or 0, lookup=lookup)
@@ -155,7 +145,8 @@ def run_remote(
         )
     reply = ReplyPrinter(show_reasoning=not hide_thinking and sys.stdout.isatty())
     if prompt is None:
-        line_chat(backend, system, sampling, None, reply)
+        session = LineSession(system, sampling, backend.model)
+        line_chat(backend, session, lambda ref: open_remote(url, ref), None, reply)
         return
     messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
     done = stream_reply(backend, Generate(messages, sampling=sampling), reply if not as_json else None)
@@ -192,188 +183,3 @@ def openai_logprob(entry: TokenLogprob) -> dict[str, Any]:
 
     top = [one(c.token, c.logprob, c.raw) for c in entry.top]
     return one(entry.token, entry.logprob, entry.raw) | {"top_logprobs": top}
-
-
-@contextmanager
-def cancel_on_interrupt(engine: ChatBackend | EngineClient) -> Iterator[None]:
-    """Ctrl-C while a reply streams stops the reply (the engine is in its own session and never sees it)."""
-    previous = signal.signal(signal.SIGINT, lambda *_: engine.cancel())
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def load_with_progress(engine: EngineClient, path: Path, options: LoadOptions) -> ModelInfo:
-    """Load, showing how far it has come on a terminal (a 7B takes a while); Ctrl-C stops the load."""
-    shown, stopped = sys.stderr.isatty(), False
-
-    def progress(fraction: float) -> None:
-        if shown:
-            sys.stderr.write(f"\rloading {inert(path.name)}… {fraction:.0%}")
-            sys.stderr.flush()
-
-    try:
-        with cancel_on_interrupt(engine):
-            return engine.load(path, options, progress)
-    except LoadCancelled:
-        stopped = True
-    finally:
-        if shown:
-            sys.stderr.write("\r\x1b[K")  # the line goes: what follows is the reply
-            sys.stderr.flush()
-    if stopped:
-        click.echo(f"localchat: stopped loading {inert(path.name)}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-
-
-DIM, PLAIN = "\x1b[2m", "\x1b[0m"
-
-
-class ReplyPrinter:
-    """A reply on stdout as it streams: the reasoning dimmed (on a terminal, unless hidden), then the answer.
-    Raw bytes when piped (scripts get the exact text); inert control characters on a terminal."""
-
-    def __init__(self, show_reasoning: bool) -> None:
-        self.show_reasoning = show_reasoning
-        self.terminal = sys.stdout.isatty()
-        self.in_reasoning = False
-
-    def start(self) -> None:
-        self.in_reasoning = False
-
-    def __call__(self, delta: Delta) -> None:
-        out = []
-        if delta.reasoning and self.show_reasoning:
-            if not self.in_reasoning:
-                out.append(DIM)
-                self.in_reasoning = True
-            out.append(inert(delta.reasoning))
-        if delta.text:
-            out.append(self._end_reasoning())
-            out.append(inert(delta.text) if self.terminal else delta.text)
-        sys.stdout.write("".join(out))
-        sys.stdout.flush()
-
-    def _end_reasoning(self) -> str:
-        if not self.in_reasoning:
-            return ""
-        self.in_reasoning = False
-        return f"{PLAIN}\n\n"
-
-    def finish(self, done: Done) -> None:
-        end = self._end_reasoning()
-        if done.reasoning_state == "open" and end:
-            end += "(the reply ended inside its reasoning: no answer yet)"
-        elif done.reasoning_state == "open":  # the reasoning was not printed: say where it is
-            click.echo("localchat: the reply ended inside its reasoning, with no answer (--json has it)", err=True)
-        elif done.reasoning_state == "stray":
-            click.echo("localchat: the model wrote a closing reasoning marker with no opening one", err=True)
-        sys.stdout.write(end)
-        sys.stdout.flush()
-
-
-def stream_reply(engine: ChatBackend, request: Generate, printer: ReplyPrinter | None) -> Done:
-    """The reply, printed as it streams unless `printer` is None (--json)."""
-    if printer is not None:
-        printer.start()
-    with cancel_on_interrupt(engine):
-        for event in engine.generate(request):
-            if isinstance(event, Done):
-                if printer is not None:
-                    printer.finish(event)
-                return event
-            if printer is not None:
-                printer(event)
-    raise LocalchatError("the engine ended the reply without a result")
-
-
-def line_chat(
-    engine: ChatBackend,
-    system: str | None,
-    sampling: SamplingParams,
-    thinking: bool | None,
-    printer: ReplyPrinter,
-    lookup: bool = True,
-) -> None:
-    """A plain multi-turn chat for terminals where the TUI won't do. /bye or Ctrl-D leaves, /clear forgets, /? lists
-    the rest (chat/line_commands.py)."""
-    with readline_prompt(paths().data_dir / "line_history"):
-        _line_chat(engine, LineSession(system, sampling), thinking, printer, lookup)
-
-
-@contextmanager
-def readline_prompt(history: Path) -> Iterator[None]:
-    """In a terminal input() reads through readline, as Ollama's prompt does: line editing, Up for earlier lines
-    (kept in `history` across runs, as ~/.ollama/history), and a paste of several lines as one message (Python
-    turns readline's bracketed paste off for its own REPL: bpo-42819)."""
-    try:
-        import readline
-    except ImportError:  # not on Windows
-        yield
-        return
-    readline.parse_and_bind("set enable-bracketed-paste on")
-    readline.set_history_length(1000)
-    with contextlib.suppress(OSError):  # none yet
-        readline.read_history_file(history)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(OSError):  # written whole, then put in place: never a half-written file
-            history.parent.mkdir(parents=True, exist_ok=True)
-            readline.write_history_file(f"{history}.tmp")
-            os.replace(f"{history}.tmp", history)
-
-
-def _line_chat(
-    engine: ChatBackend,
-    session: LineSession,
-    thinking: bool | None,
-    printer: ReplyPrinter,
-    lookup: bool,
-) -> None:
-    history: list[ChatMessage] = []  # the turns; the system prompt goes before them as each is sent
-    n_ctx = engine.model.n_ctx or UNKNOWN_CONTEXT  # a server that does not say: it refuses what is too long
-    size = f"{engine.model.n_ctx}-token context" if engine.model.n_ctx else "context size not given by the server"
-    click.echo(f"Chatting with {inert(engine.model.name)} ({size}). /? for help, /bye or Ctrl-D to leave.", err=True)
-    while True:
-        try:
-            line = gather(input(">>> "), lambda: input("... "))
-        except EOFError:
-            click.echo(err=True)
-            return
-        except KeyboardInterrupt:
-            click.echo("\n(use /bye or Ctrl-D to leave)", err=True)
-            continue
-        command = run_command(line, session)
-        if command is not None:
-            session = command.session
-            if command.say:
-                click.echo(command.say, err=True)
-            if command.leave:
-                return
-            if command.clear:
-                history = []
-            continue
-        if not line.strip():
-            continue
-        system_message = [ChatMessage("system", session.system)] if session.system else []
-        candidate = [*system_message, *history, ChatMessage("user", line)]
-        try:
-            plan = plan_to_fit(
-                candidate, lambda sent: engine.measure(sent, thinking), n_ctx, session.sampling.max_tokens
-            )
-        except LocalchatError as exc:
-            click.echo(f"localchat: {one_line(exc.message)}", err=True)
-            continue
-        if plan.dropped:
-            click.echo(f"(left out the {len(plan.dropped)} oldest messages to fit the context window)", err=True)
-        done = stream_reply(
-            engine, Generate(plan.messages, sampling=session.sampling, thinking=thinking, lookup=lookup), printer
-        )
-        click.echo()
-        if done.stop_reason == "error":
-            click.echo(f"localchat: {one_line(done.error or '')}; the next message starts a new engine", err=True)
-        elif done.stop_reason == "cancelled":
-            click.echo("(stopped)", err=True)
-        history = [*candidate[len(system_message) :], ChatMessage("assistant", done.text)]

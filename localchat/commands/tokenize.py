@@ -35,7 +35,7 @@ def tokenize(model: str, text: str | None, as_json: bool, **flags: Any) -> None:
         raise LocalchatError("no text: the text to tokenize is empty")
     options = build_load_options(flags)
     path = resolve_model(model)
-    from localchat.commands.run import load_with_progress  # the engine's client: only when a model runs
+    from localchat.commands.streaming import load_with_progress  # the engine's client: only when a model runs
     from localchat.engine.client import EngineClient
 
     with EngineClient(paths().ensure().engine_log) as engine:

@@ -356,3 +356,8 @@ TEMPLATE_FAMILIES = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma"}
 def fallback_family(architecture: str) -> str:
     """The chat format a model without its own template is prompted in."""
     return TEMPLATE_FAMILIES.get(architecture, "chatml")
+
+
+def shown_parameters(count: int) -> str:
+    """A parameter count as model cards give it: 135M, 1.24B."""
+    return f"{count / 1e9:.2f}B" if count >= 1e9 else f"{count / 1e6:.0f}M"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from localchat.chat.line_commands import HELP, LineSession, gather, run_command
 from localchat.chat.sampling import SamplingParams
+from localchat.engine.protocol import ModelInfo
 
-START = LineSession(None, SamplingParams())
+# What the engine says of SmolLM2-135M Q4_1 (the line chat's /show info is read from it in tests/test_cli.py)
+SMOLLM2 = ModelInfo("/m/SmolLM2.gguf", "SmolLM2 135M", "llama", "Q4_1", 134_515_008, 30, 0, 2048, 8192, 2, "model", 0.1)
+START = LineSession(None, SamplingParams(), SMOLLM2)
 
 
 def test_a_message_is_not_a_command() -> None:
@@ -57,7 +62,7 @@ def test_set_and_show_the_system_prompt_and_parameters() -> None:
     assert run_command("/show system", START).say == "(no system prompt)"
     shown = run_command("/show parameters", run_command("/set parameter num_predict 9", START).session).say
     assert "num_predict     9" in shown and "temperature     0.7" in shown
-    assert run_command("/show", START).say == "Usage: /show parameters, or /show system"
+    assert run_command("/show", START).say == "Usage: /show info, /show parameters, or /show system"
 
 
 def test_an_unknown_command_is_said_so_not_sent() -> None:
@@ -76,3 +81,26 @@ def test_triple_quotes_gather_a_message_of_several_lines() -> None:
     assert gather('"""', typed("def f(x):", "    return x", 'Explain."""')) == "def f(x):\n    return x\nExplain."
     assert gather('"""First', typed("", 'last"""  ')) == "First\n\nlast"  # blank lines inside are kept
     assert gather('"""', typed('"""')) == ""  # nothing: the chat sends nothing
+
+
+def test_show_info_tells_the_model_as_ollama_does() -> None:
+    said = run_command("/show info", START).say.splitlines()
+    assert said[0] == "  Model"
+    assert "    architecture      llama" in said and "    parameters        135M" in said
+    assert "    context length    2048 (trained on 8192)" in said and "    quantization      Q4_1" in said
+    assert "    runs on           CPU only" in said
+    server = replace(SMOLLM2, path="http://127.0.0.1:8080/v1", architecture="remote", n_ctx=0, n_ctx_train=0)
+    said = run_command("/show info", replace(START, model=server)).say.splitlines()
+    assert said[1:] == [
+        "    name              SmolLM2 135M",
+        "    server            http://127.0.0.1:8080/v1",
+        "    context length    not given by the server",
+    ]
+
+
+def test_load_names_one_model() -> None:
+    done = run_command("/load gemma3:270m", START)
+    assert done.load == "gemma3:270m" and done.session == START and not done.say
+    for line in ("/load", "/load two models"):
+        bad = run_command(line, START)
+        assert bad.load is None and bad.say.startswith("Usage: /load MODEL"), line

@@ -18,6 +18,7 @@ from textual.widgets.option_list import Option
 from localchat.backends.endpoints import NamedEndpoint, Served, served_models
 from localchat.errors import LocalchatError
 from localchat.models.catalog import CATALOG, CatalogEntry
+from localchat.models.gguf import shown_parameters
 from localchat.models.library import Library, LocalModel
 from localchat.models.manager import machine_fit, plan_pull, run_pull
 from localchat.text import inert
@@ -48,7 +49,7 @@ def describe(library: Library, model: LocalModel) -> str:
     params = summary.parameters
     size = model.size_bytes
     return (
-        f"{model.alias or model.name}  ·  {params / 1e9:.2f}B  ·  {summary.quantization}  ·  "
+        f"{model.alias or model.name}  ·  {shown_parameters(params)}  ·  {summary.quantization}  ·  "
         f"{size / 1e9:.2f} GB  ·  ctx {summary.context_length}  ·  {fit.verdict}"
     )
 
