@@ -30,7 +30,7 @@ from localchat.engine.protocol import (
     Usage,
 )
 from localchat.errors import LoadCancelled, LocalchatError
-from localchat.store.db import NewBattle, Store
+from localchat.store.db import Conversation, NewBattle, Store
 
 Side = str  # "a" or "b"
 SIDES: tuple[Side, Side] = ("a", "b")
@@ -227,6 +227,19 @@ def winner_history(round_: Round, vote: Vote, results: dict[Side, Done]) -> tupl
         return round_.messages[:-1]
     side = "b" if vote == "b" else "a"
     return (*round_.messages, ChatMessage("assistant", results[side].text))
+
+
+def save_as_chat(store: Store, winner: Contestant, history: Sequence[ChatMessage]) -> Conversation:
+    """The arena's chat as a chat of its own, to go on with the winner: its replies stored as the winner's, its
+    settings kept without the seed the arena drew for its seat (a fixed seed would repeat itself)."""
+    first = next((m.content for m in history if m.role == "user"), "Arena")
+    chat = store.create_conversation(title=f"Arena: {' '.join(first.split())[:40]}")
+    store.update_conversation(chat.id, sampling=winner.sampling.to_dict() | {"seed": None})
+    parent = None
+    for said in history:
+        model = winner.model if said.role == "assistant" else None
+        parent = store.add_message(chat.id, said.role, said.content, parent, model=model).id
+    return chat
 
 
 def failed(text: str, error: str, stop_reason: StopReason = "error") -> Done:

@@ -11,6 +11,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from localchat.chat.arena import save_as_chat
 from localchat.chat.export import export_chat
 from localchat.chat.sampling import SamplingParams
 from localchat.chat.session import ChatSession
@@ -361,14 +362,7 @@ class LocalchatApp(App[None]):
 
     async def on_arena_screen_continue_with_winner(self, message: ArenaScreen.ContinueWithWinner) -> None:
         """A chat of its own for the arena's history, with the winner's model loaded (its settings kept)."""
-        first = next((m.content for m in message.history if m.role == "user"), "Arena")
-        chat = self.store.create_conversation(title=f"Arena: {' '.join(first.split())[:40]}")
-        # Its settings, without the seed the arena drew for its seat (a fixed seed would repeat itself).
-        self.store.update_conversation(chat.id, sampling=message.winner.sampling.to_dict() | {"seed": None})
-        parent = None
-        for said in message.history:
-            model = message.winner.model if said.role == "assistant" else None
-            parent = self.store.add_message(chat.id, said.role, said.content, parent, model=model).id
+        chat = save_as_chat(self.store, message.winner, message.history)
         await self.open_conversation(chat.id)
         model = self.library.local_file(message.winner.path)
         self.load_model(model.alias or model.name, model)
