@@ -18,7 +18,16 @@ from localchat.errors import LocalchatError
 from localchat.text import one_line
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
+class Commands(click.Group):
+    """The subcommands, and Ollama's other names for them (`ollama ls`), which the help leaves out."""
+
+    ALIASES = {"ls": "list"}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, self.ALIASES.get(cmd_name, cmd_name))
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]}, invoke_without_command=True)
 @click.version_option(__version__, prog_name="localchat")
 @click.option("--model", "-m", help="open the app with this model (name, alias or .gguf path) [last used]")
 @click.pass_context
