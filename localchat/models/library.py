@@ -73,6 +73,8 @@ class Library:
         self.paths = paths
         self.manifests = paths.models_dir / "manifests"
         self.metadata_cache = paths.cache_dir / "gguf-metadata.json"
+        # When models found in place (no manifest: bundled, Hugging Face cache) were last used, by the path listed
+        self.found_used = paths.models_dir / "found-last-used.json"
 
     # --- manifests ----------------------------------------------------------------------------------------
 
@@ -102,6 +104,9 @@ class Library:
         registered = self._registered()
         known = {os.path.realpath(f) for m in registered for f in m.files}
         found = [m for m in [*hf_cache_models(), *bundled_models()] if os.path.realpath(m.files[0]) not in known]
+        used = self._found_used()
+        for model in found:
+            model.last_used = used.get(os.path.abspath(model.files[0]))
         return registered + found
 
     def find(self, ref: str) -> LocalModel | None:
@@ -114,9 +119,22 @@ class Library:
         return known or LocalModel(name=Path(path).name, files=[str(Path(path).resolve())], source="file")
 
     def touch(self, model: LocalModel) -> None:
+        model.last_used = time.time()
         if model.source in ("pulled", "imported"):
-            model.last_used = time.time()
             self.save(model)
+        elif model.source in ("hf-cache", "bundled"):
+            used = self._found_used() | {os.path.abspath(model.files[0]): model.last_used}
+            self.found_used.parent.mkdir(parents=True, exist_ok=True)
+            temporary = self.found_used.with_suffix(f".tmp{os.getpid()}")  # written whole, then put in place
+            temporary.write_text(json.dumps(used, indent=1))
+            os.replace(temporary, self.found_used)
+
+    def _found_used(self) -> dict[str, float]:
+        try:
+            used = json.loads(self.found_used.read_text())
+        except (OSError, ValueError):
+            return {}  # none yet, or damaged: only "last used" is lost
+        return {k: v for k, v in used.items() if isinstance(v, int | float)} if isinstance(used, dict) else {}
 
     def remove(self, model: LocalModel) -> None:
         """Pulled models lose their files; imported ones and HF-cache ones only leave the list."""

@@ -166,9 +166,14 @@ def test_models_in_the_hugging_face_cache_are_listed_in_place(model_path: Path, 
     (cache / "models--acme--cached-GGUF" / "refs" / "main").write_text("a" * 40)
     listed = listed_models(run_cli("list", "--json", env={"HF_HUB_CACHE": str(cache)}))
     assert [(m["ref"], m["source"]) for m in listed] == [("acme/cached-GGUF:Q4_K_M", "hf-cache")]
-    assert Path(listed[0]["path"]).resolve() == model_path.resolve()
+    assert Path(listed[0]["path"]).resolve() == model_path.resolve() and listed[0]["last_used"] is None
     reply = run_cli("run", "acme/cached-GGUF", "Hi", "-n", "3", env={"HF_HUB_CACHE": str(cache)})
     assert reply.code == 0, reply.stderr
+    # Used: `list` says when, though the model has no manifest of ours (it said "never" before)
+    listed = listed_models(run_cli("list", "--json", env={"HF_HUB_CACHE": str(cache)}))
+    assert listed[0]["last_used"] is not None
+    bundled = [m for m in json.loads(run_cli("ls", "--json").stdout) if m["source"] == "bundled"]
+    assert bundled and bundled[0]["last_used"] is None  # one found in place but not used: still never
     assert_one_line_error(run_cli("rm", "acme/cached-GGUF", "-y", env={"HF_HUB_CACHE": str(cache)}), "hf cache rm")
 
 
