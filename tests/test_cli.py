@@ -155,6 +155,21 @@ def test_line_chat_loads_another_model_and_goes_on(model_path: Path, gemma_path:
     assert replies[1] == run_cli("run", str(gemma_path), "Name a colour.", *FAST).stdout.strip()
 
 
+def test_run_verbose_prints_the_timings_as_ollama_does(model_path: Path) -> None:
+    """--verbose: the reply alone on stdout, then Ollama's timing lines on stderr, counted as --json counts them."""
+    verbose = run_cli("run", str(model_path), "Name a colour.", *FAST, "--verbose")
+    report = json.loads(run_cli("run", str(model_path), "Name a colour.", *FAST, "--json").stdout)
+    assert verbose.code == 0 and verbose.stdout.strip() == report["text"].strip(), verbose.stderr
+    said = dict(line.split(":", 1) for line in verbose.stderr.splitlines() if ":" in line)
+    assert said["eval count"].strip() == f"{report['usage']['completion_tokens']} token(s)"
+    assert said["prompt eval count"].strip() == f"{report['usage']['evaluated_prompt_tokens']} token(s)"
+    assert float(said["eval rate"].split()[0]) > 0 and said["load duration"].strip().endswith("s")
+    lines = ["/set verbose", "Name a colour.", "/set quiet", "Name a colour.", "/bye"]
+    chat = line_chat_in_a_terminal(["run", str(model_path), *FAST], lines)  # Ollama's /set verbose and quiet
+    assert "Set 'verbose' mode." in chat.stderr and "Set 'quiet' mode." in chat.stderr
+    assert chat.stderr.count("\neval rate:") == 1 and "load duration" not in chat.stderr, chat.stderr
+
+
 def test_line_chat_sends_a_triple_quoted_block_as_one_message(model_path: Path) -> None:
     """As in Ollama: \"\"\" opens a message of several lines (each line was its own message before)."""
     lines = ['"""Translate to French:', "good morning", 'good night"""', "/bye"]

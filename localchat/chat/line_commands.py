@@ -29,6 +29,7 @@ PARAMETERS = {
 HELP = f"""Available commands:
   /set parameter NAME VALUE   set a sampling parameter (names below)
   /set system TEXT            set the system prompt (the conversation goes on)
+  /set verbose | quiet        timings after each reply, or not
   /show info                  the model
   /show parameters | system   what is set
   /load MODEL                 go on with another model (a name from `localchat list`, or a .gguf path)
@@ -46,6 +47,7 @@ class LineSession:
     system: str | None
     sampling: SamplingParams
     model: ModelInfo
+    verbose: bool = False  # timings after each reply (Ollama's /set verbose, run --verbose)
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,8 @@ def _set(rest: str, session: LineSession) -> Outcome:
     value = value.strip()
     if what == "system" and value:
         return Outcome(replace(session, system=value), "Set system message.")
+    if what in ("verbose", "quiet") and not value:
+        return Outcome(replace(session, verbose=what == "verbose"), f"Set '{what}' mode.")
     if what == "parameter":
         name, _, raw = value.partition(" ")
         field = PARAMETERS.get(name)
@@ -97,7 +101,7 @@ def _set(rest: str, session: LineSession) -> Outcome:
         except InvalidSetting as exc:
             return Outcome(session, exc.message.replace(field, name, 1))
         return Outcome(replace(session, sampling=sampling), f"Set parameter '{name}' to '{raw.strip()}'")
-    return Outcome(session, "Usage: /set parameter NAME VALUE, or /set system TEXT")
+    return Outcome(session, "Usage: /set parameter NAME VALUE, /set system TEXT, or /set verbose | quiet")
 
 
 def _show(rest: str, session: LineSession) -> Outcome:

@@ -17,7 +17,7 @@ import click
 from localchat.chat.context import UNKNOWN_CONTEXT, plan_to_fit
 from localchat.chat.line_commands import LineSession, gather, run_command
 from localchat.commands.models import resolve_model
-from localchat.commands.streaming import ReplyPrinter, loading, stream_reply
+from localchat.commands.streaming import ReplyPrinter, loading, stream_reply, timing_text
 from localchat.config import paths
 from localchat.engine.protocol import ChatMessage, Generate, LoadOptions, ModelInfo
 from localchat.errors import LoadCancelled, LocalchatError
@@ -120,6 +120,8 @@ def _line_chat(
             engine, Generate(plan.messages, sampling=session.sampling, thinking=thinking, lookup=lookup), printer
         )
         click.echo()
+        if session.verbose:
+            click.echo(timing_text(done), err=True)
         if done.stop_reason == "error":
             click.echo(f"localchat: {one_line(done.error or '')}; the next message starts a new engine", err=True)
         elif done.stop_reason == "cancelled":

@@ -21,7 +21,13 @@ from localchat.commands.options import (
     engine_options,
     sampling_options,
 )
-from localchat.commands.streaming import EXIT_INTERRUPTED, ReplyPrinter, load_with_progress, stream_reply
+from localchat.commands.streaming import (
+    EXIT_INTERRUPTED,
+    ReplyPrinter,
+    load_with_progress,
+    stream_reply,
+    timing_text,
+)
 from localchat.config import paths
 from localchat.engine.protocol import ChatMessage, Done, Generate, TokenLogprob
 from localchat.errors import LocalchatError
@@ -39,6 +45,7 @@ from localchat.text import inert, one_line
     "--think/--no-think", "thinking", default=None, help="a thinking model reasons first, or not (default: the model's)"
 )
 @click.option("--hide-thinking", is_flag=True, help="do not print a thinking model's reasoning")
+@click.option("--verbose", is_flag=True, help="timings after each reply, on stderr (as Ollama's run --verbose)")
 @click.option(
     "--logprobs",
     type=click.IntRange(1, 20),
@@ -62,6 +69,7 @@ def run(
     as_json: bool,
     thinking: bool | None,
     hide_thinking: bool,
+    verbose: bool,
     logprobs: int | None,
     endpoint: str | None,
     lookup: bool | None,
@@ -81,7 +89,7 @@ def run(
     if endpoint is not None:
         if logprobs:
             raise LocalchatError("--logprobs reads the local engine's logits: leave it out with --endpoint")
-        run_remote(endpoint, model, prompt, system, sampling, as_json, hide_thinking)
+        run_remote(endpoint, model, prompt, system, sampling, as_json, hide_thinking, verbose)
         return
     path = resolve_model(model)
     from localchat.engine.client import EngineClient  # the engine's client: only when a model runs
@@ -99,21 +107,25 @@ def run(
         if prompt is None:
             if piped is not None:
                 raise LocalchatError("stdin was empty: pipe in a prompt, or give PROMPT")
-            session = LineSession(system, sampling, info)
+            session = LineSession(system, sampling, info, verbose)
             line_chat(engine, session, switch_local(engine, options), thinking, reply, lookup)
             return
         messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
         request = Generate(messages, sampling=sampling, thinking=thinking, logprobs=logprobs or 0, lookup=lookup)
         done = stream_reply(engine, request, reply if not as_json else None)
-        end_reply(run_report(model, info.offload, info.load_s, done) if as_json else None, done)
+        report = run_report(model, info.offload, info.load_s, done) if as_json else None
+        end_reply(report, done, timing_text(done, info.load_s) if verbose else None)
 
 
-def end_reply(report: dict[str, Any] | None, done: Done) -> None:
-    """After a streamed reply: the --json report (or the last newline), then its end as the exit code says."""
+def end_reply(report: dict[str, Any] | None, done: Done, timings: str | None = None) -> None:
+    """After a streamed reply: the --json report (or the last newline) and --verbose's timings, then its end as
+    the exit code says."""
     if report is not None:
         click.echo(json.dumps(report, ensure_ascii=False))
     elif not done.text.endswith("\n"):
         click.echo()
+    if timings is not None:
+        click.echo(timings, err=True)
     if done.stop_reason == "error":
         raise LocalchatError(f"the reply was cut off: {done.error} (what came is kept above)")
     if done.stop_reason == "cancelled":
@@ -128,6 +140,7 @@ def run_remote(
     sampling: SamplingParams,
     as_json: bool,
     hide_thinking: bool,
+    verbose: bool,
 ) -> None:
     """One reply from MODEL on an OpenAI-compatible server, printed as a local one is (same --json shape)."""
     from localchat.backends.endpoints import open_remote
@@ -145,12 +158,13 @@ def run_remote(
         )
     reply = ReplyPrinter(show_reasoning=not hide_thinking and sys.stdout.isatty())
     if prompt is None:
-        session = LineSession(system, sampling, backend.model)
+        session = LineSession(system, sampling, backend.model, verbose)
         line_chat(backend, session, lambda ref: open_remote(url, ref), None, reply)
         return
     messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
     done = stream_reply(backend, Generate(messages, sampling=sampling), reply if not as_json else None)
-    end_reply(run_report(model, {"endpoint": endpoint.url}, backend.model.load_s, done) if as_json else None, done)
+    report = run_report(model, {"endpoint": endpoint.url}, backend.model.load_s, done) if as_json else None
+    end_reply(report, done, timing_text(done, backend.model.load_s) if verbose else None)
 
 
 def run_report(model: str, offload: dict[str, Any], load_s: float, done: Done) -> dict[str, Any]:

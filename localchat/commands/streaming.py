@@ -119,3 +119,25 @@ def stream_reply(engine: ChatBackend, request: Generate, printer: ReplyPrinter |
             if printer is not None:
                 printer(event)
     raise LocalchatError("the engine ended the reply without a result")
+
+
+def timing_text(done: Done, load_s: float = 0.0) -> str:
+    """`--verbose` / `/set verbose`: a reply's timings as Ollama's run prints them (the load where there was one)."""
+    usage, timings = done.usage, done.timings
+    cached = usage.prompt_tokens - usage.evaluated_prompt_tokens
+    rows = [("total duration", _duration(load_s + timings.ttft_s + timings.decode_s))]
+    if load_s:
+        rows.append(("load duration", _duration(load_s)))
+    rows += [
+        ("prompt eval count", f"{usage.evaluated_prompt_tokens} token(s)" + (f", {cached} cached" if cached else "")),
+        ("prompt eval duration", _duration(timings.prompt_s)),
+        ("prompt eval rate", f"{timings.prompt_tok_s:.2f} tokens/s"),
+        ("eval count", f"{usage.completion_tokens} token(s)"),
+        ("eval duration", _duration(timings.decode_s)),
+        ("eval rate", f"{timings.decode_tok_s:.2f} tokens/s"),
+    ]
+    return "\n".join(f"{name + ':':<22}{value}" for name, value in rows)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.3f}s" if seconds >= 1 else f"{seconds * 1000:.1f}ms"

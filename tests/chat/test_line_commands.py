@@ -47,8 +47,8 @@ def test_a_bad_parameter_says_why_and_changes_nothing() -> None:
         "repeat_penalty, seed, num_predict",
         "/set parameter": "Unknown parameter '': one of temperature, top_p, top_k, min_p, repeat_penalty, seed, "
         "num_predict",
-        "/set verbose": "Usage: /set parameter NAME VALUE, or /set system TEXT",
-        "/set system": "Usage: /set parameter NAME VALUE, or /set system TEXT",
+        "/set verbose now": "Usage: /set parameter NAME VALUE, /set system TEXT, or /set verbose | quiet",
+        "/set system": "Usage: /set parameter NAME VALUE, /set system TEXT, or /set verbose | quiet",
     }
     for line, said in cases.items():
         done = run_command(line, START)
@@ -104,3 +104,11 @@ def test_load_names_one_model() -> None:
     for line in ("/load", "/load two models"):
         bad = run_command(line, START)
         assert bad.load is None and bad.say.startswith("Usage: /load MODEL"), line
+
+
+def test_set_verbose_and_quiet() -> None:
+    verbose = run_command("/set verbose", START)
+    assert verbose.session.verbose and verbose.say == "Set 'verbose' mode."
+    quiet = run_command("/set quiet", verbose.session)
+    assert not quiet.session.verbose and quiet.say == "Set 'quiet' mode."
+    assert run_command("/set verbose please", START).say.startswith("Usage: /set parameter")
