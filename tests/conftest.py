@@ -124,13 +124,18 @@ def assert_one_line_error(result: CliResult, *fragments: str) -> None:
         assert fragment in lines[-1], result.stderr
 
 
-def line_chat_on_a_terminal(args: list[str], typed: bytes) -> str:
+def line_chat_on_a_terminal(args: list[str], typed: bytes, columns: int = 200) -> str:
     """`python -m localchat ARGS` with a terminal for both stdin and stdout, as a person runs it (so input() reads
-    through readline), fed `typed` at once: all it wrote to the terminal (plain_text() strips the controls)."""
+    through readline), `columns` wide, fed `typed` at once: all it wrote to the terminal (plain_text() strips the
+    controls)."""
     import contextlib
+    import fcntl
+    import struct
+    import termios
     import threading
 
     leader, follower = os.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
     process = subprocess.Popen(
         [sys.executable, "-m", "localchat", *args], stdin=follower, stdout=follower, stderr=subprocess.PIPE
     )

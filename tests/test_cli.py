@@ -203,6 +203,27 @@ def test_line_chat_keeps_its_lines_for_the_next_run(model_path: Path) -> None:
     assert (paths().data_dir / "line_history").read_text().count("Name a colour.") == 2
 
 
+def test_line_chat_wraps_words_at_the_terminals_width(model_path: Path) -> None:
+    """As Ollama's run: on a 40-column terminal no word of the reply is cut at the edge (the reply went on mid-word
+    to the next line); --nowordwrap leaves the wrapping to the terminal."""
+    import pyte
+
+    def screen(*flags: str) -> list[str]:
+        shown = line_chat_on_a_terminal(["run", str(model_path), "-n", "60", "--temp", "0", *flags], TYPED, 40)
+        terminal = pyte.Screen(40, 50)
+        pyte.Stream(terminal).feed(shown)
+        return [line.rstrip() for line in terminal.display if line.strip()]
+
+    TYPED = b"Tell me about the sea.\n/bye\n"
+    reply = run_cli("run", str(model_path), "Tell me about the sea.", "-n", "60", "--temp", "0").stdout.split()
+    lines = screen()
+    start = next(i for i, line in enumerate(lines) if line.startswith(">>> Tell me")) + 1
+    shown = [word for line in lines[start:] for word in line.split() if line != ">>> /bye"]
+    assert shown == reply and len(lines[start:]) > 5, lines  # every word whole, over several lines
+    unwrapped = [word for line in screen("--nowordwrap")[start:] for word in line.split()]
+    assert unwrapped != reply and "".join(unwrapped[:-2]) == "".join(reply)  # the terminal cuts words
+
+
 def test_line_chat_takes_a_paste_of_several_lines_as_one_message(model_path: Path) -> None:
     """The line chat asks the terminal to mark pastes (bracketed paste, which Python turns off), and a paste so
     marked is one message, its lines and all (each line was sent alone)."""

@@ -45,6 +45,9 @@ from localchat.text import inert, one_line
     "--think/--no-think", "thinking", default=None, help="a thinking model reasons first, or not (default: the model's)"
 )
 @click.option("--hide-thinking", is_flag=True, help="do not print a thinking model's reasoning")
+@click.option(
+    "--nowordwrap", "no_word_wrap", is_flag=True, help="do not wrap words at the terminal's width (as Ollama's flag)"
+)
 @click.option("--verbose", is_flag=True, help="timings after each reply, on stderr (as Ollama's run --verbose)")
 @click.option(
     "--logprobs",
@@ -69,6 +72,7 @@ def run(
     as_json: bool,
     thinking: bool | None,
     hide_thinking: bool,
+    no_word_wrap: bool,
     verbose: bool,
     logprobs: int | None,
     endpoint: str | None,
@@ -86,10 +90,11 @@ def run(
         prompt = f"{prompt}\n\n{piped}" if prompt else piped
     elif prompt is not None and not prompt.strip():
         raise LocalchatError("the prompt is empty: give some text, or leave PROMPT out to chat")
+    reply = ReplyPrinter(show_reasoning=not hide_thinking and sys.stdout.isatty(), wrap=not no_word_wrap)
     if endpoint is not None:
         if logprobs:
             raise LocalchatError("--logprobs reads the local engine's logits: leave it out with --endpoint")
-        run_remote(endpoint, model, prompt, system, sampling, as_json, hide_thinking, verbose)
+        run_remote(endpoint, model, prompt, system, sampling, as_json, reply, verbose)
         return
     path = resolve_model(model)
     from localchat.engine.client import EngineClient  # the engine's client: only when a model runs
@@ -103,7 +108,6 @@ def run(
         if thinking is not None and info.thinking not in ("switch", "soft"):
             does = "always thinks" if info.thinking == "always" else "does not think"
             click.echo(f"localchat: {inert(path.name)} {does}: --think/--no-think changes nothing", err=True)
-        reply = ReplyPrinter(show_reasoning=not hide_thinking and sys.stdout.isatty())
         if prompt is None:
             if piped is not None:
                 raise LocalchatError("stdin was empty: pipe in a prompt, or give PROMPT")
@@ -139,7 +143,7 @@ def run_remote(
     system: str | None,
     sampling: SamplingParams,
     as_json: bool,
-    hide_thinking: bool,
+    reply: ReplyPrinter,
     verbose: bool,
 ) -> None:
     """One reply from MODEL on an OpenAI-compatible server, printed as a local one is (same --json shape)."""
@@ -156,7 +160,6 @@ def run_remote(
             f"localchat: {inert(url)} gets OpenAI's sampling fields only: {', '.join(backend.ignored)} are not sent",
             err=True,
         )
-    reply = ReplyPrinter(show_reasoning=not hide_thinking and sys.stdout.isatty())
     if prompt is None:
         session = LineSession(system, sampling, backend.model, verbose)
         line_chat(backend, session, lambda ref: open_remote(url, ref), None, reply)

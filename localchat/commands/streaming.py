@@ -3,6 +3,7 @@ Ctrl-C that stops either (what `run`, the line chat, `tokenize` and `arena` shar
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from localchat.commands.word_wrap import WordWrap
 from localchat.engine.protocol import Delta, Done, Generate, LoadOptions, ModelInfo
 from localchat.errors import LoadCancelled, LocalchatError
 from localchat.text import inert
@@ -65,15 +67,25 @@ DIM, PLAIN = "\x1b[2m", "\x1b[0m"
 
 class ReplyPrinter:
     """A reply on stdout as it streams: the reasoning dimmed (on a terminal, unless hidden), then the answer.
-    Raw bytes when piped (scripts get the exact text); inert control characters on a terminal."""
+    Raw bytes when piped (scripts get the exact text); on a terminal, inert control characters, and words wrapped
+    at its width as Ollama's run wraps them (`wrap=False`: --nowordwrap)."""
 
-    def __init__(self, show_reasoning: bool) -> None:
+    def __init__(self, show_reasoning: bool, wrap: bool = True) -> None:
         self.show_reasoning = show_reasoning
         self.terminal = sys.stdout.isatty()
+        self.wrap = wrap and self.terminal
         self.in_reasoning = False
+        self.lines: WordWrap | None = None
 
     def start(self) -> None:
         self.in_reasoning = False
+        self.lines = WordWrap(terminal_width()) if self.wrap else None  # read as each reply starts
+
+    def _shown(self, text: str) -> str:
+        if not self.terminal:
+            return text
+        text = inert(text)
+        return self.lines.feed(text) if self.lines is not None else text
 
     def __call__(self, delta: Delta) -> None:
         out = []
@@ -81,10 +93,10 @@ class ReplyPrinter:
             if not self.in_reasoning:
                 out.append(DIM)
                 self.in_reasoning = True
-            out.append(inert(delta.reasoning))
+            out.append(self._shown(delta.reasoning))
         if delta.text:
             out.append(self._end_reasoning())
-            out.append(inert(delta.text) if self.terminal else delta.text)
+            out.append(self._shown(delta.text))
         sys.stdout.write("".join(out))
         sys.stdout.flush()
 
@@ -92,18 +104,27 @@ class ReplyPrinter:
         if not self.in_reasoning:
             return ""
         self.in_reasoning = False
-        return f"{PLAIN}\n\n"
+        return PLAIN + self._shown("\n\n")
 
     def finish(self, done: Done) -> None:
         end = self._end_reasoning()
         if done.reasoning_state == "open" and end:
-            end += "(the reply ended inside its reasoning: no answer yet)"
+            end += self._shown("(the reply ended inside its reasoning: no answer yet)")
         elif done.reasoning_state == "open":  # the reasoning was not printed: say where it is
             click.echo("localchat: the reply ended inside its reasoning, with no answer (--json has it)", err=True)
         elif done.reasoning_state == "stray":
             click.echo("localchat: the model wrote a closing reasoning marker with no opening one", err=True)
         sys.stdout.write(end)
         sys.stdout.flush()
+
+
+def terminal_width() -> int:
+    """The terminal's width now. Not shutil's, which believes $COLUMNS first: readline sets that variable when it
+    starts and leaves it so after a resize (and children inherit it)."""
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns or 80
+    except (OSError, ValueError):
+        return 80
 
 
 def stream_reply(engine: ChatBackend, request: Generate, printer: ReplyPrinter | None) -> Done:
