@@ -155,6 +155,35 @@ def test_line_chat_loads_another_model_and_goes_on(model_path: Path, gemma_path:
     assert replies[1] == run_cli("run", str(gemma_path), "Name a colour.", *FAST).stdout.strip()
 
 
+def test_line_chat_ends_in_a_line_when_no_model_is_left_to_chat_with(model_path: Path, tmp_path: Path) -> None:
+    """/load of a model llama.cpp refuses, while the file of the one before was deleted: that one cannot come back,
+    so the chat ends with one line and exit 2 (it would go on with no model, each message failing)."""
+    from tests.gguf_files import with_metadata
+
+    refused = with_metadata(model_path, tmp_path / "refused.gguf", {"tokenizer.ggml.model": "no-such-tokenizer"})
+    first = Path(shutil.copy(model_path, tmp_path / "first.gguf"))
+    leader, follower = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "localchat", "run", str(first), *FAST],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    os.close(follower)
+    try:
+        assert process.stderr.readline().startswith("Chatting with")  # loaded: now its file goes
+        first.unlink()
+        os.write(leader, f"/load {refused}\nName a colour.\n/bye\n".encode())
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        os.close(leader)
+    assert process.returncode == 2 and "Traceback" not in stderr, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("localchat: error: ") and last.endswith("no model is loaded, so the chat ends"), stderr
+    assert "first.gguf" in last
+
+
 def test_run_verbose_prints_the_timings_as_ollama_does(model_path: Path) -> None:
     """--verbose: the reply alone on stdout, then Ollama's timing lines on stderr, counted as --json counts them."""
     verbose = run_cli("run", str(model_path), "Name a colour.", *FAST, "--verbose")

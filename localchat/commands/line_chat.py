@@ -137,6 +137,8 @@ def _switch(
     try:
         engine = switch(ref)
     except LocalchatError as exc:
+        if engine.model is None:  # the model before did not load again either: nothing is left to chat with
+            raise LocalchatError(f"{exc.message}; no model is loaded, so the chat ends") from None
         click.echo(f"localchat: {one_line(exc.message)}", err=True)
         return engine, session
     except KeyboardInterrupt:  # a server's model being opened
