@@ -85,7 +85,10 @@ class ReplyPrinter:
         if not self.terminal:
             return text
         text = inert(text)
-        return self.lines.feed(text) if self.lines is not None else text
+        if self.lines is None:
+            return text
+        self.lines.resize(terminal_width())  # a resize mid-reply: the rest wraps at the new width
+        return self.lines.feed(text)
 
     def __call__(self, delta: Delta) -> None:
         out = []

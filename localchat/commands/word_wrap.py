@@ -13,9 +13,13 @@ BACK_ONE_WORD = "\x1b[{}D\x1b[K"  # cursor back over the word, then clear the re
 
 class WordWrap:
     def __init__(self, width: int) -> None:
-        self.limit = max(width - 1, 1)  # columns a line may take
+        self.resize(width)
         self.column = 0
         self.word = ""  # the letters since the last space on this line
+
+    def resize(self, width: int) -> None:
+        """The terminal's new width: what follows wraps at it (the terminal itself re-flows what it shows)."""
+        self.limit = max(width - 1, 1)  # columns a line may take
 
     def feed(self, text: str) -> str:
         """What to write for `text` (already free of control characters, but for line breaks and tabs)."""

@@ -54,3 +54,11 @@ def pyte_width(line: str) -> int:
     from wcwidth import wcswidth
 
     return max(wcswidth(line), 0)
+
+
+def test_a_narrower_terminal_wraps_what_follows_at_its_width() -> None:
+    wrap = WordWrap(60)
+    wrap.feed("The sea is a vast and ")
+    wrap.resize(20)
+    out = wrap.feed("mysterious realm that exists")
+    assert out.startswith("\n") and out.count("\n") == 2  # past the new edge already: a new line, then words
