@@ -199,6 +199,24 @@ def test_run_verbose_prints_the_timings_as_ollama_does(model_path: Path) -> None
     assert chat.stderr.count("\neval rate:") == 1 and "load duration" not in chat.stderr, chat.stderr
 
 
+def test_format_json_in_run_and_in_the_line_chat(model_path: Path) -> None:
+    """Ollama's `run --format json` and `/set format json` / `/set noformat`: the reply is one JSON object."""
+    ask = "Describe a cat as JSON with name and age."
+    held = run_cli("run", str(model_path), ask, "--format", "json", "--temp", "0", "-n", "120")
+    assert held.code == 0 and isinstance(json.loads(held.stdout), dict), held.stdout + held.stderr
+    lines = ["/set format json", ask, "/set noformat", "/clear", ask, "/bye"]
+    chat = line_chat_in_a_terminal(["run", str(model_path), "--temp", "0", "-n", "120"], lines)
+    assert "Set format to 'json' mode." in chat.stderr and "Disabled format." in chat.stderr
+    replies = [part.strip() for part in chat.stdout.split(">>> ") if part.strip()]
+    assert len(replies) == 2 and json.loads(replies[0]) == json.loads(held.stdout), chat.stdout
+    assert replies[1].startswith("```"), replies[1]  # free again: this model fences its JSON in Markdown
+    cut = run_cli("run", str(model_path), ask, "--format", "json", "--temp", "0", "-n", "5")
+    assert cut.code == 0 and cut.stderr.strip().endswith("its json is cut off"), cut.stderr  # said, for scripts
+    assert "think" not in held.stderr  # thinking is off for a JSON reply, and nothing says --think was given
+    bad = run_cli("run", str(model_path), ask, "--format", "yaml")
+    assert_one_line_error(bad, "--format", "json")
+
+
 def test_line_chat_sends_a_triple_quoted_block_as_one_message(model_path: Path) -> None:
     """As in Ollama: \"\"\" opens a message of several lines (each line was its own message before)."""
     lines = ['"""Translate to French:', "good morning", 'good night"""', "/bye"]

@@ -218,6 +218,8 @@ class RemoteBackend:
                 body["repetition_penalty"] = body.pop("repeat_penalty")
         if s.seed is not None:
             body["seed"] = s.seed
+        if request.format == "json":
+            body["response_format"] = {"type": "json_object"}  # OpenAI's JSON mode (llama-server: its grammar)
         return body
 
     def _request(

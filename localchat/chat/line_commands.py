@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from localchat.chat.sampling import SamplingParams, parse_number
 from localchat.engine.protocol import ModelInfo
@@ -30,6 +31,7 @@ HELP = f"""Available commands:
   /set parameter NAME VALUE   set a sampling parameter (names below)
   /set system TEXT            set the system prompt (the conversation goes on)
   /set verbose | quiet        timings after each reply, or not
+  /set format json | noformat replies as a JSON object, or free
   /show info                  the model
   /show parameters | system   what is set
   /load MODEL                 go on with another model (a name from `localchat list`, or a .gguf path)
@@ -40,6 +42,9 @@ HELP = f"""Available commands:
 Parameters: {", ".join(PARAMETERS)}"""
 
 
+SET_MODES = "/set verbose | quiet, or /set format json | noformat"
+
+
 @dataclass(frozen=True)
 class LineSession:
     """What the line chat's commands change."""
@@ -48,6 +53,7 @@ class LineSession:
     sampling: SamplingParams
     model: ModelInfo
     verbose: bool = False  # timings after each reply (Ollama's /set verbose, run --verbose)
+    format: Literal["json"] | None = None  # replies held to a JSON object (Ollama's /set format json, run --format)
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,10 @@ def _set(rest: str, session: LineSession) -> Outcome:
         return Outcome(replace(session, system=value), "Set system message.")
     if what in ("verbose", "quiet") and not value:
         return Outcome(replace(session, verbose=what == "verbose"), f"Set '{what}' mode.")
+    if what == "format" and value == "json":
+        return Outcome(replace(session, format="json"), "Set format to 'json' mode.")
+    if what == "noformat" and not value:
+        return Outcome(replace(session, format=None), "Disabled format.")
     if what == "parameter":
         name, _, raw = value.partition(" ")
         field = PARAMETERS.get(name)
@@ -101,7 +111,7 @@ def _set(rest: str, session: LineSession) -> Outcome:
         except InvalidSetting as exc:
             return Outcome(session, exc.message.replace(field, name, 1))
         return Outcome(replace(session, sampling=sampling), f"Set parameter '{name}' to '{raw.strip()}'")
-    return Outcome(session, "Usage: /set parameter NAME VALUE, /set system TEXT, or /set verbose | quiet")
+    return Outcome(session, f"Usage: /set parameter NAME VALUE, /set system TEXT, {SET_MODES}")
 
 
 def _show(rest: str, session: LineSession) -> Outcome:

@@ -117,7 +117,15 @@ def _line_chat(
         if plan.dropped:
             click.echo(f"(left out the {len(plan.dropped)} oldest messages to fit the context window)", err=True)
         done = stream_reply(
-            engine, Generate(plan.messages, sampling=session.sampling, thinking=thinking, lookup=lookup), printer
+            engine,
+            Generate(
+                plan.messages,
+                sampling=session.sampling,
+                thinking=thinking,
+                lookup=lookup,
+                format=session.format,
+            ),
+            printer,
         )
         click.echo()
         if session.verbose:

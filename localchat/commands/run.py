@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -48,6 +48,12 @@ from localchat.text import inert, one_line
 @click.option(
     "--nowordwrap", "no_word_wrap", is_flag=True, help="do not wrap words at the terminal's width (as Ollama's flag)"
 )
+@click.option(
+    "--format",
+    "reply_format",
+    type=click.Choice(["json"]),
+    help="the reply is a JSON object (a grammar holds the model to it; as Ollama's --format json)",
+)
 @click.option("--verbose", is_flag=True, help="timings after each reply, on stderr (as Ollama's run --verbose)")
 @click.option(
     "--logprobs",
@@ -73,6 +79,7 @@ def run(
     thinking: bool | None,
     hide_thinking: bool,
     no_word_wrap: bool,
+    reply_format: Literal["json"] | None,
     verbose: bool,
     logprobs: int | None,
     endpoint: str | None,
@@ -94,7 +101,7 @@ def run(
     if endpoint is not None:
         if logprobs:
             raise LocalchatError("--logprobs reads the local engine's logits: leave it out with --endpoint")
-        run_remote(endpoint, model, prompt, system, sampling, as_json, reply, verbose)
+        run_remote(endpoint, model, prompt, system, sampling, reply_format, as_json, reply, verbose)
         return
     path = resolve_model(model)
     from localchat.engine.client import EngineClient  # the engine's client: only when a model runs
@@ -111,17 +118,21 @@ def run(
         if prompt is None:
             if piped is not None:
                 raise LocalchatError("stdin was empty: pipe in a prompt, or give PROMPT")
-            session = LineSession(system, sampling, info, verbose)
+            session = LineSession(system, sampling, info, verbose, reply_format)
             line_chat(engine, session, switch_local(engine, options), thinking, reply, lookup)
             return
         messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
-        request = Generate(messages, sampling=sampling, thinking=thinking, logprobs=logprobs or 0, lookup=lookup)
+        request = Generate(
+            messages, sampling=sampling, thinking=thinking, logprobs=logprobs or 0, lookup=lookup, format=reply_format
+        )
         done = stream_reply(engine, request, reply if not as_json else None)
         report = run_report(model, info.offload, info.load_s, done) if as_json else None
-        end_reply(report, done, timing_text(done, info.load_s) if verbose else None)
+        end_reply(report, done, timing_text(done, info.load_s) if verbose else None, reply_format)
 
 
-def end_reply(report: dict[str, Any] | None, done: Done, timings: str | None = None) -> None:
+def end_reply(
+    report: dict[str, Any] | None, done: Done, timings: str | None = None, reply_format: str | None = None
+) -> None:
     """After a streamed reply: the --json report (or the last newline) and --verbose's timings, then its end as
     the exit code says."""
     if report is not None:
@@ -130,6 +141,8 @@ def end_reply(report: dict[str, Any] | None, done: Done, timings: str | None = N
         click.echo()
     if timings is not None:
         click.echo(timings, err=True)
+    if reply_format and done.stop_reason == "length":
+        click.echo(f"localchat: the reply reached its most tokens (-n): its {reply_format} is cut off", err=True)
     if done.stop_reason == "error":
         raise LocalchatError(f"the reply was cut off: {done.error} (what came is kept above)")
     if done.stop_reason == "cancelled":
@@ -142,6 +155,7 @@ def run_remote(
     prompt: str | None,
     system: str | None,
     sampling: SamplingParams,
+    reply_format: Literal["json"] | None,
     as_json: bool,
     reply: ReplyPrinter,
     verbose: bool,
@@ -161,13 +175,14 @@ def run_remote(
             err=True,
         )
     if prompt is None:
-        session = LineSession(system, sampling, backend.model, verbose)
+        session = LineSession(system, sampling, backend.model, verbose, reply_format)
         line_chat(backend, session, lambda ref: open_remote(url, ref), None, reply)
         return
     messages = ((ChatMessage("system", system),) if system else ()) + (ChatMessage("user", prompt),)
-    done = stream_reply(backend, Generate(messages, sampling=sampling), reply if not as_json else None)
+    request = Generate(messages, sampling=sampling, format=reply_format)
+    done = stream_reply(backend, request, reply if not as_json else None)
     report = run_report(model, {"endpoint": endpoint.url}, backend.model.load_s, done) if as_json else None
-    end_reply(report, done, timing_text(done, backend.model.load_s) if verbose else None)
+    end_reply(report, done, timing_text(done, backend.model.load_s) if verbose else None, reply_format)
 
 
 def run_report(model: str, offload: dict[str, Any], load_s: float, done: Done) -> dict[str, Any]:

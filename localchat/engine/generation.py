@@ -21,7 +21,7 @@ from localchat.chat.sampling import PENALTY_LAST_N, SamplingParams
 from localchat.engine.draft import ModelDrafter
 from localchat.engine.lookup import DRAFT_MODEL, DraftPolicy, PromptLookup
 from localchat.engine.protocol import Speculative, StopReason, Timings, TokenLogprob, Usage
-from localchat.engine.sampler import token_picker
+from localchat.engine.sampler import json_chain, token_picker
 from localchat.errors import ContextOverflow, EngineError
 
 if TYPE_CHECKING:
@@ -49,13 +49,16 @@ def generate(
     lookup: bool = True,
     draft: bool = True,
     cache_prompt: bool = True,
+    format: Literal["json"] | None = None,
 ) -> GenerationResult:
     """Evaluate what of `prompt` is not cached (all of it without `cache_prompt`), then sample until EOS,
     max_tokens, a full context or cancel.
     With `lookup`, tokens copied from earlier in the context are decoded along with each sampled one and kept
     while the model's own samples agree with them (engine/lookup.py): the same tokens as without, sooner.
     With `draft` and a draft model loaded (engine/draft.py), its guesses are checked likewise where nothing in
-    the context matched."""
+    the context matched.
+    With `format` "json" the reply is a JSON object: llama.cpp's JSON grammar filters every pick (on the CPU, with
+    no drafts, which would be checked without it)."""
     started = time.perf_counter()
     if len(prompt) >= runner.n_ctx:
         raise ContextOverflow(len(prompt) + 1, runner.n_ctx)
@@ -94,7 +97,11 @@ def generate(
     # On a GPU the chain runs in the model's graph: the token comes back, not a vocabulary of logits to copy
     # and sort on the CPU (engine/sampler.py). Attached before the prompt's decode, which yields the first token.
     # Log-probabilities are read from the logits on the CPU: the chain runs there for such a reply.
-    sampler, on_backend = runner.samplers.take(sampling, prompt, allow_graph=not logprobs)
+    if format == "json":
+        sampler, on_backend = json_chain(runner.vocab, sampling, runner.n_vocab), False
+        runner.samplers.close()  # a chain attached in the graph would pick first
+    else:
+        sampler, on_backend = runner.samplers.take(sampling, prompt, allow_graph=not logprobs)
     reader = None
     if logprobs:
         from localchat.engine.logprobs import LogprobReader
@@ -104,7 +111,7 @@ def generate(
     # Drafts are checked by sampling at each of their positions with the CPU chain (the graph's samples one
     # token a batch), where the cache can drop a rejected tail (a recurrent model's state cannot), and where
     # no log-probabilities are read (they would need the history without the drafts).
-    can_draft = runner.can_draft and not on_backend and reader is None
+    can_draft = runner.can_draft and not on_backend and reader is None and format is None
     looks_up = lookup and can_draft
     drafts: PromptLookup | None = None  # indexed once the prompt's decode is under way (below)
     guesser = None
@@ -121,7 +128,7 @@ def generate(
     overlap = runner.overlap_decode
     piece_buffer = ctypes.create_string_buffer(64)
     ctx, vocab = runner.ctx, runner.vocab
-    pick = token_picker(sampler, ctx, runner.n_vocab, sampling, on_backend, prompt)
+    pick = token_picker(sampler, ctx, runner.n_vocab, sampling, on_backend, prompt, constrained=format is not None)
     decode, is_eog = ll.llama_decode, ll.llama_vocab_is_eog
     markers = runner.marker_tokens
     reason: StopReason = "length"

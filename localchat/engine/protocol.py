@@ -98,6 +98,7 @@ class Generate:
     # False: evaluate the whole prompt from an empty cache, as llama-server's cache_prompt=false does (the bench:
     # llama-bench's pp512 evaluates 512 tokens into an empty context)
     cache_prompt: bool = True
+    format: Literal["json"] | None = None  # "json": the reply is a JSON object (a grammar, as Ollama's format)
 
 
 @dataclass(frozen=True)

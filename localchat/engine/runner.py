@@ -10,6 +10,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal
 
 import llama_cpp as ll
 
@@ -391,9 +392,10 @@ class LlamaRunner:
         lookup: bool = True,
         draft: bool = True,
         cache_prompt: bool = True,
+        format: Literal["json"] | None = None,
     ) -> GenerationResult:
         """Evaluate what of `prompt` is not cached (all of it without `cache_prompt`), then sample until EOS,
         max_tokens, a full context or cancel (engine/generation.py)."""
         if cache_prompt:
             self._restore(prompt[:-1])
-        return generate(self, prompt, sampling, emit, ignore_eos, logprobs, lookup, draft, cache_prompt)
+        return generate(self, prompt, sampling, emit, ignore_eos, logprobs, lookup, draft, cache_prompt, format)

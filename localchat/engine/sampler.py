@@ -42,6 +42,22 @@ def sampler_chain(
     return chain
 
 
+def json_chain(vocab: ll.llama_vocab_p, sampling: SamplingParams, n_vocab: int) -> ll.llama_sampler_p:
+    """The chain for a reply that must be a JSON object (Ollama's format "json"): llama.cpp's JSON grammar first,
+    which leaves only the tokens that keep the text valid JSON (and the end of generation once the object is
+    closed), then the chain for these settings without its repeat penalty (the picker applies that). The caller
+    frees it; the picker must sample through it (token_picker's `constrained`), never take the row's argmax."""
+    from llama_cpp.llama_grammar import JSON_GBNF  # llama.cpp's grammars/json.gbnf
+
+    chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+    grammar = ll.llama_sampler_init_grammar(vocab, JSON_GBNF.encode(), b"root")
+    if not grammar:
+        raise RuntimeError("llama.cpp did not take its own JSON grammar")
+    ll.llama_sampler_chain_add(chain, grammar)
+    ll.llama_sampler_chain_add(chain, sampler_chain(sampling, (), n_vocab, penalties=False))
+    return chain
+
+
 def prime(chain: ll.llama_sampler_p, sampling: SamplingParams, history: Sequence[int]) -> None:
     """Feed the repeat penalty the last tokens of `history` (a chain just made, or just reset)."""
     if sampling.repeat_penalty != 1.0:
@@ -56,13 +72,15 @@ def token_picker(
     sampling: SamplingParams,
     in_graph: bool,
     history: Sequence[int],
+    constrained: bool = False,
 ) -> Callable[[int], int]:
     """How the token at a batch row is picked. In the graph: by the chain attached there. On the CPU the chain
     comes without its repeat penalty (SamplerSlot.take) and the picker applies it, to the tokens of `history`
     (the prompt) and those it picked since; a greedy reply then takes numpy's argmax over the row. That is the
     token llama.cpp's greedy sampler picks (the first of the largest logits) in 8 µs where the chain takes 59 (it
     fills a candidate entry for each of SmolLM2's 49k tokens first; this project's 2-core AMD EPYC, 2026-12-07):
-    ~1% of a token where the output layer is on the CPU."""
+    ~1% of a token where the output layer is on the CPU. A `constrained` chain (a grammar) is always sampled
+    through: its grammar must see, and accept, each token."""
     sample = partial(ll.llama_sampler_sample, chain, ctx)
     if in_graph:
         return sample
@@ -71,7 +89,7 @@ def token_picker(
     def argmax(row: int) -> int:
         return int(as_array(logits_at(ctx, row), shape=(n_vocab,)).argmax())
 
-    choose = argmax if sampling.greedy else sample
+    choose = argmax if sampling.greedy and not constrained else sample
     if sampling.repeat_penalty == 1.0:
         return choose
     penalty = RepeatPenalty(sampling.repeat_penalty, history)

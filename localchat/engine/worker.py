@@ -208,7 +208,9 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                 if request.prompt is not None:  # a raw completion: no chat, no reasoning to split
                     tokens, batcher = model.prompt_tokens(request.prompt), DeltaBatcher(conn)
                 else:
-                    prompt = model.render(request.messages, True, request.thinking)
+                    # A reply held to JSON from its first token has no room to reason first: thinking off, unless asked
+                    thinking = False if request.format and request.thinking is None else request.thinking
+                    prompt = model.render(request.messages, True, thinking)
                     tokens = model.prompt_tokens(prompt)
                     # The kept start of a reply: tokenized on its own after the prompt, as ScoreReply does.
                     tokens += model.tokenize(request.prefix, parse_special=True) if request.prefix else []
@@ -222,6 +224,7 @@ def serve(conn: Connection, abort_flag: ctypes.Array, log_path: str | None) -> N
                     request.lookup,
                     request.draft,
                     cache_prompt=request.cache_prompt,
+                    format=request.format,
                 )
                 conn.send(batcher.done(result))
                 model.save_state()  # after the reply is out: the next request waits for it, the reader does not

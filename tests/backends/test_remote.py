@@ -44,6 +44,16 @@ def test_run_with_endpoint_gives_what_the_local_engine_gives(server: Server, mod
     assert listed == [{"name": "smollm2", "source": "endpoint", "endpoint": server.url}]
 
 
+def test_format_json_reaches_the_server_as_openais_json_mode(server: Server) -> None:
+    """--format json on an endpoint: OpenAI's response_format json_object, which the server holds to its grammar."""
+    ask = ("run", "smollm2", "Describe a cat as JSON with name and age.", "--temp", "0", "-n", "120")
+    env = {"OPENAI_API_KEY": API_KEY}
+    held = run_cli(*ask, "--format", "json", "--endpoint", server.url, env=env)
+    assert held.code == 0 and isinstance(json.loads(held.stdout), dict), held.stdout + held.stderr
+    free = run_cli(*ask, "--endpoint", server.url, env=env)
+    assert free.code == 0 and free.stdout.strip().startswith("```"), free.stdout
+
+
 def test_stop_closes_the_stream_at_once_and_keeps_what_came(server: Server) -> None:
     backend = remote(server)
     request = Generate(QUESTION, sampling=SamplingParams(temperature=0.8, max_tokens=2000, seed=1))

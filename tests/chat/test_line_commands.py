@@ -11,6 +11,7 @@ from localchat.engine.protocol import ModelInfo
 # What the engine says of SmolLM2-135M Q4_1 (the line chat's /show info is read from it in tests/test_cli.py)
 SMOLLM2 = ModelInfo("/m/SmolLM2.gguf", "SmolLM2 135M", "llama", "Q4_1", 134_515_008, 30, 0, 2048, 8192, 2, "model", 0.1)
 START = LineSession(None, SamplingParams(), SMOLLM2)
+USAGE = "Usage: /set parameter NAME VALUE, /set system TEXT, /set verbose | quiet, or /set format json | noformat"
 
 
 def test_a_message_is_not_a_command() -> None:
@@ -47,8 +48,8 @@ def test_a_bad_parameter_says_why_and_changes_nothing() -> None:
         "repeat_penalty, seed, num_predict",
         "/set parameter": "Unknown parameter '': one of temperature, top_p, top_k, min_p, repeat_penalty, seed, "
         "num_predict",
-        "/set verbose now": "Usage: /set parameter NAME VALUE, /set system TEXT, or /set verbose | quiet",
-        "/set system": "Usage: /set parameter NAME VALUE, /set system TEXT, or /set verbose | quiet",
+        "/set verbose now": USAGE,
+        "/set system": USAGE,
     }
     for line, said in cases.items():
         done = run_command(line, START)
@@ -112,3 +113,11 @@ def test_set_verbose_and_quiet() -> None:
     quiet = run_command("/set quiet", verbose.session)
     assert not quiet.session.verbose and quiet.say == "Set 'quiet' mode."
     assert run_command("/set verbose please", START).say.startswith("Usage: /set parameter")
+
+
+def test_set_format_json_and_noformat() -> None:
+    json_mode = run_command("/set format json", START)
+    assert json_mode.session.format == "json" and json_mode.say == "Set format to 'json' mode."
+    free = run_command("/set noformat", json_mode.session)
+    assert free.session.format is None and free.say == "Disabled format."
+    assert run_command("/set format yaml", START).say == USAGE

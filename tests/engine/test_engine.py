@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import threading
 import time
@@ -364,3 +365,26 @@ def test_without_mmap_the_model_is_read_into_memory_and_answers_the_same(model_p
             texts.append(collect(client, request)[1].text)
     assert mapped == [True, True, False]
     assert texts[0] == texts[1] == texts[2] and len(texts[0]) > 20
+
+
+CAT = (ChatMessage("user", "Describe a cat as JSON with name and age."),)
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [
+        SamplingParams(temperature=0, max_tokens=120),  # greedy: picked through the grammar, not by argmax
+        SamplingParams(temperature=0.8, seed=3, max_tokens=120),
+        SamplingParams(temperature=0, repeat_penalty=1.1, max_tokens=120),  # the CPU's own penalty, then the grammar
+    ],
+    ids=["greedy", "seeded", "penalty"],
+)
+def test_format_json_holds_the_reply_to_a_json_object(engine: EngineClient, sampling: SamplingParams) -> None:
+    """Ollama's format "json": llama.cpp's JSON grammar filters every pick, so the reply is one JSON object and ends
+    when it closes. Without it this model wraps its JSON in a Markdown fence and talks on."""
+    held = collect(engine, Generate(CAT, sampling=sampling, format="json"))[1]
+    assert held.stop_reason == "eos" and isinstance(json.loads(held.text), dict), held.text
+    free = collect(engine, Generate(CAT, sampling=sampling))[1].text
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(free)
+    assert held.speculative is None  # no drafts: they would be checked without the grammar

@@ -88,3 +88,16 @@ def test_a_reasoning_that_ends_within_one_delta_interval_still_streams_as_reason
         deltas.append(theirs.recv())
     shown = [(d.reasoning, d.text, d.thinking, d.reasoning_tokens, d.tokens) for d in deltas]
     assert shown == [("Let me see.", "", True, 5, 5), ("", "It is 4.", False, 5, 8)]
+
+
+def test_a_json_reply_from_a_thinking_model_does_not_think_unless_asked(thinking_engine: EngineClient) -> None:
+    """format "json" holds the reply to a JSON object from its first token: with no switch given, thinking is off
+    (the prompt opened the reasoning, and JSON would fill it); asked to think, the prompt opens it as before."""
+    ask = (ChatMessage("user", "Describe a cat as JSON with name and age."),)
+    sampling = SamplingParams(temperature=0, max_tokens=120)
+    _, held = stream(thinking_engine, Generate(ask, sampling=sampling, format="json"))
+    _, off = stream(thinking_engine, Generate(ask, sampling=sampling, format="json", thinking=False))
+    assert held.reasoning_state == "none" and held.text == off.text
+    assert held.usage.prompt_tokens == off.usage.prompt_tokens  # the same prompt: thinking off
+    _, asked = stream(thinking_engine, Generate(ask, sampling=sampling, format="json", thinking=True))
+    assert asked.usage.prompt_tokens != held.usage.prompt_tokens  # the thinking prompt, as asked
