@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -269,6 +270,37 @@ def test_line_chat_wraps_words_at_the_terminals_width(model_path: Path) -> None:
     assert shown == reply and len(lines[start:]) > 5, lines  # every word whole, over several lines
     unwrapped = [word for line in screen("--nowordwrap")[start:] for word in line.split()]
     assert unwrapped != reply and "".join(unwrapped[:-2]) == "".join(reply)  # the terminal cuts words
+
+
+def test_what_is_typed_during_a_reply_waits_for_the_next_prompt(model_path: Path) -> None:
+    """Typed while a reply streams, "/bye" was echoed by the terminal into the reply's text; now it is kept unshown
+    and appears (and runs) at the next prompt, the reply whole."""
+    import pyte
+
+    leader, follower = os.openpty()
+    args = ["run", str(model_path), "-n", "200", "--temp", "0", "--nowordwrap"]
+    process = subprocess.Popen([sys.executable, "-m", "localchat", *args], stdin=follower, stdout=follower)
+    os.close(follower)
+    shown = bytearray()
+    try:
+        while b">>> " not in shown:
+            shown += os.read(leader, 4096)
+        os.write(leader, b"Tell me about the sea.\n")
+        while b"The sea" not in shown:  # the reply has begun
+            shown += os.read(leader, 4096)
+        os.write(leader, b"/bye\n")
+        with contextlib.suppress(OSError):  # the terminal closes with the process
+            while chunk := os.read(leader, 4096):
+                shown += chunk
+        assert process.wait(timeout=60) == 0
+    finally:
+        os.close(leader)
+    screen = pyte.Screen(200, 50)
+    pyte.Stream(screen).feed(shown.decode())
+    lines = [line.rstrip() for line in screen.display if line.strip()]
+    reply = run_cli("run", str(model_path), "Tell me about the sea.", "-n", "200", "--temp", "0").stdout.strip()
+    assert lines[-1] == ">>> /bye" and "/bye" not in "".join(lines[:-1]), lines
+    assert "".join("".join(lines[1:-1]).split()) == "".join(reply.split()), lines  # whole, nothing between
 
 
 def test_line_chat_takes_a_paste_of_several_lines_as_one_message(model_path: Path) -> None:

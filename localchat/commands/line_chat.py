@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -65,6 +66,27 @@ def readline_prompt(history: Path) -> Iterator[None]:
             os.replace(f"{history}.tmp", history)
 
 
+@contextmanager
+def typeahead_unshown() -> Iterator[None]:
+    """While a reply streams, what is typed is not echoed into it by the terminal: it waits, kept, and readline
+    shows it at the next prompt (typed ahead, "/bye" landed in the middle of the reply's text)."""
+    try:
+        import termios
+
+        fd = sys.stdin.fileno()
+        before = termios.tcgetattr(fd)
+    except (ImportError, OSError, ValueError):  # not a terminal (or not POSIX): nothing is echoed anyway
+        yield
+        return
+    quiet = list(before)
+    quiet[3] &= ~termios.ECHO  # lflag
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)  # TCSANOW: the typed-ahead input stays queued
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, before)
+
+
 def _context(model: ModelInfo) -> str:
     return f"{model.n_ctx}-token context" if model.n_ctx else "context size not given by the server"
 
@@ -116,17 +138,18 @@ def _line_chat(
             continue
         if plan.dropped:
             click.echo(f"(left out the {len(plan.dropped)} oldest messages to fit the context window)", err=True)
-        done = stream_reply(
-            engine,
-            Generate(
-                plan.messages,
-                sampling=session.sampling,
-                thinking=thinking,
-                lookup=lookup,
-                format=session.format,
-            ),
-            printer,
-        )
+        with typeahead_unshown():
+            done = stream_reply(
+                engine,
+                Generate(
+                    plan.messages,
+                    sampling=session.sampling,
+                    thinking=thinking,
+                    lookup=lookup,
+                    format=session.format,
+                ),
+                printer,
+            )
         click.echo()
         if session.verbose:
             click.echo(timing_text(done), err=True)
