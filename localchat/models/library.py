@@ -83,12 +83,7 @@ class Library:
         return self.manifests / f"{safe}.json"
 
     def save(self, model: LocalModel) -> None:
-        """Write atomically: a crash leaves the old manifest or the new one, never half of one."""
-        self.manifests.mkdir(parents=True, exist_ok=True)
-        target = self._manifest_path(model.name)
-        temporary = target.with_suffix(f".tmp{os.getpid()}")
-        temporary.write_text(json.dumps(asdict(model), indent=2))
-        os.replace(temporary, target)
+        write_whole(self._manifest_path(model.name), asdict(model), indent=2)
 
     def _registered(self) -> list[LocalModel]:
         models = []
@@ -124,10 +119,7 @@ class Library:
             self.save(model)
         elif model.source in ("hf-cache", "bundled"):
             used = self._found_used() | {os.path.abspath(model.files[0]): model.last_used}
-            self.found_used.parent.mkdir(parents=True, exist_ok=True)
-            temporary = self.found_used.with_suffix(f".tmp{os.getpid()}")  # written whole, then put in place
-            temporary.write_text(json.dumps(used, indent=1))
-            os.replace(temporary, self.found_used)
+            write_whole(self.found_used, used, indent=1)
 
     def _found_used(self) -> dict[str, float]:
         try:
@@ -207,10 +199,16 @@ class Library:
             return {}
 
     def _write_cache(self, cache: dict[str, Any]) -> None:
-        self.metadata_cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.metadata_cache.with_suffix(f".tmp{os.getpid()}")
-        temporary.write_text(json.dumps(cache))
-        os.replace(temporary, self.metadata_cache)
+        write_whole(self.metadata_cache, cache)
+
+
+def write_whole(path: Path, value: Any, indent: int | None = None) -> None:
+    """`value` as JSON in `path`, written to a file beside it and then put in place: a crash leaves the old file or
+    the new one, never half of one (manifests, the metadata cache, when found models were last used)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".tmp{os.getpid()}")
+    temporary.write_text(json.dumps(value, indent=indent))
+    os.replace(temporary, path)
 
 
 def bundled_models() -> list[LocalModel]:
